@@ -1,0 +1,96 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/bulwarkhq/bulwark/internal/access"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routeTable declares every endpoint. A test walks it and fails when a
+// route lacks an access declaration or an audit action where one is due.
+func (s *Server) routeTable() []Route {
+	R, O, W := access.LevelRead, access.LevelOperate, access.LevelWrite
+	A := access.ModuleAccess
+	return []Route{
+		// Service endpoints.
+		{Method: "GET", Pattern: "/healthz", Auth: Public, Summary: "Liveness: the process answers.", Handler: s.healthz},
+		{Method: "GET", Pattern: "/readyz", Auth: Public, Summary: "Readiness: the database answers.", Handler: s.readyz},
+		s.metricsRoute(),
+		{Method: "GET", Pattern: "/api/v1/openapi.json", Auth: Public, Summary: "This API's OpenAPI 3.1 document.", Handler: s.openapi},
+
+		// Sign-in.
+		{Method: "POST", Pattern: "/api/v1/auth/login", Auth: Public, Action: "auth.login", Summary: "Sign in with username, password and, when enrolled, a TOTP or recovery code. Returns a session token, or an MFA challenge.", Handler: s.login, Request: loginRequest{}, Response: loginResponse{}},
+		{Method: "POST", Pattern: "/api/v1/auth/login/mfa", Auth: Public, Action: "auth.login.mfa", Summary: "Complete a sign-in with a TOTP or recovery code.", Handler: s.loginMFA, Request: mfaRequest{}, Response: loginResponse{}},
+		{Method: "POST", Pattern: "/api/v1/auth/webauthn/begin", Auth: Public, Action: "auth.webauthn.begin", Summary: "Get security-key assertion options for an MFA challenge.", Handler: s.webauthnLoginBegin, Request: mfaRequest{}},
+		{Method: "POST", Pattern: "/api/v1/auth/webauthn/finish", Auth: Public, Action: "auth.login.webauthn", Summary: "Complete a sign-in with a security-key assertion.", Handler: s.webauthnLoginFinish, Request: webauthnFinishRequest{}, Response: loginResponse{}},
+		{Method: "POST", Pattern: "/api/v1/auth/logout", Auth: Self, Restricted: true, Action: "auth.logout", Summary: "End the current session.", Handler: s.logout},
+
+		// The caller.
+		{Method: "GET", Pattern: "/api/v1/me", Auth: Self, Restricted: true, Summary: "The caller and their effective grants.", Handler: s.me, Response: meResponse{}},
+		{Method: "POST", Pattern: "/api/v1/me/password", Auth: Self, Action: "me.password", Summary: "Change your password.", Handler: s.changePassword, Request: passwordChange{}},
+		{Method: "POST", Pattern: "/api/v1/me/totp", Auth: Self, Restricted: true, Action: "me.totp.begin", Summary: "Start TOTP enrolment: returns the secret, the otpauth:// URI and a QR code (PNG, base64).", Handler: s.totpBegin},
+		{Method: "GET", Pattern: "/api/v1/me/totp/qr.png", Auth: Self, Restricted: true, Summary: "The pending TOTP enrolment's QR code as a PNG (starts an enrolment when none is pending).", Handler: s.totpQR},
+		{Method: "POST", Pattern: "/api/v1/me/totp/confirm", Auth: Self, Restricted: true, Action: "me.totp.confirm", Summary: "Confirm TOTP with a code; returns ten single-use recovery codes, shown once.", Handler: s.totpConfirm, Request: codeRequest{}},
+		{Method: "DELETE", Pattern: "/api/v1/me/totp", Auth: Self, Action: "me.totp.disable", Summary: "Remove your TOTP second factor.", Handler: s.totpDisable},
+		{Method: "POST", Pattern: "/api/v1/me/recovery-codes", Auth: Self, Action: "me.recovery_codes.regenerate", Summary: "Replace your recovery codes.", Handler: s.recoveryCodes},
+		{Method: "GET", Pattern: "/api/v1/me/webauthn", Auth: Self, Restricted: true, Summary: "Your registered security keys.", Handler: s.webauthnKeys},
+		{Method: "POST", Pattern: "/api/v1/me/webauthn/begin", Auth: Self, Restricted: true, Action: "me.webauthn.begin", Summary: "Start registering a security key.", Handler: s.webauthnRegisterBegin},
+		{Method: "POST", Pattern: "/api/v1/me/webauthn/finish", Auth: Self, Restricted: true, Action: "me.webauthn.register", Summary: "Finish registering a security key.", Handler: s.webauthnRegisterFinish, Request: webauthnRegisterRequest{}},
+		{Method: "DELETE", Pattern: "/api/v1/me/webauthn/{id}", Auth: Self, Action: "me.webauthn.delete", Summary: "Remove one of your security keys.", Handler: s.webauthnDelete},
+		{Method: "GET", Pattern: "/api/v1/me/tokens", Auth: Self, Summary: "Your API tokens.", Handler: s.myTokens},
+		{Method: "POST", Pattern: "/api/v1/me/tokens", Auth: Self, Action: "token.create", Summary: "Create an API token limited to some of your roles; the secret is shown once.", Handler: s.createToken, Request: tokenRequest{}},
+		{Method: "DELETE", Pattern: "/api/v1/me/tokens/{id}", Auth: Self, Action: "token.revoke", Summary: "Revoke one of your API tokens.", Handler: s.revokeMyToken},
+
+		// Accounts.
+		{Method: "GET", Pattern: "/api/v1/users", Auth: Perm, Module: A, Level: R, Summary: "List users.", Handler: s.listUsers},
+		{Method: "POST", Pattern: "/api/v1/users", Auth: Perm, Module: A, Level: W, Action: "user.create", Summary: "Create a user.", Handler: s.createUser, Request: userCreate{}},
+		{Method: "GET", Pattern: "/api/v1/users/{name}", Auth: Perm, Module: A, Level: R, Summary: "Show a user.", Handler: s.getUser},
+		{Method: "PATCH", Pattern: "/api/v1/users/{name}", Auth: Perm, Module: A, Level: W, Action: "user.update", Summary: "Change a user's profile, status, tags or roles.", Handler: s.updateUser, Request: userPatch{}},
+		{Method: "DELETE", Pattern: "/api/v1/users/{name}", Auth: Perm, Module: A, Level: W, Action: "user.delete", Summary: "Delete a user.", Handler: s.deleteUser},
+		{Method: "POST", Pattern: "/api/v1/users/{name}/password", Auth: Perm, Module: A, Level: W, Action: "user.password", Summary: "Set a user's password.", Handler: s.setPassword, Request: passwordSet{}},
+		{Method: "POST", Pattern: "/api/v1/users/{name}/unlock", Auth: Perm, Module: A, Level: O, Action: "user.unlock", Summary: "Lift a user's lockout.", Handler: s.unlockUser},
+
+		// Roles and grants.
+		{Method: "GET", Pattern: "/api/v1/roles", Auth: Perm, Module: A, Level: R, Summary: "List roles with their grants.", Handler: s.listRoles},
+		{Method: "POST", Pattern: "/api/v1/roles", Auth: Perm, Module: A, Level: W, Action: "role.create", Summary: "Create a role.", Handler: s.createRole, Request: roleCreate{}},
+		{Method: "GET", Pattern: "/api/v1/roles/{name}", Auth: Perm, Module: A, Level: R, Summary: "Show a role.", Handler: s.getRole},
+		{Method: "PATCH", Pattern: "/api/v1/roles/{name}", Auth: Perm, Module: A, Level: W, Action: "role.update", Summary: "Change a role's description or 2FA requirement.", Handler: s.updateRole, Request: rolePatch{}},
+		{Method: "DELETE", Pattern: "/api/v1/roles/{name}", Auth: Perm, Module: A, Level: W, Action: "role.delete", Summary: "Delete a role.", Handler: s.deleteRole},
+		{Method: "POST", Pattern: "/api/v1/roles/{name}/grants", Auth: Perm, Module: A, Level: W, Action: "grant.add", Summary: "Add a grant to a role.", Handler: s.addGrant, Request: grantRequest{}},
+		{Method: "DELETE", Pattern: "/api/v1/roles/{name}/grants/{id}", Auth: Perm, Module: A, Level: W, Action: "grant.remove", Summary: "Remove a grant from a role.", Handler: s.removeGrant},
+
+		// Everyone's tokens, for administrators.
+		{Method: "GET", Pattern: "/api/v1/tokens", Auth: Perm, Module: A, Level: R, Summary: "List every API token.", Handler: s.listTokens},
+		{Method: "DELETE", Pattern: "/api/v1/tokens/{id}", Auth: Perm, Module: A, Level: W, Action: "token.revoke", Summary: "Revoke any API token.", Handler: s.revokeToken},
+
+		// Authentication settings.
+		{Method: "GET", Pattern: "/api/v1/settings/auth", Auth: Perm, Module: A, Level: R, Summary: "Authentication settings.", Handler: s.getAuthSettings},
+		{Method: "PUT", Pattern: "/api/v1/settings/auth", Auth: Perm, Module: A, Level: W, Action: "settings.auth", Summary: "Require two-factor authentication for everyone.", Handler: s.putAuthSettings, Request: authSettings{}},
+
+		// Audit log.
+		{Method: "GET", Pattern: "/api/v1/audit", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.read", AuditRead: true, Summary: "Search audit entries.", Handler: s.auditQuery},
+		{Method: "GET", Pattern: "/api/v1/audit/export", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.export", AuditRead: true, Summary: "Stream audit entries as JSON Lines.", Handler: s.auditExport},
+		{Method: "GET", Pattern: "/api/v1/audit/verify", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.verify", AuditRead: true, Summary: "Verify the hash chain and checkpoint signatures.", Handler: s.auditVerify},
+		{Method: "GET", Pattern: "/api/v1/audit/anchor", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.anchor", AuditRead: true, Summary: "A signed statement of the log's head, to keep elsewhere.", Handler: s.auditAnchor},
+
+		// Events.
+		{Method: "GET", Pattern: "/api/v1/events", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Search events of the modules you may read.", Handler: s.listEvents},
+		{Method: "GET", Pattern: "/api/v1/events/{id}", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Show one event.", Handler: s.getEvent},
+	}
+}
+
+func (s *Server) metricsRoute() Route {
+	rt := Route{Method: "GET", Pattern: "/metrics", Summary: "Prometheus metrics."}
+	if s.d.MetricsPublic {
+		rt.Auth = Public
+	} else {
+		rt.Auth, rt.Module, rt.Level = Perm, access.ModuleMonitoring, access.LevelRead
+	}
+	h := promhttp.HandlerFor(s.d.Registry, promhttp.HandlerOpts{})
+	rt.Handler = func(w http.ResponseWriter, r *http.Request, _ *Call) error {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+	return rt
+}

@@ -1,0 +1,171 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// ServeOptions tune Serve.
+type ServeOptions struct {
+	// OnListen is called with the bound address once the listener is up
+	// (tests listen on port 0).
+	OnListen func(addr string)
+	// Out receives the one-time bootstrap message (the generated admin
+	// password). Defaults to stderr.
+	Out io.Writer
+}
+
+// Bootstrap creates the built-in roles and, on an empty store, the admin
+// account. The password comes from BULWARK_ADMIN_PASSWORD, then
+// bootstrap.admin_password; otherwise one is generated and printed once.
+func (a *App) Bootstrap(ctx context.Context, out io.Writer) error {
+	pw := a.getenv("BULWARK_ADMIN_PASSWORD")
+	if pw == "" && a.Config.Bootstrap.AdminPassword.IsSet() {
+		v, err := a.Config.Bootstrap.AdminPassword.Resolve(a.getenv, os.ReadFile)
+		if err != nil {
+			return fmt.Errorf("bootstrap.admin_password: %w", err)
+		}
+		pw = v
+	}
+	created, generated, err := a.Identity.EnsureAdmin(ctx, pw)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return nil
+	}
+	details := map[string]any{"password_source": "BULWARK_ADMIN_PASSWORD or configuration"}
+	if generated != "" {
+		details["password_source"] = "generated"
+		fmt.Fprintf(out, "\nCreated the first administrator account.\n  username: admin\n  password: %s\nThis password is shown once. Sign in and enrol two-factor authentication.\n\n", generated)
+	}
+	return a.auditSystem(ctx, "user.bootstrap", "user/admin", details)
+}
+
+func (a *App) auditSystem(ctx context.Context, action, resource string, details map[string]any) error {
+	_, err := a.Audit.Append(ctx, auditEntry("system:bulwark", action, resource, details))
+	return err
+}
+
+// Handler builds the API handler over the app's capabilities.
+func (a *App) Handler(reg *prometheus.Registry) *api.Server {
+	return api.New(api.Deps{
+		Identity: a.Identity, Access: a.Access, Audit: a.Audit, Events: a.Events, Logger: a.Logger, Now: a.now,
+		MaxBodyBytes: a.Config.API.MaxBodyBytes.Bytes(), PageSizeMax: a.Config.API.PageSizeMax,
+		Ready:         func(ctx context.Context) error { return a.DB.PingContext(ctx) },
+		Registry:      reg,
+		MetricsPublic: a.Config.API.MetricsPublic,
+		Version:       a.version,
+	})
+}
+
+// Serve runs the control plane until ctx is cancelled, then shuts down
+// cleanly: in-flight requests get up to 10 s to finish.
+func (a *App) Serve(ctx context.Context, so ServeOptions) error {
+	if so.Out == nil {
+		so.Out = a.stderr
+	}
+	if err := a.Bootstrap(ctx, so.Out); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := a.AuditConfigLoad(ctx); err != nil {
+		return fmt.Errorf("audit configuration: %w", err)
+	}
+	certFile, keyFile := a.Config.TLS.CertFile, a.Config.TLS.KeyFile
+	if certFile == "" {
+		var err error
+		if certFile, keyFile, err = EnsureSelfSigned(a.DataDir, a.Config.Listen, a.now()); err != nil {
+			return err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("tls: load %s and %s: %w", certFile, keyFile, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.Events.Collector())
+	srv := &http.Server{
+		Handler:           a.Handler(reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       a.Config.API.ReadTimeout.D(),
+		WriteTimeout:      a.Config.API.WriteTimeout.D(),
+		IdleTimeout:       a.Config.API.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ErrorLog:          nil,
+	}
+	ln, err := net.Listen("tcp", a.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another process using it? choose another with --listen)", a.Config.Listen, err)
+	}
+	addr := ln.Addr().String()
+	a.Logger.Info("bulwark is up", "url", "https://"+addr, "data", a.DataDir, "store", string(a.DB.Dialect), "config", a.ConfigFile)
+	if so.OnListen != nil {
+		so.OnListen(addr)
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go a.maintain(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// maintain runs retention and clean-up hourly.
+func (a *App) maintain(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := a.RunMaintenance(ctx); err != nil && ctx.Err() == nil {
+			a.Logger.Warn("maintenance", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunMaintenance applies audit and event retention and removes expired
+// sessions and challenges.
+func (a *App) RunMaintenance(ctx context.Context) error {
+	cutoff := a.now().Add(-a.Config.Audit.Retention.D())
+	removed, err := a.Audit.Prune(ctx, cutoff)
+	if err != nil {
+		return fmt.Errorf("audit retention: %w", err)
+	}
+	if removed > 0 {
+		a.Logger.Info("audit retention", "removed", removed, "before", cutoff)
+	}
+	if _, err := a.Events.Prune(ctx, cutoff); err != nil {
+		return fmt.Errorf("event retention: %w", err)
+	}
+	return a.Identity.PruneExpired(ctx)
+}
