@@ -542,17 +542,32 @@ func TestSlowSinkDropsOldest(t *testing.T) {
 			return slow.HandleEvent(ctx, e)
 		}), events.Filter{})
 		fast := &recorder{}
-		b.Subscribe("fast", fast, events.Filter{})
+		fastGot := make(chan int64, 16)
+		b.Subscribe("fast", events.SinkFunc(func(ctx context.Context, e events.Event) error {
+			fastGot <- e.ID
+			return fast.HandleEvent(ctx, e)
+		}), events.Filter{})
+		// publish waits until the fast sink has the event, which shows that
+		// the stuck slow sink does not hold the others up, and keeps the
+		// fast sink's own small queue from overflowing.
+		publish := func(msg string) int64 {
+			t.Helper()
+			id := mustPublish(t, b, ev(events.TypeBackupCompleted, msg)).ID
+			if got := <-fastGot; got != id {
+				t.Fatalf("fast sink got %d, want %d", got, id)
+			}
+			return id
+		}
 
-		first := mustPublish(t, b, ev(events.TypeBackupCompleted, "first"))
-		if got := <-started; got != first.ID {
-			t.Fatalf("slow sink started with %d, want %d", got, first.ID)
+		first := publish("first")
+		if got := <-started; got != first {
+			t.Fatalf("slow sink started with %d, want %d", got, first)
 		}
 		// The slow sink is now stuck in HandleEvent(first). Publish must
-		// not wait for it: these return although nothing drains the queue.
+		// not wait for it: these return although nothing drains its queue.
 		var rest []int64
 		for i := range queue + 2 {
-			rest = append(rest, mustPublish(t, b, ev(events.TypeBackupCompleted, fmt.Sprintf("more %d", i))).ID)
+			rest = append(rest, publish(fmt.Sprintf("more %d", i)))
 		}
 		st := b.Stats().Sinks["slow"]
 		if st.Dropped != 2 || st.Queued != queue {
@@ -563,11 +578,11 @@ func TestSlowSinkDropsOldest(t *testing.T) {
 			t.Fatalf("Close: %v", err)
 		}
 		// The two oldest queued events were dropped; the newest survive.
-		want := append([]int64{first.ID}, rest[2:]...)
+		want := append([]int64{first}, rest[2:]...)
 		if diff := cmp.Diff(want, slow.ids()); diff != "" {
 			t.Errorf("slow sink got (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(append([]int64{first.ID}, rest...), fast.ids()); diff != "" {
+		if diff := cmp.Diff(append([]int64{first}, rest...), fast.ids()); diff != "" {
 			t.Errorf("fast sink got (-want +got):\n%s", diff)
 		}
 		st = b.Stats().Sinks["slow"]

@@ -108,6 +108,42 @@ type Service struct {
 	// dummyHash is verified when a username is unknown so that the response
 	// time does not reveal which accounts exist.
 	dummyHash string
+	// hashSlots bounds concurrent argon2id work: each hash holds
+	// Argon2.Memory while it runs, so a flood of logins must queue rather
+	// than exhaust memory.
+	hashSlots chan struct{}
+}
+
+// MaxConcurrentHashes is how many argon2id computations run at once.
+const MaxConcurrentHashes = 4
+
+func (s *Service) acquire(ctx context.Context) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("identity: waiting to hash a password: %w", ctx.Err())
+	}
+}
+
+func (s *Service) release() { <-s.hashSlots }
+
+// hashPassword hashes under the concurrency bound.
+func (s *Service) hashPassword(ctx context.Context, pw string) (string, error) {
+	if err := s.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer s.release()
+	return HashPassword(pw, s.cfg.Argon2, s.rand)
+}
+
+// verifyPassword verifies under the concurrency bound.
+func (s *Service) verifyPassword(ctx context.Context, encoded, pw string) (ok, rehash bool, err error) {
+	if err := s.acquire(ctx); err != nil {
+		return false, false, err
+	}
+	defer s.release()
+	return VerifyPassword(encoded, pw, s.cfg.Argon2)
 }
 
 // New returns a Service over db. acc manages role bindings.
@@ -131,7 +167,7 @@ func New(db *store.DB, acc *access.Store, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	return &Service{db: db, access: acc, cfg: cfg, now: cfg.Now, rand: cfg.Rand, dummyHash: dummy}, nil
+	return &Service{db: db, access: acc, cfg: cfg, now: cfg.Now, rand: cfg.Rand, dummyHash: dummy, hashSlots: make(chan struct{}, MaxConcurrentHashes)}, nil
 }
 
 // Config returns the service's configuration.
@@ -209,7 +245,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := validateTags(nu.Tags); err != nil {
 		return User{}, err
 	}
-	hash, err := HashPassword(nu.Password, s.cfg.Argon2, s.rand)
+	hash, err := s.hashPassword(ctx, nu.Password)
 	if err != nil {
 		return User{}, err
 	}
@@ -464,7 +500,7 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, uid int64, current, nex
 	if err := s.db.QueryRowContext(ctx, `SELECT password_hash, username FROM users WHERE id = $1`, uid).Scan(&hash, &name); err != nil {
 		return fmt.Errorf("identity: load user: %w", err)
 	}
-	ok, _, err := VerifyPassword(hash, current, s.cfg.Argon2)
+	ok, _, err := s.verifyPassword(ctx, hash, current)
 	if err != nil {
 		return err
 	}
@@ -482,7 +518,7 @@ func (s *Service) setPassword(ctx context.Context, u User, password string) erro
 	if err := s.cfg.Policy.Check(password, u.Username); err != nil {
 		return fmt.Errorf("%w: password: %w", ErrInvalid, err)
 	}
-	hash, err := HashPassword(password, s.cfg.Argon2, s.rand)
+	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
 		return err
 	}

@@ -158,13 +158,15 @@ func (s *Service) Login(ctx context.Context, l Login) (LoginResult, error) {
 	var disabled, locked int
 	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash, disabled, locked FROM users WHERE username = $1`, l.Username).Scan(&uid, &hash, &disabled, &locked)
 	if errors.Is(err, sql.ErrNoRows) || len(l.Password) > 4096 {
-		_, _, _ = VerifyPassword(s.dummyHash, l.Password, s.cfg.Argon2)
+		if _, _, err := s.verifyPassword(ctx, s.dummyHash, l.Password); err != nil && ctx.Err() != nil {
+			return LoginResult{}, err
+		}
 		return LoginResult{}, s.fail(ctx, l, 0, ErrBadCredentials)
 	}
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("identity: load user: %w", err)
 	}
-	ok, rehash, err := VerifyPassword(hash, l.Password, s.cfg.Argon2)
+	ok, rehash, err := s.verifyPassword(ctx, hash, l.Password)
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("identity: stored password hash of %s: %w", l.Username, err)
 	}
@@ -178,7 +180,7 @@ func (s *Service) Login(ctx context.Context, l Login) (LoginResult, error) {
 		return LoginResult{}, ErrDisabled
 	}
 	if rehash {
-		if h, err := HashPassword(l.Password, s.cfg.Argon2, s.rand); err == nil {
+		if h, err := s.hashPassword(ctx, l.Password); err == nil {
 			if _, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, h, uid); err != nil {
 				return LoginResult{}, fmt.Errorf("identity: rehash: %w", err)
 			}

@@ -1,0 +1,36 @@
+# Bulwark build, test and benchmark entry points.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test deps lint unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/bulwark ./cmd/bulwark
+
+## test: the whole suite, as CI runs it (installs and starts what it needs).
+test: deps lint unit
+
+deps:
+	@scripts/test-deps.sh
+
+lint:
+	@out=$$(gofmt -l cmd internal); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: a short coverage-guided run of every fuzz target (not part of test).
+fuzz:
+	@scripts/fuzz.sh $${FUZZTIME:-20s}
+
+## bench: side-by-side benchmarks; writes docs/benchmarks.md.
+bench: deps
+	@scripts/bench.sh
+
+clean:
+	rm -rf bin
