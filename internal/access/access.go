@@ -176,7 +176,9 @@ type Grant struct {
 	ID int64 `json:"id,omitempty"`
 	// Role is the role the grant belongs to; filled in by the store.
 	Role string `json:"role,omitempty"`
-	// Effect is allow or deny. An empty Effect is stored as allow.
+	// Effect is allow or deny. The store saves an empty Effect as allow;
+	// Decide ignores a grant whose Effect is neither (so an unknown effect
+	// never widens access).
 	Effect Effect `json:"effect"`
 	// Module is the module the grant applies to, or ModuleAll.
 	Module Module `json:"module"`
@@ -195,8 +197,8 @@ func (g Grant) Expired(now time.Time) bool {
 	return !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now)
 }
 
-// Validate checks the grant's fields. An empty Effect is accepted (it means
-// allow); use normalize before storing.
+// Validate checks the grant's fields. An empty Effect is accepted: the store
+// saves it as allow.
 func (g Grant) Validate() error {
 	if g.Effect != "" {
 		if _, err := ParseEffect(string(g.Effect)); err != nil {

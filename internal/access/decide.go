@@ -19,6 +19,7 @@
 //  5. An allow at level L applies to requests at L and below. If one applies,
 //     the request is allowed.
 //  6. Otherwise the request is denied: nothing is allowed by default.
+
 package access
 
 import (
@@ -56,8 +57,12 @@ type Decision struct {
 	Grant *Grant
 }
 
-// Decide applies the rules in this file's opening comment to the grants at
-// time now.
+// Decide decides r against grants at time now. Expired grants are ignored;
+// any applicable deny (at r.Level or below it) denies; otherwise any
+// applicable allow (at r.Level or above it) allows; otherwise r is denied.
+// For a resource request a scoped grant applies only when its selector
+// matches r.Tags; for a collection request any allow applies but only an
+// unscoped deny does. The deciding grant is returned as a copy.
 func Decide(grants []Grant, now time.Time, r Request) Decision {
 	if !r.Module.concrete() {
 		return Decision{Reason: fmt.Sprintf("request names module %q, which is not a module", r.Module)}

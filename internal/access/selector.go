@@ -17,6 +17,7 @@
 // Parsed selectors are kept in a canonical form (terms sorted, duplicates
 // removed), so String of a parsed selector is stable and two selectors that
 // mean the same conjunction of the same terms compare Equal.
+
 package access
 
 import (

@@ -318,6 +318,28 @@ func TestBuiltins(t *testing.T) {
 		if diff := cmp.Diff(want, repaired, ignoreIDs, byName, cmpopts.IgnoreFields(Role{}, "UpdatedAt", "Require2FA")); diff != "" {
 			t.Errorf("built-ins after repair (-want +got):\n%s", diff)
 		}
+
+		// Replicas starting together repair at the same time without
+		// duplicating grants, whatever the interleaving.
+		if _, err := db.ExecContext(ctx, `DELETE FROM access_grants`); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 3)
+		for range 3 {
+			go func() { errs <- s.EnsureBuiltins(ctx) }()
+		}
+		for range 3 {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent EnsureBuiltins: %v", err)
+			}
+		}
+		concurrent, err := s.ListRoles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, concurrent, ignoreIDs, byName, cmpopts.IgnoreFields(Role{}, "UpdatedAt", "Require2FA")); diff != "" {
+			t.Errorf("built-ins after concurrent EnsureBuiltins (-want +got):\n%s", diff)
+		}
 	}, Migrations)
 }
 

@@ -104,8 +104,9 @@ type Log struct {
 	every int64
 	now   func() time.Time
 
-	mu    sync.Mutex
-	stmts *appendStmts
+	mu      sync.Mutex // guards stmts
+	stmts   *appendStmts
+	writeMu sync.Mutex // serialises Append on SQLite
 }
 
 // appendStmts are prepared once per Log: an append is three round trips
@@ -187,6 +188,13 @@ func (l *Log) prepared(ctx context.Context) (*appendStmts, error) {
 // is the one a checkpoint is due at, the checkpoint is written in the same
 // transaction.
 func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
+	if l.db.Dialect == store.SQLite {
+		// SQLite admits one writer; waiting writers poll with growing
+		// sleeps and, under a steady stream of appends, can starve past
+		// the busy timeout. Queue this process's appends here instead.
+		l.writeMu.Lock()
+		defer l.writeMu.Unlock()
+	}
 	var out Entry
 	err := l.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error

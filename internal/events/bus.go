@@ -199,9 +199,12 @@ func (b *Bus) Deliver(events ...Event) {
 
 // enter admits one publish unless the bus is closing; the caller must call
 // b.inflight.Done when it has delivered.
+//
+// A read lock suffices: Close sets closed under the write lock, so every
+// Add happens before Close's Wait.
 func (b *Bus) enter() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	if b.closed {
 		return false
 	}

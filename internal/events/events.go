@@ -46,8 +46,10 @@ const (
 	MaxResourceBytes = 512
 	// MaxTags bounds the number of tags on one event or filter.
 	MaxTags = 32
-	// MaxTagValueBytes bounds one tag value.
-	MaxTagValueBytes = 255
+	// MaxTagKeyBytes bounds one tag key (as in access selectors).
+	MaxTagKeyBytes = 128
+	// MaxTagValueBytes bounds one tag value (as in access selectors).
+	MaxTagValueBytes = 256
 )
 
 // ErrInvalid is matched (errors.Is) by every validation error of this
@@ -227,7 +229,9 @@ type Event struct {
 	// Resource is what it happened to, e.g. "policy/web-daily"; optional.
 	Resource string `json:"resource,omitempty"`
 	// Tags are the resource's tags; access scoping uses them (a team sees
-	// the events of the resources tagged for it).
+	// the events of the resources tagged for it). Keys and values use the
+	// access selector alphabet: letters, digits and . _ / -; keys up to
+	// MaxTagKeyBytes, values 1 to MaxTagValueBytes.
 	Tags map[string]string `json:"tags,omitempty"`
 	// Message is one human-readable line. Use OneLine for text that comes
 	// from elsewhere (error strings, command output).
@@ -246,8 +250,11 @@ func UserActor(name string) string { return "user:" + name }
 func SystemActor(component string) string { return "system:" + component }
 
 var (
-	actorPattern  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}:.`)
-	tagKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$`)
+	actorPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}:.`)
+	// tagPattern is the alphabet of access selectors (internal/access), so
+	// every event tag can be selected by a grant's scope; it also leaves
+	// nothing to escape in the JSON the tag filter searches.
+	tagPattern = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
 )
 
 // normalize validates e and returns the form that is stored: UTC time at
@@ -273,8 +280,8 @@ func normalize(e Event, now func() time.Time) (_ Event, tagsJSON, dataJSON strin
 	if e.Time.IsZero() {
 		e.Time = now()
 	}
-	if e.Time.UnixMicro() <= 0 {
-		return e, "", "", invalid("time", "%s is not after 1970; check the clock", e.Time.Format(time.RFC3339))
+	if y := e.Time.UTC().Year(); e.Time.UnixMicro() <= 0 || y > 9999 {
+		return e, "", "", invalid("time", "%s is outside the years 1970 to 9999; check the clock", e.Time.Format(time.RFC3339))
 	}
 	e.Time = store.FromMicros(store.Micros(e.Time))
 	switch {
@@ -353,13 +360,13 @@ func validTags(field string, tags map[string]string) error {
 }
 
 func validTag(field, k, v string) error {
-	if !tagKeyPattern.MatchString(k) {
-		return invalid(field, "key %q must be 1-63 letters, digits, '_', '.', '/' or '-', starting with a letter or digit", truncate(k))
+	if len(k) > MaxTagKeyBytes || !tagPattern.MatchString(k) {
+		return invalid(field, "key %q must be 1 to %d letters, digits, '.', '_', '/' or '-'", truncate(k), MaxTagKeyBytes)
 	}
-	if len(v) > MaxTagValueBytes {
-		return invalid(field, "value of %q is %d bytes long, the limit is %d", k, len(v), MaxTagValueBytes)
+	if len(v) > MaxTagValueBytes || !tagPattern.MatchString(v) {
+		return invalid(field, "value %q of %s must be 1 to %d letters, digits, '.', '_', '/' or '-'", truncate(v), k, MaxTagValueBytes)
 	}
-	return plainText(field, v)
+	return nil
 }
 
 // plainText rejects invalid UTF-8 and control characters (newlines

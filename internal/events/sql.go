@@ -88,11 +88,10 @@ func (b *Bus) Query(ctx context.Context, f Filter) ([]Event, error) {
 	}
 
 	// Everything but the tags is exact in SQL. Tags are stored as canonical
-	// JSON, so `"key":"value"` appearing in the text is necessary for a
-	// match but not sufficient (SQLite's LIKE ignores ASCII case, and a
-	// value may contain the same characters), so rows are re-checked in Go
-	// and the cursor advances over every row read, matched or not, which
-	// keeps AfterID pagination exact.
+	// JSON of a restricted alphabet, so `"key":"value"` appearing in the
+	// text finds the pair, but SQLite's LIKE ignores ASCII case: rows are
+	// re-checked in Go, and the cursor advances over every row read,
+	// matched or not, which keeps AfterID pagination exact.
 	var where []string
 	var args []any
 	arg := func(v any) string {

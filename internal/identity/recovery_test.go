@@ -102,13 +102,13 @@ func TestNormalizeRecoveryCode(t *testing.T) {
 		{" abcd efgh ijkl mn23 ", "abcdefghijklmn23", true},
 		{"abcdefghijklmn23", "abcdefghijklmn23", true},
 		{"a-b-c-d-e-f-g-h-i-j-k-l-m-n-2-3", "abcdefghijklmn23", true},
-		{"abcd-efgh-ijkl-mn2", "", false},     // 15 characters
-		{"abcd-efgh-ijkl-mn234", "", false},   // 17 characters
-		{"abcd-efgh-ijkl-mn01", "", false},    // 0 and 1 are not base32
-		{"abcd-efgh-ijkl-mn89", "", false},    // nor 8 and 9
-		{"abcd_efgh_ijkl_mn23", "", false},    // underscores are not separators
-		{"abcd-efgh-ijkl-mnéa", "", false},    // non-ASCII
-		{"abcd\tefgh-ijkl-mn23", "", false},   // tab
+		{"abcd-efgh-ijkl-mn2", "", false},   // 15 characters
+		{"abcd-efgh-ijkl-mn234", "", false}, // 17 characters
+		{"abcd-efgh-ijkl-mn01", "", false},  // 0 and 1 are not base32
+		{"abcd-efgh-ijkl-mn89", "", false},  // nor 8 and 9
+		{"abcd_efgh_ijkl_mn23", "", false},  // underscores are not separators
+		{"abcd-efgh-ijkl-mnéa", "", false},  // non-ASCII
+		{"abcd\tefgh-ijkl-mn23", "", false}, // tab
 		{"", "", false},
 		{strings.Repeat("-", 1000) + "abcdefghijklmn23", "", false},
 	}

@@ -2,7 +2,7 @@
 //
 // A token is PREFIX_ID_SECRET, for example
 //
-//	bws_k3jd8a2mzq4x_3q2-7wEjXmHY9Fqg0vYh1Ahh0r5bSL3Zf6z1V3yzQ4E
+//	bws_aaaqeayeauda_CAkKCwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJic
 //
 //   - PREFIX names the kind ("bws" session, "bwt" API token): a leaked token
 //     found in a log or a repository says what it is, secret scanners can
@@ -48,7 +48,6 @@ const (
 	opaqueSecretBytes = 32
 	opaqueSecretLen   = 43 // base64url of 32 bytes, unpadded
 	opaqueMaxPrefix   = 8
-	opaqueMaxToken    = opaqueMaxPrefix + 1 + opaqueIDLen + 1 + opaqueSecretLen
 )
 
 // ErrMalformedOpaqueToken is wrapped by every error ParseOpaqueToken returns.

@@ -287,7 +287,7 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, totp, recovery string,
 	if err != nil {
 		return LoginResult{}, s.fail(ctx, l, uid, err)
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM auth_challenges WHERE id = $1`, id); err != nil {
+	if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return deleteChallengeTx(ctx, tx, id) }); err != nil {
 		return LoginResult{}, err
 	}
 	res, err := s.signIn(ctx, u, l, true, false)

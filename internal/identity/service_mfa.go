@@ -218,8 +218,9 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, uid int64, cer
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	if name == "" || len(name) > 64 {
-		return KeyInfo{}, fmt.Errorf("%w: name: give the key a name of 1-64 characters", ErrInvalid)
+	name, err = ValidateWebAuthnKeyName(name)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("%w: name: %w", ErrInvalid, err)
 	}
 	owner, state, id, err := s.challenge(ctx, ceremony, "webauthn_register")
 	if err != nil {
@@ -243,11 +244,11 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, uid int64, cer
 	kid := base64.RawURLEncoding.EncodeToString(key.ID)
 	now := s.now()
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM auth_challenges WHERE id = $1`, id); err != nil {
+		if err := deleteChallengeTx(ctx, tx, id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO webauthn_keys(id, user_id, name, data, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			kid, uid, name, string(data), store.Micros(now))
+			kid, uid, key.Name, string(data), store.Micros(now))
 		if store.IsUniqueViolation(err) {
 			return fmt.Errorf("%w: this security key is already registered", ErrExists)
 		}
@@ -346,8 +347,9 @@ func (s *Service) FinishWebAuthnLogin(ctx context.Context, mfaToken string, resp
 	}
 	kid := base64.RawURLEncoding.EncodeToString(keyID)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		// The ceremony is single use: a replayed assertion finds no challenge.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM auth_challenges WHERE id = $1`, id); err != nil {
+		// The ceremony is single use: of two racing requests with the same
+		// assertion only the one that deletes the challenge proceeds.
+		if err := deleteChallengeTx(ctx, tx, id); err != nil {
 			return err
 		}
 		var data string
@@ -361,16 +363,31 @@ func (s *Service) FinishWebAuthnLogin(ctx context.Context, mfaToken string, resp
 		if err := json.Unmarshal([]byte(data), &k); err != nil {
 			return err
 		}
+		if count != 0 && count <= k.SignCount {
+			return fmt.Errorf("%w: signature counter did not advance (cloned key?)", ErrMFAFailed)
+		}
 		k.SignCount = count
 		b, err := json.Marshal(k)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE webauthn_keys SET data = $1, last_used_at = $2 WHERE id = $3`, string(b), store.Micros(s.now()), kid)
+		_, err = tx.ExecContext(ctx, `UPDATE webauthn_keys SET data = $1, last_used_at = $2 WHERE id = $3 AND data = $4`, string(b), store.Micros(s.now()), kid, data)
 		return err
 	})
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("identity: security key login: %w", err)
 	}
 	return s.signIn(ctx, u, l, true, false)
+}
+
+// deleteChallengeTx consumes a ceremony; it fails unless this call removed it.
+func deleteChallengeTx(ctx context.Context, tx *sql.Tx, id string) error {
+	res, err := tx.ExecContext(ctx, `DELETE FROM auth_challenges WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("%w: challenge already used", ErrUnauthenticated)
+	}
+	return nil
 }

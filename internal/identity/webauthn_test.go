@@ -858,3 +858,24 @@ func FuzzFinishLogin(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFinishLogin measures verifying one ES256 assertion.
+func BenchmarkFinishLogin(b *testing.B) {
+	w := newTestWebAuthn(b)
+	acct := newTestAccount("bench")
+	auth := webauthntest.New(waOrigin)
+	registerKey(b, w, &acct, auth, "key")
+	opts, state, err := w.BeginLogin(acct)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := auth.Assert(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, err := w.FinishLogin(acct, state, resp, waT0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

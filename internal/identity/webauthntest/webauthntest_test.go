@@ -98,9 +98,9 @@ func TestRegisterParsesWithLibrary(t *testing.T) {
 	rpHash := sha256.Sum256([]byte(testRPID))
 	type view struct {
 		Fmt, Type, Challenge, Origin string
-		RPIDHash, CredID              []byte
-		UP, UV, BE, BS, AT            bool
-		Counter                       uint32
+		RPIDHash, CredID             []byte
+		UP, UV, BE, BS, AT           bool
+		Counter                      uint32
 	}
 	got := view{
 		Fmt: parsed.Response.AttestationObject.Format, Type: string(parsed.Response.CollectedClientData.Type),
