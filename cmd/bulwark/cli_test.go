@@ -398,7 +398,6 @@ func TestClientAgainstServer(t *testing.T) {
 			wantCode: 2, wantStderr: []string{"HTTP 401"}},
 		{name: "logout again", args: args("logout"), wantStdout: []string{"Not signed in"}},
 	})
-	_ = bobPassword
 }
 
 func TestLoginTrustOnFirstUse(t *testing.T) {

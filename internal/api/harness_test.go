@@ -45,7 +45,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is one real API server over a real database.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	db       *store.DB
 	clock    *clock
 	srv      *httptest.Server
@@ -67,7 +67,7 @@ func each(t *testing.T, f func(t *testing.T, e *env)) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) { f(t, newEnv(t, db)) }, migrations()...)
 }
 
-func newEnv(t *testing.T, db *store.DB) *env {
+func newEnv(t testing.TB, db *store.DB) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
@@ -111,7 +111,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.Body, err)

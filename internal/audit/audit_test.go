@@ -444,3 +444,30 @@ func TestNoKey(t *testing.T) {
 		t.Errorf("Verify with public key only = %+v, %v", rep, err)
 	}
 }
+
+func TestVerifyEmptyAndProgress(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		l, _ := newTestLog(db, 3)
+		a, err := l.Anchor(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Seq != 0 || !bytes.Equal(a.Hash, genesis) {
+			t.Errorf("anchor of an empty log = seq %d hash %x, want 0 and zeros", a.Seq, a.Hash)
+		}
+		rep, err := l.Verify(ctx, VerifyOptions{Anchor: &a})
+		if err != nil || !rep.OK || !rep.AnchorChecked || rep.Entries != 0 {
+			t.Errorf("Verify of an empty log = %+v, %v; want OK, anchor checked", rep, err)
+		}
+		fill(t, l, 10)
+		var calls []int64
+		rep, err = l.Verify(ctx, VerifyOptions{Anchor: &a, Progress: func(n int64) { calls = append(calls, n) }})
+		if err != nil || !rep.OK {
+			t.Fatalf("Verify = %+v, %v", rep, err)
+		}
+		if len(calls) == 0 || calls[len(calls)-1] != 10 {
+			t.Errorf("Progress calls = %v, want the last to be 10", calls)
+		}
+	}, Migrations)
+}

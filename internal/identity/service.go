@@ -388,6 +388,20 @@ func (s *Service) UpdateUser(ctx context.Context, username string, up UserUpdate
 			return User{}, err
 		}
 	}
+	losesAdmin := up.Disabled != nil && *up.Disabled
+	if up.Roles != nil {
+		losesAdmin = true
+		for _, b := range *up.Roles {
+			if b.Role == "admin" && b.ExpiresAt.IsZero() {
+				losesAdmin = false
+			}
+		}
+	}
+	if losesAdmin {
+		if err := s.guardLastAdmin(ctx, u.ID); err != nil {
+			return User{}, err
+		}
+	}
 	now := store.Micros(s.now())
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if up.DisplayName != nil {
