@@ -37,7 +37,9 @@ func startReplica(t *testing.T, o app.Options) *replica {
 	}
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, app.ServeOptions{OnListen: func(addr string) { addrc <- addr }, Out: &bytes.Buffer{}}) }()
+	go func() {
+		done <- a.Serve(ctx, app.ServeOptions{OnListen: func(addr string) { addrc <- addr }, Out: &bytes.Buffer{}})
+	}()
 	var addr string
 	select {
 	case addr = <-addrc:
