@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,11 +56,29 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) WriteString(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(v)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // server is a running `bulwark up` child process.
 type server struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan error
 	client *http.Client
 }
@@ -70,12 +89,12 @@ func startServer(t *testing.T, data string, env ...string) *server {
 	cmd := exec.Command(binary, "up", "--data", data, "--listen", addr, "--log-format", "json")
 	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
-	var buf bytes.Buffer
+	buf := &syncBuffer{}
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, addr: addr, stderr: &buf, done: make(chan error, 1)}
+	s := &server{cmd: cmd, addr: addr, stderr: buf, done: make(chan error, 1)}
 	up := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)

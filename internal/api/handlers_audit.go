@@ -133,7 +133,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c *Call) err
 	if err != nil {
 		return badRequest("", "%v", err)
 	}
-	if f.Limit == 0 || f.Limit > s.d.PageSizeMax {
+	if f.Limit > s.d.PageSizeMax {
+		return badRequest("limit", "limit must be an integer from 1 to %d", s.d.PageSizeMax)
+	}
+	if f.Limit == 0 {
 		f.Limit = min(100, s.d.PageSizeMax)
 	}
 	limit := f.Limit

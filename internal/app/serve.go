@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -103,7 +104,9 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		IdleTimeout:       a.Config.API.IdleTimeout.D(),
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ErrorLog:          nil,
+		// Handshake failures (a client refusing the self-signed
+		// certificate) are routine: keep them in slog, at debug level.
+		ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelDebug),
 	}
 	ln, err := net.Listen("tcp", a.Config.Listen)
 	if err != nil {
