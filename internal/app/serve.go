@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/api"
+	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -117,6 +118,10 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	if so.OnListen != nil {
 		so.OnListen(addr)
 	}
+	if _, err := a.Events.Publish(ctx, events.Event{Type: events.TypeSystemStarted, Severity: events.SeverityInfo, Module: events.ModuleSystem,
+		Actor: events.SystemActor("bulwark"), Resource: "control-plane/" + addr, Message: "control plane started (" + a.version + ")"}); err != nil {
+		a.Logger.Warn("publish start event", "err", err)
+	}
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go a.maintain(bg)
@@ -129,6 +134,10 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	case <-ctx.Done():
 	}
 	a.Logger.Info("shutting down")
+	if _, err := a.Events.Publish(context.WithoutCancel(ctx), events.Event{Type: events.TypeSystemStopping, Severity: events.SeverityNotice, Module: events.ModuleSystem,
+		Actor: events.SystemActor("bulwark"), Resource: "control-plane/" + addr, Message: "control plane stopping"}); err != nil {
+		a.Logger.Warn("publish stop event", "err", err)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
