@@ -60,12 +60,12 @@ type Argon2Params struct {
 // hosts.
 //
 // Measured on the project's 2-core machine (BenchmarkArgon2, Go 1.26,
-// x/crypto v0.58.0, -count=3): 128-154 ms and 64 MiB per hash, against 30-37
-// ms and 19 MiB for MinimumArgon2; the reference argon2 CLI takes ~200 ms for
-// the same parameters. One lane, because a lane per core would let one login
-// occupy both cores; with p=1 two logins run side by side. Callers must bound
-// concurrent hashing (a semaphore of a few slots): each hash holds 64 MiB
-// while it runs.
+// x/crypto v0.58.0, two idle runs of -count=3): 119-154 ms and 64 MiB per
+// hash, against 29-37 ms and 19 MiB for MinimumArgon2; the reference argon2
+// CLI takes ~200 ms for the same parameters. One lane, because a lane per
+// core would let one login occupy both cores; with p=1 two logins run side by
+// side. Callers must bound concurrent hashing (a semaphore of a few slots):
+// each hash holds 64 MiB while it runs.
 var DefaultArgon2 = Argon2Params{Memory: 64 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
 
 // MinimumArgon2 is OWASP's minimum argon2id configuration (19 MiB, t=2, p=1).
