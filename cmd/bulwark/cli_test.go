@@ -378,7 +378,7 @@ func TestClientAgainstServer(t *testing.T) {
 				t.Errorf("filtered events = %+v, want only the backup.failed event", l.Items)
 			}
 		}},
-		{name: "events paged", args: args("events", "--limit", "1"), wantStdout: []string{"backup.failed"}, wantStderr: []string{"more events: add --after"}},
+		{name: "events paged", args: args("events", "--type", "backup.", "--limit", "1"), wantStdout: []string{"backup.failed"}, wantStderr: []string{"more events: add --after"}},
 		{name: "events bad severity", args: args("events", "--severity", "loud"), wantCode: 2, wantStderr: []string{"--severity"}},
 		{name: "user delete needs yes", args: args("user", "delete", "bob"), wantCode: 2, wantStderr: []string{"--yes"}},
 		{name: "user delete", args: args("user", "delete", "bob", "--yes"), wantStdout: []string{"Deleted user bob"}},
