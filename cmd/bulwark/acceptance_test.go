@@ -154,6 +154,7 @@ func (s *server) post(t *testing.T, path, token string, body any) (int, map[stri
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", "https://"+s.addr+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -624,6 +624,34 @@ func (s *Store) UsersInRole(ctx context.Context, role string) ([]int64, error) {
 	return out, nil
 }
 
+// UsersInRoleTx is UsersInRole inside the caller's transaction. With lock
+// set it first locks the role's row (FOR UPDATE on PostgreSQL; SQLite's
+// write transaction already excludes other writers), so callers that check
+// "someone still holds this role" and then change bindings serialise.
+func (s *Store) UsersInRoleTx(ctx context.Context, tx *sql.Tx, role string, lock bool) ([]int64, error) {
+	if lock && s.db.Dialect == store.Postgres {
+		var name string
+		if err := tx.QueryRowContext(ctx, `SELECT name FROM access_roles WHERE name = $1 FOR UPDATE`, role).Scan(&name); err != nil {
+			return nil, fmt.Errorf("access: lock role %q: %w", role, err)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT user_id FROM access_bindings WHERE role = $1 AND (expires_at = 0 OR expires_at > $2) ORDER BY user_id`,
+		role, s.nowMicros())
+	if err != nil {
+		return nil, fmt.Errorf("access: users in role %q: %w", role, err)
+	}
+	defer rows.Close()
+	out := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
 // RemoveUser deletes every binding of the user (when the user is deleted).
 // Removing a user without bindings is not an error.
 func (s *Store) RemoveUser(ctx context.Context, userID int64) error {

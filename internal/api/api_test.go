@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -543,6 +544,17 @@ func TestRequire2FARestrictsSessions(t *testing.T) {
 		}
 		e.want(e.do("GET", "/api/v1/me", lr.Token, nil), 200)
 		e.enrolTOTP(lr.Token)
+		// A session that began before the requirement is restricted too,
+		// and so is a token of a user without 2FA.
+		if r := e.do("GET", "/api/v1/roles", admin, nil); r.Status != 403 || r.errCode() != "mfa_enrollment_required" {
+			t.Errorf("pre-existing session after require_2fa: %d %s", r.Status, r.Body)
+		}
+		e.enrolTOTP(admin)
+		e.want(e.do("GET", "/api/v1/roles", admin, nil), 200)
+		// The last factor cannot be removed while 2FA is required.
+		if r := e.do("DELETE", "/api/v1/me/totp", admin, map[string]string{"password": adminPassword}); r.Status != 400 {
+			t.Errorf("removing the last factor under require_2fa: %d %s", r.Status, r.Body)
+		}
 		e.clock.Advance(30 * time.Second)
 		// Per-role requirement through the role flag.
 		e.want(e.do("PUT", "/api/v1/settings/auth", admin, map[string]any{"require_2fa": false}), 200)
@@ -674,4 +686,129 @@ func TestServiceEndpoints(t *testing.T) {
 		t.Errorf("limit=0: %d %s", r.Status, r.Body)
 	}
 	_ = base64.StdEncoding
+}
+
+// TestEscalationAndBypassAttempts replays attacks found in review.
+func TestEscalationAndBypassAttempts(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		admin := e.login("admin", adminPassword)
+		e.want(e.do("POST", "/api/v1/roles", admin, map[string]any{"name": "blue-lead", "grants": []map[string]any{
+			{"module": "access", "level": "write", "scope": "team=blue"},
+			{"module": "audit", "level": "read", "scope": "team=blue"},
+		}}), 201)
+		lead := e.mkuser(admin, "lead", "blue-lead")
+		t.Run("scoped access manager cannot bind roles", func(t *testing.T) {
+			r := e.do("POST", "/api/v1/users", lead, map[string]any{"username": "mole", "password": "mole-password-long-1",
+				"tags": map[string]string{"team": "blue"}, "roles": []map[string]string{{"role": "admin"}}})
+			if r.Status != 403 {
+				t.Fatalf("create blue user with admin role: %d %s", r.Status, r.Body)
+			}
+			e.want(e.do("POST", "/api/v1/users", lead, map[string]any{"username": "b2", "password": "b2-password-long-1", "tags": map[string]string{"team": "blue"}}), 201)
+			if r := e.do("PATCH", "/api/v1/users/b2", lead, map[string]any{"roles": []map[string]string{{"role": "admin"}}}); r.Status != 403 {
+				t.Errorf("bind admin to a blue user: %d %s", r.Status, r.Body)
+			}
+		})
+		t.Run("scoped access manager cannot edit roles, settings or others' tokens", func(t *testing.T) {
+			for _, c := range []struct {
+				method, path string
+				body         any
+			}{
+				{"POST", "/api/v1/roles/blue-lead/grants", map[string]any{"module": "*", "level": "write"}},
+				{"POST", "/api/v1/roles", map[string]any{"name": "x"}},
+				{"DELETE", "/api/v1/roles/blue-lead", nil},
+				{"PUT", "/api/v1/settings/auth", map[string]any{"require_2fa": false}},
+				{"GET", "/api/v1/tokens", nil},
+				{"GET", "/api/v1/audit", nil},
+			} {
+				if r := e.do(c.method, c.path, lead, c.body); r.Status != 403 {
+					t.Errorf("%s %s: %d %s, want 403", c.method, c.path, r.Status, r.Body)
+				}
+			}
+		})
+		t.Run("out-of-scope users look absent", func(t *testing.T) {
+			e.want(e.do("POST", "/api/v1/users", admin, map[string]any{"username": "r2", "password": "r2-password-long-1", "tags": map[string]string{"team": "red"}}), 201)
+			a, b := e.do("GET", "/api/v1/users/r2", lead, nil), e.do("GET", "/api/v1/users/nobody", lead, nil)
+			if a.Status != 404 || b.Status != 404 {
+				t.Errorf("existing out-of-scope %d, missing %d; want 404 for both", a.Status, b.Status)
+			}
+		})
+		t.Run("tokens cannot touch credentials", func(t *testing.T) {
+			var tc struct{ Token string }
+			e.want(e.do("POST", "/api/v1/me/tokens", admin, map[string]any{"name": "ro", "roles": []string{}, "ttl": "1h"}), 201).json(t, &tc)
+			for _, c := range []struct{ method, path string }{
+				{"POST", "/api/v1/me/recovery-codes"}, {"POST", "/api/v1/me/totp"}, {"DELETE", "/api/v1/me/totp"},
+				{"POST", "/api/v1/me/password"}, {"POST", "/api/v1/me/webauthn/begin"}, {"POST", "/api/v1/me/tokens"},
+			} {
+				if r := e.do(c.method, c.path, tc.Token, map[string]any{}); r.Status != 403 {
+					t.Errorf("token %s %s: %d, want 403", c.method, c.path, r.Status)
+				}
+			}
+		})
+		t.Run("changing an enrolled factor needs the password", func(t *testing.T) {
+			u := e.mkuser(admin, "fay")
+			e.enrolTOTP(u)
+			if r := e.do("DELETE", "/api/v1/me/totp", u, map[string]string{"password": "wrong-password"}); r.Status != 401 {
+				t.Errorf("disable TOTP with a wrong password: %d %s", r.Status, r.Body)
+			}
+			if r := e.do("POST", "/api/v1/me/totp", u, nil); r.Status != 400 {
+				t.Errorf("replace TOTP without a password: %d %s", r.Status, r.Body)
+			}
+			e.want(e.do("DELETE", "/api/v1/me/totp", u, map[string]string{"password": "pw-fay-long-enough-1"}), 204)
+		})
+		t.Run("forms cannot post JSON cross-site", func(t *testing.T) {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/auth/login", strings.NewReader(`{"username":"admin","password":"`+adminPassword+`"}`))
+			req.Header.Set("Content-Type", "text/plain")
+			resp, err := e.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 415 {
+				t.Errorf("text/plain login: %d, want 415", resp.StatusCode)
+			}
+		})
+	})
+}
+
+// TestParallelGuessesAreThrottled sends a burst of wrong passwords at once:
+// the throttle must hold under concurrency, not only in sequence.
+func TestParallelGuessesAreThrottled(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		admin := e.login("admin", adminPassword)
+		e.mkuser(admin, "vic")
+		const burst = 24
+		codes := make(chan string, burst)
+		var wg sync.WaitGroup
+		for i := 0; i < burst; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes <- e.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "vic", "password": fmt.Sprintf("guess-%d-xxxxxxx", i)}).errCode()
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		checked := 0
+		for c := range codes {
+			if c == "bad_credentials" || c == "locked" {
+				checked++
+			}
+		}
+		// Free attempts (3) plus the one that starts the back-off.
+		if checked > 4 {
+			t.Errorf("%d of %d parallel guesses were checked, want at most 4", checked, burst)
+		}
+		// A locked account answers the same for right and wrong passwords.
+		for i := 0; i < 12; i++ {
+			e.clock.Advance(20 * time.Minute)
+			e.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "vic", "password": "still-wrong-xxxxxxx"})
+		}
+		e.clock.Advance(20 * time.Minute)
+		right := e.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "vic", "password": "pw-vic-long-enough-1"})
+		e.clock.Advance(20 * time.Minute)
+		wrong := e.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "vic", "password": "wrong-again-xxxxxxx"})
+		if right.Status != 403 || string(right.Body) != string(wrong.Body) {
+			t.Errorf("locked account: right password %d %s, wrong %d %s; want identical 403s", right.Status, right.Body, wrong.Status, wrong.Body)
+		}
+	})
 }

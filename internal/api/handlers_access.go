@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,8 +30,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *Call) erro
 		return err
 	}
 	out := List[identity.User]{Items: []identity.User{}}
-	// Read pages until the caller's scope yields a full page.
-	for {
+	// Read pages until the caller's scope yields a full page, within a
+	// bound; a short page then carries a cursor to continue from.
+	for range 20 {
 		us, err := s.d.Identity.ListUsers(r.Context(), after, limit)
 		if err != nil {
 			return err
@@ -47,9 +49,11 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *Call) erro
 			}
 		}
 		if len(us) < limit {
-			break
+			writeJSON(w, http.StatusOK, out)
+			return nil
 		}
 	}
+	out.Next = after
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -63,6 +67,11 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *Call) err
 	if err := s.checkResource(c, access.ModuleAccess, access.LevelWrite, req.Tags); err != nil {
 		return err
 	}
+	if len(req.Roles) > 0 {
+		if err := s.canBindRoles(c); err != nil {
+			return err
+		}
+	}
 	u, err := s.d.Identity.CreateUser(r.Context(), identity.NewUser{Username: req.Username, Password: req.Password,
 		DisplayName: req.DisplayName, Email: req.Email, Tags: req.Tags, Roles: req.Roles})
 	if err != nil {
@@ -73,13 +82,26 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *Call) err
 	return nil
 }
 
-// loadUser fetches {name} and checks the caller's scope on it.
+// canBindRoles: giving a user roles hands out every grant of those roles,
+// so it takes access write on all resources. A tag-scoped access manager
+// manages the accounts of their team, not what those accounts may do;
+// otherwise they could bind "admin" to an account they create.
+func (s *Server) canBindRoles(c *Call) error {
+	return unscoped(c.Principal, s.now(), access.ModuleAccess, access.LevelWrite)
+}
+
+// loadUser fetches {name} and checks the caller's scope on it. A user
+// outside the caller's read scope is reported as not found, so scoped
+// callers cannot probe which account names exist.
 func (s *Server) loadUser(r *http.Request, c *Call, l access.Level) (identity.User, error) {
 	name := r.PathValue("name")
 	c.Resource = "user/" + name
 	u, err := s.d.Identity.GetUser(r.Context(), name)
 	if err != nil {
 		return u, err
+	}
+	if s.checkResource(c, access.ModuleAccess, access.LevelRead, u.Tags) != nil {
+		return u, &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("user %q not found", name)}
 	}
 	return u, s.checkResource(c, access.ModuleAccess, l, u.Tags)
 }
@@ -112,6 +134,11 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *Call) err
 	}
 	if req.Tags != nil {
 		if err := s.checkResource(c, access.ModuleAccess, access.LevelWrite, *req.Tags); err != nil {
+			return err
+		}
+	}
+	if req.Roles != nil {
+		if err := s.canBindRoles(c); err != nil {
 			return err
 		}
 	}

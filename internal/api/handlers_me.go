@@ -19,15 +19,43 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *Call)
 		return err
 	}
 	c.Resource = "user/" + c.Auth.User.Username
-	if err := s.d.Identity.ChangeOwnPassword(r.Context(), c.Auth.User.ID, req.Current, req.New); err != nil {
+	if err := s.d.Identity.ChangeOwnPassword(r.Context(), c.Auth.User.ID, req.Current, req.New, c.Source); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
+// reauth is the body of requests that change an enrolled factor: the
+// current password, so that a stolen session cannot replace or remove the
+// account's second factor.
+type reauth struct {
+	Password string `json:"password"`
+}
+
+// requirePassword decodes a reauth body (optional when !needed) and checks
+// the password under the login throttle.
+func (s *Server) requirePassword(r *http.Request, c *Call, needed bool) error {
+	var req reauth
+	if r.ContentLength != 0 || needed {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	if !needed {
+		return nil
+	}
+	if req.Password == "" {
+		return badRequest("password", "give your current password to change an enrolled factor")
+	}
+	return s.d.Identity.CheckPassword(r.Context(), c.Auth.User.ID, req.Password, c.Source)
+}
+
 func (s *Server) totpBegin(w http.ResponseWriter, r *http.Request, c *Call) error {
 	c.Resource = "user/" + c.Auth.User.Username
+	if err := s.requirePassword(r, c, c.Auth.User.TOTPEnabled); err != nil {
+		return err
+	}
 	e, err := s.d.Identity.BeginTOTP(r.Context(), c.Auth.User.ID)
 	if err != nil {
 		return err
@@ -37,7 +65,7 @@ func (s *Server) totpBegin(w http.ResponseWriter, r *http.Request, c *Call) erro
 }
 
 func (s *Server) totpQR(w http.ResponseWriter, r *http.Request, c *Call) error {
-	e, err := s.d.Identity.BeginTOTP(r.Context(), c.Auth.User.ID)
+	e, err := s.d.Identity.PendingTOTP(r.Context(), c.Auth.User.ID)
 	if err != nil {
 		return err
 	}
@@ -73,6 +101,9 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, c *Call) er
 
 func (s *Server) totpDisable(w http.ResponseWriter, r *http.Request, c *Call) error {
 	c.Resource = "user/" + c.Auth.User.Username
+	if err := s.requirePassword(r, c, true); err != nil {
+		return err
+	}
 	if err := s.d.Identity.DisableTOTP(r.Context(), c.Auth.User.ID); err != nil {
 		return err
 	}
@@ -82,6 +113,9 @@ func (s *Server) totpDisable(w http.ResponseWriter, r *http.Request, c *Call) er
 
 func (s *Server) recoveryCodes(w http.ResponseWriter, r *http.Request, c *Call) error {
 	c.Resource = "user/" + c.Auth.User.Username
+	if err := s.requirePassword(r, c, true); err != nil {
+		return err
+	}
 	codes, err := s.d.Identity.RegenerateRecoveryCodes(r.Context(), c.Auth.User.ID)
 	if err != nil {
 		return err
@@ -133,6 +167,9 @@ func (s *Server) webauthnRegisterFinish(w http.ResponseWriter, r *http.Request, 
 func (s *Server) webauthnDelete(w http.ResponseWriter, r *http.Request, c *Call) error {
 	id := r.PathValue("id")
 	c.Resource = "user/" + c.Auth.User.Username + "/webauthn/" + id
+	if err := s.requirePassword(r, c, true); err != nil {
+		return err
+	}
 	if err := s.d.Identity.DeleteWebAuthnKey(r.Context(), c.Auth.User.ID, id); err != nil {
 		return err
 	}

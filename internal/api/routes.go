@@ -28,18 +28,18 @@ func (s *Server) routeTable() []Route {
 
 		// The caller.
 		{Method: "GET", Pattern: "/api/v1/me", Auth: Self, Restricted: true, Summary: "The caller and their effective grants.", Handler: s.me, Response: meResponse{}},
-		{Method: "POST", Pattern: "/api/v1/me/password", Auth: Self, Action: "me.password", Summary: "Change your password.", Handler: s.changePassword, Request: passwordChange{}},
-		{Method: "POST", Pattern: "/api/v1/me/totp", Auth: Self, Restricted: true, Action: "me.totp.begin", Summary: "Start TOTP enrolment: returns the secret, the otpauth:// URI and a QR code (PNG, base64).", Handler: s.totpBegin},
-		{Method: "GET", Pattern: "/api/v1/me/totp/qr.png", Auth: Self, Restricted: true, Summary: "The pending TOTP enrolment's QR code as a PNG (starts an enrolment when none is pending).", Handler: s.totpQR},
-		{Method: "POST", Pattern: "/api/v1/me/totp/confirm", Auth: Self, Restricted: true, Action: "me.totp.confirm", Summary: "Confirm TOTP with a code; returns ten single-use recovery codes, shown once.", Handler: s.totpConfirm, Request: codeRequest{}},
-		{Method: "DELETE", Pattern: "/api/v1/me/totp", Auth: Self, Action: "me.totp.disable", Summary: "Remove your TOTP second factor.", Handler: s.totpDisable},
-		{Method: "POST", Pattern: "/api/v1/me/recovery-codes", Auth: Self, Action: "me.recovery_codes.regenerate", Summary: "Replace your recovery codes.", Handler: s.recoveryCodes},
+		{Method: "POST", Pattern: "/api/v1/me/password", SessionOnly: true, Auth: Self, Action: "me.password", Summary: "Change your password.", Handler: s.changePassword, Request: passwordChange{}},
+		{Method: "POST", Pattern: "/api/v1/me/totp", SessionOnly: true, Auth: Self, Restricted: true, Action: "me.totp.begin", Summary: "Start TOTP enrolment: returns the secret, the otpauth:// URI and a QR code (PNG, base64).", Handler: s.totpBegin},
+		{Method: "GET", Pattern: "/api/v1/me/totp/qr.png", Auth: Self, Restricted: true, SessionOnly: true, Summary: "The pending TOTP enrolment's QR code as a PNG (start one with POST /api/v1/me/totp).", Handler: s.totpQR},
+		{Method: "POST", Pattern: "/api/v1/me/totp/confirm", SessionOnly: true, Auth: Self, Restricted: true, Action: "me.totp.confirm", Summary: "Confirm TOTP with a code; returns ten single-use recovery codes, shown once.", Handler: s.totpConfirm, Request: codeRequest{}},
+		{Method: "DELETE", Pattern: "/api/v1/me/totp", SessionOnly: true, Auth: Self, Action: "me.totp.disable", Summary: "Remove your TOTP second factor.", Handler: s.totpDisable},
+		{Method: "POST", Pattern: "/api/v1/me/recovery-codes", SessionOnly: true, Auth: Self, Action: "me.recovery_codes.regenerate", Summary: "Replace your recovery codes.", Handler: s.recoveryCodes},
 		{Method: "GET", Pattern: "/api/v1/me/webauthn", Auth: Self, Restricted: true, Summary: "Your registered security keys.", Handler: s.webauthnKeys},
-		{Method: "POST", Pattern: "/api/v1/me/webauthn/begin", Auth: Self, Restricted: true, Action: "me.webauthn.begin", Summary: "Start registering a security key.", Handler: s.webauthnRegisterBegin},
-		{Method: "POST", Pattern: "/api/v1/me/webauthn/finish", Auth: Self, Restricted: true, Action: "me.webauthn.register", Summary: "Finish registering a security key.", Handler: s.webauthnRegisterFinish, Request: webauthnRegisterRequest{}},
-		{Method: "DELETE", Pattern: "/api/v1/me/webauthn/{id}", Auth: Self, Action: "me.webauthn.delete", Summary: "Remove one of your security keys.", Handler: s.webauthnDelete},
+		{Method: "POST", Pattern: "/api/v1/me/webauthn/begin", SessionOnly: true, Auth: Self, Restricted: true, Action: "me.webauthn.begin", Summary: "Start registering a security key.", Handler: s.webauthnRegisterBegin},
+		{Method: "POST", Pattern: "/api/v1/me/webauthn/finish", SessionOnly: true, Auth: Self, Restricted: true, Action: "me.webauthn.register", Summary: "Finish registering a security key.", Handler: s.webauthnRegisterFinish, Request: webauthnRegisterRequest{}},
+		{Method: "DELETE", Pattern: "/api/v1/me/webauthn/{id}", SessionOnly: true, Auth: Self, Action: "me.webauthn.delete", Summary: "Remove one of your security keys.", Handler: s.webauthnDelete},
 		{Method: "GET", Pattern: "/api/v1/me/tokens", Auth: Self, Summary: "Your API tokens.", Handler: s.myTokens},
-		{Method: "POST", Pattern: "/api/v1/me/tokens", Auth: Self, Action: "token.create", Summary: "Create an API token limited to some of your roles; the secret is shown once.", Handler: s.createToken, Request: tokenRequest{}},
+		{Method: "POST", Pattern: "/api/v1/me/tokens", SessionOnly: true, Auth: Self, Action: "token.create", Summary: "Create an API token limited to some of your roles; the secret is shown once.", Handler: s.createToken, Request: tokenRequest{}},
 		{Method: "DELETE", Pattern: "/api/v1/me/tokens/{id}", Auth: Self, Action: "token.revoke", Summary: "Revoke one of your API tokens.", Handler: s.revokeMyToken},
 
 		// Accounts.
@@ -53,26 +53,26 @@ func (s *Server) routeTable() []Route {
 
 		// Roles and grants.
 		{Method: "GET", Pattern: "/api/v1/roles", Auth: Perm, Module: A, Level: R, Summary: "List roles with their grants.", Handler: s.listRoles},
-		{Method: "POST", Pattern: "/api/v1/roles", Auth: Perm, Module: A, Level: W, Action: "role.create", Summary: "Create a role.", Handler: s.createRole, Request: roleCreate{}},
+		{Method: "POST", Pattern: "/api/v1/roles", Unscoped: true, Auth: Perm, Module: A, Level: W, Action: "role.create", Summary: "Create a role.", Handler: s.createRole, Request: roleCreate{}},
 		{Method: "GET", Pattern: "/api/v1/roles/{name}", Auth: Perm, Module: A, Level: R, Summary: "Show a role.", Handler: s.getRole},
-		{Method: "PATCH", Pattern: "/api/v1/roles/{name}", Auth: Perm, Module: A, Level: W, Action: "role.update", Summary: "Change a role's description or 2FA requirement.", Handler: s.updateRole, Request: rolePatch{}},
-		{Method: "DELETE", Pattern: "/api/v1/roles/{name}", Auth: Perm, Module: A, Level: W, Action: "role.delete", Summary: "Delete a role.", Handler: s.deleteRole},
-		{Method: "POST", Pattern: "/api/v1/roles/{name}/grants", Auth: Perm, Module: A, Level: W, Action: "grant.add", Summary: "Add a grant to a role.", Handler: s.addGrant, Request: grantRequest{}},
-		{Method: "DELETE", Pattern: "/api/v1/roles/{name}/grants/{id}", Auth: Perm, Module: A, Level: W, Action: "grant.remove", Summary: "Remove a grant from a role.", Handler: s.removeGrant},
+		{Method: "PATCH", Pattern: "/api/v1/roles/{name}", Unscoped: true, Auth: Perm, Module: A, Level: W, Action: "role.update", Summary: "Change a role's description or 2FA requirement.", Handler: s.updateRole, Request: rolePatch{}},
+		{Method: "DELETE", Pattern: "/api/v1/roles/{name}", Unscoped: true, Auth: Perm, Module: A, Level: W, Action: "role.delete", Summary: "Delete a role.", Handler: s.deleteRole},
+		{Method: "POST", Pattern: "/api/v1/roles/{name}/grants", Unscoped: true, Auth: Perm, Module: A, Level: W, Action: "grant.add", Summary: "Add a grant to a role.", Handler: s.addGrant, Request: grantRequest{}},
+		{Method: "DELETE", Pattern: "/api/v1/roles/{name}/grants/{id}", Unscoped: true, Auth: Perm, Module: A, Level: W, Action: "grant.remove", Summary: "Remove a grant from a role.", Handler: s.removeGrant},
 
 		// Everyone's tokens, for administrators.
-		{Method: "GET", Pattern: "/api/v1/tokens", Auth: Perm, Module: A, Level: R, Summary: "List every API token.", Handler: s.listTokens},
-		{Method: "DELETE", Pattern: "/api/v1/tokens/{id}", Auth: Perm, Module: A, Level: W, Action: "token.revoke", Summary: "Revoke any API token.", Handler: s.revokeToken},
+		{Method: "GET", Pattern: "/api/v1/tokens", Unscoped: true, Auth: Perm, Module: A, Level: R, Summary: "List every API token.", Handler: s.listTokens},
+		{Method: "DELETE", Pattern: "/api/v1/tokens/{id}", Unscoped: true, Auth: Perm, Module: A, Level: W, Action: "token.revoke", Summary: "Revoke any API token.", Handler: s.revokeToken},
 
 		// Authentication settings.
 		{Method: "GET", Pattern: "/api/v1/settings/auth", Auth: Perm, Module: A, Level: R, Summary: "Authentication settings.", Handler: s.getAuthSettings},
-		{Method: "PUT", Pattern: "/api/v1/settings/auth", Auth: Perm, Module: A, Level: W, Action: "settings.auth", Summary: "Require two-factor authentication for everyone.", Handler: s.putAuthSettings, Request: authSettings{}},
+		{Method: "PUT", Pattern: "/api/v1/settings/auth", Unscoped: true, Auth: Perm, Module: A, Level: W, Action: "settings.auth", Summary: "Require two-factor authentication for everyone.", Handler: s.putAuthSettings, Request: authSettings{}},
 
 		// Audit log.
-		{Method: "GET", Pattern: "/api/v1/audit", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.read", AuditRead: true, Summary: "Search audit entries.", Handler: s.auditQuery},
-		{Method: "GET", Pattern: "/api/v1/audit/export", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.export", AuditRead: true, Summary: "Stream audit entries as JSON Lines.", Handler: s.auditExport},
-		{Method: "GET", Pattern: "/api/v1/audit/verify", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.verify", AuditRead: true, Summary: "Verify the hash chain and checkpoint signatures.", Handler: s.auditVerify},
-		{Method: "GET", Pattern: "/api/v1/audit/anchor", Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.anchor", AuditRead: true, Summary: "A signed statement of the log's head, to keep elsewhere.", Handler: s.auditAnchor},
+		{Method: "GET", Pattern: "/api/v1/audit", Unscoped: true, Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.read", AuditRead: true, Summary: "Search audit entries.", Handler: s.auditQuery},
+		{Method: "GET", Pattern: "/api/v1/audit/export", Unscoped: true, Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.export", AuditRead: true, Summary: "Stream audit entries as JSON Lines.", Handler: s.auditExport},
+		{Method: "GET", Pattern: "/api/v1/audit/verify", Unscoped: true, Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.verify", AuditRead: true, Summary: "Verify the hash chain and checkpoint signatures.", Handler: s.auditVerify},
+		{Method: "GET", Pattern: "/api/v1/audit/anchor", Unscoped: true, Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.anchor", AuditRead: true, Summary: "A signed statement of the log's head, to keep elsewhere.", Handler: s.auditAnchor},
 
 		// Events.
 		{Method: "GET", Pattern: "/api/v1/events", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Search events of the modules you may read.", Handler: s.listEvents},

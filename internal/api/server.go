@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -64,6 +65,9 @@ type Server struct {
 	routes   []Route
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// auditFailures counts requests whose audit entry could not be written;
+	// any non-zero value deserves an alert.
+	auditFailures prometheus.Counter
 }
 
 // New builds the API server and its router.
@@ -91,7 +95,10 @@ func New(d Deps) *Server {
 		Name: "bulwark_api_request_duration_seconds", Help: "API request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 	}, []string{"route"})
-	for _, c := range []prometheus.Collector{s.requests, s.latency} {
+	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bulwark_audit_append_failures_total", Help: "API requests whose audit entry could not be appended.",
+	})
+	for _, c := range []prometheus.Collector{s.requests, s.latency, s.auditFailures} {
 		if err := d.Registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -153,8 +160,16 @@ type Route struct {
 	// Restricted routes stay usable by a session that must first enrol a
 	// second factor.
 	Restricted bool
-	Summary    string
-	Handler    func(w http.ResponseWriter, r *http.Request, c *Call) error
+	// Unscoped Perm routes act on things that carry no tags (roles,
+	// grants, settings, everyone's tokens, the whole audit log): a
+	// tag-scoped grant does not reach them, and any deny on the module at
+	// that level refuses them.
+	Unscoped bool
+	// SessionOnly routes change the caller's own credentials; an API
+	// token, whatever its roles, may not call them.
+	SessionOnly bool
+	Summary     string
+	Handler     func(w http.ResponseWriter, r *http.Request, c *Call) error
 	// Request and Response are example values documenting the bodies in
 	// the OpenAPI document (nil when none).
 	Request, Response any
@@ -302,10 +317,16 @@ func (s *Server) authorize(r *http.Request, rt Route, c *Call) error {
 		return err
 	}
 	c.Principal = &access.Principal{UserID: a.User.ID, Username: a.User.Username, Roles: roles, Grants: grants, TokenID: a.TokenID}
+	if rt.SessionOnly && a.TokenID != "" {
+		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "API tokens cannot change credentials; sign in with your password"}
+	}
 	if rt.Auth != Perm {
 		return nil
 	}
 	now := s.now()
+	if rt.Unscoped {
+		return unscoped(c.Principal, now, rt.Module, rt.Level)
+	}
 	if rt.Module == ModuleAny {
 		for _, m := range access.Modules() {
 			if c.Principal.Can(now, m, rt.Level) {
@@ -360,6 +381,7 @@ func (s *Server) audit(r *http.Request, rt Route, c *Call, rec *recorder) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
 	if _, err := s.d.Audit.Append(ctx, e); err != nil {
+		s.auditFailures.Inc()
 		s.log.Error("audit append failed", "action", rt.Action, "err", err)
 	}
 }
@@ -367,6 +389,14 @@ func (s *Server) audit(r *http.Request, rt Route, c *Call, rec *recorder) {
 // decode reads a JSON body strictly: unknown fields, trailing data and
 // oversized bodies are errors naming the problem.
 func decode(r *http.Request, v any) error {
+	// Requiring application/json stops cross-site HTML forms (which can
+	// only send form or text/plain bodies without a preflight) from
+	// posting to JSON endpoints, such as a login CSRF.
+	if ct := r.Header.Get("Content-Type"); ct != "" || r.ContentLength != 0 {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the body as JSON with Content-Type: application/json"}
+		}
+	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -418,4 +448,28 @@ func (s *Server) page(r *http.Request) (after string, limit int, err error) {
 type List[T any] struct {
 	Items []T    `json:"items"`
 	Next  string `json:"next,omitempty"`
+}
+
+// unscoped authorizes an action on untagged, global objects: it needs an
+// allow grant without a tag scope, and any live deny covering the module and
+// level refuses it whatever the deny's scope. Without this rule a team lead
+// holding "access write on team=blue" could edit roles and grant itself
+// everything.
+func unscoped(p *access.Principal, now time.Time, m access.Module, l access.Level) error {
+	var allows []access.Grant
+	for _, g := range p.Grants {
+		if g.Expired(now) || (g.Module != access.ModuleAll && g.Module != m) {
+			continue
+		}
+		if g.Effect == access.EffectDeny && l >= g.Level {
+			return fmt.Errorf("%w: %s %s denied by role %q (%s)", access.ErrDenied, m, l, g.Role, g)
+		}
+		if g.Effect == access.EffectAllow && g.Scope.All() {
+			allows = append(allows, g)
+		}
+	}
+	if access.Decide(allows, now, access.Request{Module: m, Level: l}).Allowed {
+		return nil
+	}
+	return fmt.Errorf("%w: %s %s on all resources is needed here; a tag-scoped grant is not enough", access.ErrDenied, m, l)
 }

@@ -73,6 +73,9 @@ func (r *replica) call(t *testing.T, method, path, token string, body any) (int,
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := r.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

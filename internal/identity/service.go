@@ -388,22 +388,11 @@ func (s *Service) UpdateUser(ctx context.Context, username string, up UserUpdate
 			return User{}, err
 		}
 	}
-	losesAdmin := up.Disabled != nil && *up.Disabled
-	if up.Roles != nil {
-		losesAdmin = true
-		for _, b := range *up.Roles {
-			if b.Role == "admin" && b.ExpiresAt.IsZero() {
-				losesAdmin = false
-			}
-		}
-	}
-	if losesAdmin {
-		if err := s.guardLastAdmin(ctx, u.ID); err != nil {
-			return User{}, err
-		}
-	}
 	now := store.Micros(s.now())
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockAdminsTx(ctx, tx); err != nil {
+			return err
+		}
 		if up.DisplayName != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3`, *up.DisplayName, now, u.ID); err != nil {
 				return err
@@ -438,6 +427,9 @@ func (s *Service) UpdateUser(ctx context.Context, username string, up UserUpdate
 				return err
 			}
 		}
+		if isAdmin(u, s.now()) && ((up.Disabled != nil && *up.Disabled) || up.Roles != nil) {
+			return s.adminRemainsTx(ctx, tx)
+		}
 		return nil
 	})
 	if err != nil {
@@ -461,74 +453,88 @@ func (s *Service) DeleteUser(ctx context.Context, username string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.guardLastAdmin(ctx, u.ID); err != nil {
-		return err
-	}
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockAdminsTx(ctx, tx); err != nil {
+			return err
+		}
 		if err := s.access.RemoveUserTx(ctx, tx, u.ID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, u.ID)
-		return err
+		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, u.ID); err != nil {
+			return err
+		}
+		if isAdmin(u, s.now()) {
+			return s.adminRemainsTx(ctx, tx)
+		}
+		return nil
 	})
 }
 
-// guardLastAdmin refuses to remove the only enabled admin, which would leave
-// nobody able to manage access.
-func (s *Service) guardLastAdmin(ctx context.Context, uid int64) error {
-	ids, err := s.access.UsersInRole(ctx, "admin")
+// lockAdminsTx serialises transactions that may remove an administrator, so
+// two admins demoting each other at once cannot both succeed.
+func (s *Service) lockAdminsTx(ctx context.Context, tx *sql.Tx) error {
+	_, err := s.access.UsersInRoleTx(ctx, tx, "admin", true)
+	return err
+}
+
+func isAdmin(u User, now time.Time) bool {
+	for _, b := range u.Roles {
+		if b.Role == "admin" && !b.Expired(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// adminRemainsTx fails the transaction when it leaves no enabled user
+// holding the admin role: nobody could manage access any more. (A locked
+// admin still counts: another admin, or the admin after the lock is lifted,
+// can act.)
+func (s *Service) adminRemainsTx(ctx context.Context, tx *sql.Tx) error {
+	ids, err := s.access.UsersInRoleTx(ctx, tx, "admin", false)
 	if err != nil {
 		return err
 	}
-	others := 0
-	isAdmin := false
 	for _, id := range ids {
-		if id == uid {
-			isAdmin = true
-			continue
-		}
 		var disabled int
-		if err := s.db.QueryRowContext(ctx, `SELECT disabled FROM users WHERE id = $1`, id).Scan(&disabled); err == nil && disabled == 0 {
-			others++
+		if err := tx.QueryRowContext(ctx, `SELECT disabled FROM users WHERE id = $1`, id).Scan(&disabled); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			return err
+		}
+		if disabled == 0 {
+			return nil
 		}
 	}
-	if isAdmin && others == 0 {
-		return fmt.Errorf("%w: this is the last enabled admin; make another user admin first", ErrInvalid)
-	}
-	return nil
+	return fmt.Errorf("%w: this would leave no enabled admin; make another user admin first", ErrInvalid)
 }
 
-// SetPassword sets a user's password (an administrator's reset). It ends the
-// user's sessions.
+// SetPassword sets a user's password (an administrator's reset, typically
+// after a compromise). It ends the user's sessions and revokes their API
+// tokens.
 func (s *Service) SetPassword(ctx context.Context, username, password string) error {
 	u, err := s.GetUser(ctx, username)
 	if err != nil {
 		return err
 	}
-	return s.setPassword(ctx, u, password)
+	return s.setPassword(ctx, u, password, true)
 }
 
-// ChangeOwnPassword changes the caller's password after checking the current one.
-func (s *Service) ChangeOwnPassword(ctx context.Context, uid int64, current, next string) error {
-	var hash, name string
-	if err := s.db.QueryRowContext(ctx, `SELECT password_hash, username FROM users WHERE id = $1`, uid).Scan(&hash, &name); err != nil {
-		return fmt.Errorf("identity: load user: %w", err)
-	}
-	ok, _, err := s.verifyPassword(ctx, hash, current)
-	if err != nil {
+// ChangeOwnPassword changes the caller's password after checking the
+// current one (throttled like a login).
+func (s *Service) ChangeOwnPassword(ctx context.Context, uid int64, current, next, source string) error {
+	if err := s.CheckPassword(ctx, uid, current, source); err != nil {
 		return err
-	}
-	if !ok {
-		return ErrBadCredentials
 	}
 	u, err := s.userByID(ctx, uid)
 	if err != nil {
 		return err
 	}
-	return s.setPassword(ctx, u, next)
+	return s.setPassword(ctx, u, next, false)
 }
 
-func (s *Service) setPassword(ctx context.Context, u User, password string) error {
+func (s *Service) setPassword(ctx context.Context, u User, password string, revokeTokens bool) error {
 	if err := s.cfg.Policy.Check(password, u.Username); err != nil {
 		return fmt.Errorf("%w: password: %w", ErrInvalid, err)
 	}
@@ -540,6 +546,9 @@ func (s *Service) setPassword(ctx context.Context, u User, password string) erro
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2 WHERE id = $3`, hash, now, u.ID); err != nil {
 			return err
+		}
+		if revokeTokens {
+			return revokeAllTx(ctx, tx, u.ID, now)
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1`, u.ID)
 		return err

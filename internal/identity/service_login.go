@@ -66,23 +66,6 @@ func sourceKey(src string) string {
 	return "src:" + a.String()
 }
 
-// checkThrottle refuses an attempt while key is blocked.
-func (s *Service) checkThrottle(ctx context.Context, key string) error {
-	var blocked int64
-	err := s.db.QueryRowContext(ctx, `SELECT blocked_until FROM login_throttle WHERE key = $1`, key).Scan(&blocked)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("identity: throttle: %w", err)
-	}
-	now := s.now()
-	if until := store.FromMicros(blocked); until.After(now) {
-		return &ThrottledError{Key: key, RetryAfter: until.Sub(now)}
-	}
-	return nil
-}
-
 // Backoff returns how long a key is blocked after its n-th consecutive
 // failure: nothing for the free attempts, then base doubling up to max.
 func (t Throttle) Backoff(n, free int) time.Duration {
@@ -99,69 +82,133 @@ func (t Throttle) Backoff(n, free int) time.Duration {
 	return min(d, t.MaxDelay)
 }
 
-// recordFailure counts a failure for key and returns the new count.
-func (s *Service) recordFailure(ctx context.Context, key string, free int) (int, error) {
-	now := s.now()
-	var n int
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO login_throttle(key, failures, last_failure, blocked_until) VALUES ($1, 1, $2, 0)
-			ON CONFLICT (key) DO UPDATE SET failures = login_throttle.failures + 1, last_failure = excluded.last_failure
-			RETURNING failures`, key, store.Micros(now)).Scan(&n)
-		if err != nil {
-			return err
-		}
-		if d := s.cfg.Throttle.Backoff(n, free); d > 0 {
-			_, err = tx.ExecContext(ctx, `UPDATE login_throttle SET blocked_until = $1 WHERE key = $2`, store.Micros(now.Add(d)), key)
-		}
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("identity: record failure: %w", err)
-	}
-	return n, nil
+// attempt is one reserved sign-in attempt: its keys' failure counters were
+// raised before any password work, and are refunded on success.
+type attempt struct {
+	keys []string
+	// n is the account key's count including this attempt.
+	n int
 }
 
-// fail records a failed attempt for the account and the source, locking the
-// account when it reaches the lockout threshold. It returns cause, or
-// ErrLocked when this failure locked the account.
-func (s *Service) fail(ctx context.Context, l Login, uid int64, cause error) error {
+// reserve counts an attempt against each key before the credential is
+// checked, refusing while any key is blocked. Counting first (and refunding
+// on success) is what makes the limit hold under a burst of parallel
+// requests: each one sees the counts of all those before it, so only the
+// free attempts get through to argon2id.
+func (s *Service) reserve(ctx context.Context, username, source string) (*attempt, error) {
 	t := s.cfg.Throttle
-	if _, err := s.recordFailure(ctx, sourceKey(l.Source), t.FreeAttempts*t.SourceFactor); err != nil {
-		return err
-	}
-	n, err := s.recordFailure(ctx, userKey(l.Username), t.FreeAttempts)
+	a := &attempt{}
+	now := s.now()
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		for _, k := range []struct {
+			key  string
+			free int
+		}{{userKey(username), t.FreeAttempts}, {sourceKey(source), t.FreeAttempts * t.SourceFactor}} {
+			var n int
+			var blocked int64
+			err := tx.QueryRowContext(ctx, `INSERT INTO login_throttle(key, failures, last_failure, blocked_until) VALUES ($1, 1, $2, 0)
+				ON CONFLICT (key) DO UPDATE SET failures = login_throttle.failures + 1, last_failure = excluded.last_failure
+				RETURNING failures, blocked_until`, k.key, store.Micros(now)).Scan(&n, &blocked)
+			if err != nil {
+				return err
+			}
+			if until := store.FromMicros(blocked); until.After(now) {
+				return &ThrottledError{Key: k.key, RetryAfter: until.Sub(now)} // rolls the counts back
+			}
+			if d := s.cfg.Throttle.Backoff(n, k.free); d > 0 {
+				if _, err := tx.ExecContext(ctx, `UPDATE login_throttle SET blocked_until = $1 WHERE key = $2`, store.Micros(now.Add(d)), k.key); err != nil {
+					return err
+				}
+			}
+			if a.keys == nil {
+				a.n = n
+			}
+			a.keys = append(a.keys, k.key)
+		}
+		return nil
+	})
 	if err != nil {
+		var te *ThrottledError
+		if errors.As(err, &te) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("identity: throttle: %w", err)
+	}
+	return a, nil
+}
+
+// succeed refunds a reserved attempt: the account's counter is cleared, the
+// source's lowered by one (a source keeps its history: one good login from
+// an address must not wipe the failures of a password sprayer behind it).
+func (s *Service) succeedTx(ctx context.Context, tx *sql.Tx, a *attempt) error {
+	if a == nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE key = $1`, a.keys[0]); err != nil {
 		return err
 	}
-	if uid != 0 && t.LockoutAfter > 0 && n >= t.LockoutAfter {
-		reason := fmt.Sprintf("%d consecutive failed sign-ins, last from %s", n, l.Source)
+	_, err := tx.ExecContext(ctx, `UPDATE login_throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0`, a.keys[1])
+	return err
+}
+
+// fail settles a reserved attempt that failed, locking the account when it
+// reached the lockout threshold. The account's lockout reason stays in the
+// database (and the audit log); the caller sees only ErrLocked.
+func (s *Service) fail(ctx context.Context, a *attempt, uid int64, source string, cause error) error {
+	t := s.cfg.Throttle
+	if uid != 0 && t.LockoutAfter > 0 && a.n >= t.LockoutAfter {
+		reason := fmt.Sprintf("%d consecutive failed sign-ins, last from %s", a.n, source)
 		if _, err := s.db.ExecContext(ctx, `UPDATE users SET locked = 1, locked_reason = $1 WHERE id = $2 AND locked = 0`, reason, uid); err != nil {
 			return fmt.Errorf("identity: lock account: %w", err)
 		}
-		return fmt.Errorf("%w (%s)", ErrLocked, reason)
+		return ErrLocked
 	}
 	return cause
+}
+
+// CheckPassword verifies uid's current password under the same throttle as
+// a login: the re-authentication required before credential changes, so a
+// stolen session cannot silently swap the account's factors.
+func (s *Service) CheckPassword(ctx context.Context, uid int64, password, source string) error {
+	var hash, name string
+	var locked int
+	if err := s.db.QueryRowContext(ctx, `SELECT password_hash, username, locked FROM users WHERE id = $1`, uid).Scan(&hash, &name, &locked); err != nil {
+		return fmt.Errorf("identity: load user: %w", err)
+	}
+	a, err := s.reserve(ctx, name, source)
+	if err != nil {
+		return err
+	}
+	ok, _, err := s.verifyPassword(ctx, hash, password)
+	if err != nil {
+		return err
+	}
+	if locked != 0 {
+		return ErrLocked
+	}
+	if !ok {
+		return s.fail(ctx, a, uid, source, ErrBadCredentials)
+	}
+	return s.db.Tx(ctx, func(tx *sql.Tx) error { return s.succeedTx(ctx, tx, a) })
 }
 
 // Login checks a password and, when the account has or needs a second
 // factor, the TOTP code or recovery code given with it. Without one, it
 // returns an MFA challenge the client completes with LoginMFA or WebAuthn.
 func (s *Service) Login(ctx context.Context, l Login) (LoginResult, error) {
-	if err := s.checkThrottle(ctx, userKey(l.Username)); err != nil {
-		return LoginResult{}, err
-	}
-	if err := s.checkThrottle(ctx, sourceKey(l.Source)); err != nil {
+	a, err := s.reserve(ctx, l.Username, l.Source)
+	if err != nil {
 		return LoginResult{}, err
 	}
 	var uid int64
 	var hash string
 	var disabled, locked int
-	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash, disabled, locked FROM users WHERE username = $1`, l.Username).Scan(&uid, &hash, &disabled, &locked)
+	err = s.db.QueryRowContext(ctx, `SELECT id, password_hash, disabled, locked FROM users WHERE username = $1`, l.Username).Scan(&uid, &hash, &disabled, &locked)
 	if errors.Is(err, sql.ErrNoRows) || len(l.Password) > 4096 {
 		if _, _, err := s.verifyPassword(ctx, s.dummyHash, l.Password); err != nil && ctx.Err() != nil {
 			return LoginResult{}, err
 		}
-		return LoginResult{}, s.fail(ctx, l, 0, ErrBadCredentials)
+		return LoginResult{}, s.fail(ctx, a, 0, l.Source, ErrBadCredentials)
 	}
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("identity: load user: %w", err)
@@ -170,11 +217,12 @@ func (s *Service) Login(ctx context.Context, l Login) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("identity: stored password hash of %s: %w", l.Username, err)
 	}
-	if !ok {
-		return LoginResult{}, s.fail(ctx, l, uid, ErrBadCredentials)
-	}
 	if locked != 0 {
+		// The same answer whether or not the password was right.
 		return LoginResult{}, ErrLocked
+	}
+	if !ok {
+		return LoginResult{}, s.fail(ctx, a, uid, l.Source, ErrBadCredentials)
 	}
 	if disabled != 0 {
 		return LoginResult{}, ErrDisabled
@@ -198,18 +246,22 @@ func (s *Service) Login(ctx context.Context, l Login) (LoginResult, error) {
 	case u.HasMFA() && (l.TOTP != "" || l.RecoveryCode != ""):
 		used, err := s.checkSecondFactor(ctx, u, l.TOTP, l.RecoveryCode)
 		if err != nil {
-			return LoginResult{}, s.fail(ctx, l, uid, err)
+			return LoginResult{User: u}, s.fail(ctx, a, uid, l.Source, err)
 		}
-		res, err := s.signIn(ctx, u, l, true, false)
+		res, err := s.signIn(ctx, u, l, a, true, false)
 		res.UsedRecoveryCode = used
 		return res, err
 	case u.HasMFA():
+		// The password was right: refund it; the second step reserves its own.
+		if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return s.succeedTx(ctx, tx, a) }); err != nil {
+			return LoginResult{}, err
+		}
 		return s.mfaChallenge(ctx, u)
 	case need:
 		// Policy requires 2FA and none is enrolled: a session that can only enrol.
-		return s.signIn(ctx, u, l, false, true)
+		return s.signIn(ctx, u, l, a, false, true)
 	default:
-		return s.signIn(ctx, u, l, false, false)
+		return s.signIn(ctx, u, l, a, false, false)
 	}
 }
 
@@ -247,24 +299,21 @@ func (s *Service) challenge(ctx context.Context, token, kind string) (uid int64,
 	if err != nil {
 		return 0, nil, "", fmt.Errorf("%w: challenge token", ErrUnauthenticated)
 	}
-	var expires int64
-	var attempts int
+	// Counting the attempt and reading the challenge is one statement, so
+	// parallel requests cannot exceed mfaMaxAttempts between a read and a
+	// write.
 	var stored string
-	err = s.db.QueryRowContext(ctx, `SELECT secret_hash, user_id, state, expires_at, attempts FROM auth_challenges WHERE id = $1 AND kind = $2`, id, kind).Scan(&stored, &uid, &state, &expires, &attempts)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && subtle.ConstantTimeCompare([]byte(stored), []byte(secretHash)) != 1) {
-		return 0, nil, "", fmt.Errorf("%w: unknown or used challenge", ErrUnauthenticated)
+	err = s.db.QueryRowContext(ctx, `UPDATE auth_challenges SET attempts = attempts + 1
+		WHERE id = $1 AND kind = $2 AND attempts < $3 AND expires_at > $4
+		RETURNING secret_hash, user_id, state`, id, kind, mfaMaxAttempts, store.Micros(s.now())).Scan(&stored, &uid, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, "", fmt.Errorf("%w: challenge unknown, used, expired or out of attempts; sign in again", ErrUnauthenticated)
 	}
 	if err != nil {
 		return 0, nil, "", fmt.Errorf("identity: load challenge: %w", err)
 	}
-	if !store.FromMicros(expires).After(s.now()) || attempts >= mfaMaxAttempts {
-		if _, err := s.db.ExecContext(ctx, `DELETE FROM auth_challenges WHERE id = $1`, id); err != nil {
-			return 0, nil, "", err
-		}
-		return 0, nil, "", fmt.Errorf("%w: challenge expired; sign in again", ErrExpired)
-	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE auth_challenges SET attempts = attempts + 1 WHERE id = $1`, id); err != nil {
-		return 0, nil, "", err
+	if subtle.ConstantTimeCompare([]byte(stored), []byte(secretHash)) != 1 {
+		return 0, nil, "", fmt.Errorf("%w: unknown or used challenge", ErrUnauthenticated)
 	}
 	return uid, state, id, nil
 }
@@ -280,17 +329,18 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, totp, recovery string,
 		return LoginResult{}, err
 	}
 	l.Username = u.Username
-	if err := s.checkThrottle(ctx, userKey(u.Username)); err != nil {
-		return LoginResult{}, err
+	a, err := s.reserve(ctx, u.Username, l.Source)
+	if err != nil {
+		return LoginResult{User: u}, err
 	}
 	used, err := s.checkSecondFactor(ctx, u, totp, recovery)
 	if err != nil {
-		return LoginResult{}, s.fail(ctx, l, uid, err)
+		return LoginResult{User: u}, s.fail(ctx, a, uid, l.Source, err)
 	}
 	if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return deleteChallengeTx(ctx, tx, id) }); err != nil {
-		return LoginResult{}, err
+		return LoginResult{User: u}, err
 	}
-	res, err := s.signIn(ctx, u, l, true, false)
+	res, err := s.signIn(ctx, u, l, a, true, false)
 	res.UsedRecoveryCode = used
 	return res, err
 }
@@ -350,8 +400,11 @@ func (s *Service) consumeRecoveryCode(ctx context.Context, uid int64, input stri
 	return nil
 }
 
-// signIn creates a session after all factors passed.
-func (s *Service) signIn(ctx context.Context, u User, l Login, mfa, restricted bool) (LoginResult, error) {
+// signIn creates a session after all factors passed, refunding the
+// reserved attempt. The account's state is read again inside the
+// transaction: a lockout or disabling that landed while the factors were
+// being checked wins.
+func (s *Service) signIn(ctx context.Context, u User, l Login, a *attempt, mfa, restricted bool) (LoginResult, error) {
 	tok, id, hash, err := NewOpaqueToken("bws", s.rand)
 	if err != nil {
 		return LoginResult{}, err
@@ -359,13 +412,25 @@ func (s *Service) signIn(ctx context.Context, u User, l Login, mfa, restricted b
 	now := s.now()
 	exp := now.Add(s.cfg.SessionMaxAge)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var locked, disabled int
+		if err := tx.QueryRowContext(ctx, `SELECT locked, disabled FROM users WHERE id = $1`+s.forUpdate(), u.ID).Scan(&locked, &disabled); err != nil {
+			return err
+		}
+		if locked != 0 {
+			return ErrLocked
+		}
+		if disabled != 0 {
+			return ErrDisabled
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions(id, secret_hash, user_id, created_at, last_seen_at, expires_at, source, user_agent, mfa, restricted)
 			VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)`, id, hash, u.ID, store.Micros(now), store.Micros(exp), l.Source, truncate(l.UserAgent, 256), store.Bool(mfa), store.Bool(restricted)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE key = $1`, userKey(u.Username))
-		return err
+		return s.succeedTx(ctx, tx, a)
 	})
+	if errors.Is(err, ErrLocked) || errors.Is(err, ErrDisabled) {
+		return LoginResult{User: u}, err
+	}
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("identity: create session: %w", err)
 	}
@@ -440,6 +505,15 @@ func (s *Service) authSession(ctx context.Context, id, hash string) (Auth, error
 			return Auth{}, fmt.Errorf("identity: touch session: %w", err)
 		}
 	}
+	if restricted == 0 && !u.HasMFA() {
+		// Policy may have started requiring 2FA after this session began,
+		// or the user removed their last factor: restrict it from now on.
+		need, err := s.requires2FA(ctx, uid)
+		if err != nil {
+			return Auth{}, err
+		}
+		restricted = store.Bool(need)
+	}
 	return Auth{User: u, SessionID: id, Restricted: restricted != 0, MFA: mfa != 0}, nil
 }
 
@@ -467,6 +541,16 @@ func (s *Service) authToken(ctx context.Context, id, hash string) (Auth, error) 
 	}
 	if u.Disabled || u.Locked {
 		return Auth{}, ErrUnauthenticated
+	}
+	if !u.HasMFA() {
+		// A token does not outlive its owner's duty to use 2FA.
+		need, err := s.requires2FA(ctx, uid)
+		if err != nil {
+			return Auth{}, err
+		}
+		if need {
+			return Auth{}, fmt.Errorf("%w: the token's owner must enrol two-factor authentication first", ErrUnauthenticated)
+		}
 	}
 	var subset []string
 	if err := json.Unmarshal([]byte(roles), &subset); err != nil {

@@ -92,24 +92,54 @@ func replaceRecoveryTx(ctx context.Context, tx *sql.Tx, uid int64, hashes []stri
 }
 
 // DisableTOTP removes the user's TOTP secret. When it was their last second
-// factor, recovery codes go too.
+// factor, recovery codes go too; that is refused while policy requires 2FA
+// of the user.
 func (s *Service) DisableTOTP(ctx context.Context, uid int64) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET totp_secret = '', totp_pending = '', updated_at = $1 WHERE id = $2`, store.Micros(s.now()), uid); err != nil {
 			return err
 		}
-		return dropRecoveryIfNoMFATx(ctx, tx, uid)
+		return s.dropRecoveryIfNoMFATx(ctx, tx, uid)
 	})
 }
 
-func dropRecoveryIfNoMFATx(ctx context.Context, tx *sql.Tx, uid int64) error {
+// PendingTOTP returns the enrolment started by BeginTOTP without changing
+// anything (for GET of the QR code).
+func (s *Service) PendingTOTP(ctx context.Context, uid int64) (TOTPEnrollment, error) {
+	var pending, name string
+	if err := s.db.QueryRowContext(ctx, `SELECT totp_pending, username FROM users WHERE id = $1`, uid).Scan(&pending, &name); err != nil {
+		return TOTPEnrollment{}, fmt.Errorf("identity: load user: %w", err)
+	}
+	if pending == "" {
+		return TOTPEnrollment{}, fmt.Errorf("TOTP enrolment %w: start one with POST /api/v1/me/totp", store.ErrNotFound)
+	}
+	secret, err := DecodeTOTPSecret(pending)
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	uri := TOTPURI(secret, s.cfg.Issuer, name, DefaultTOTP)
+	png, err := TOTPQRCodePNG(uri, 256)
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	return TOTPEnrollment{Secret: pending, URI: uri, QRPNG: png}, nil
+}
+
+func (s *Service) dropRecoveryIfNoMFATx(ctx context.Context, tx *sql.Tx, uid int64) error {
 	var keys int
 	var totp string
 	if err := tx.QueryRowContext(ctx, `SELECT totp_secret, (SELECT count(*) FROM webauthn_keys WHERE user_id = $1) FROM users WHERE id = $1`, uid).Scan(&totp, &keys); err != nil {
 		return err
 	}
 	if totp == "" && keys == 0 {
-		_, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, uid)
+		need, err := s.requires2FA(ctx, uid)
+		if err != nil {
+			return err
+		}
+		if need {
+			return fmt.Errorf("%w: two-factor authentication is required for your account; enrol another factor before removing the last one", ErrInvalid)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, uid)
 		return err
 	}
 	return nil
@@ -290,7 +320,7 @@ func (s *Service) DeleteWebAuthnKey(ctx context.Context, uid int64, keyID string
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("security key %q: %w", keyID, store.ErrNotFound)
 		}
-		return dropRecoveryIfNoMFATx(ctx, tx, uid)
+		return s.dropRecoveryIfNoMFATx(ctx, tx, uid)
 	})
 }
 
@@ -341,9 +371,13 @@ func (s *Service) FinishWebAuthnLogin(ctx context.Context, mfaToken string, resp
 		return LoginResult{}, err
 	}
 	l.Username = u.Username
+	at, err := s.reserve(ctx, u.Username, l.Source)
+	if err != nil {
+		return LoginResult{User: u}, err
+	}
 	keyID, count, err := w.FinishLogin(a, state, response, s.now())
 	if err != nil {
-		return LoginResult{}, s.fail(ctx, l, uid, fmt.Errorf("%w: %w", ErrMFAFailed, err))
+		return LoginResult{User: u}, s.fail(ctx, at, uid, l.Source, fmt.Errorf("%w: %w", ErrMFAFailed, err))
 	}
 	kid := base64.RawURLEncoding.EncodeToString(keyID)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -371,13 +405,22 @@ func (s *Service) FinishWebAuthnLogin(ctx context.Context, mfaToken string, resp
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE webauthn_keys SET data = $1, last_used_at = $2 WHERE id = $3 AND data = $4`, string(b), store.Micros(s.now()), kid, data)
-		return err
+		res, err := tx.ExecContext(ctx, `UPDATE webauthn_keys SET data = $1, last_used_at = $2 WHERE id = $3 AND data = $4`, string(b), store.Micros(s.now()), kid, data)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("%w: the key was used concurrently (cloned key?)", ErrMFAFailed)
+		}
+		return nil
 	})
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("identity: security key login: %w", err)
+	if errors.Is(err, ErrMFAFailed) || errors.Is(err, ErrUnauthenticated) {
+		return LoginResult{User: u}, s.fail(ctx, at, uid, l.Source, err)
 	}
-	return s.signIn(ctx, u, l, true, false)
+	if err != nil {
+		return LoginResult{User: u}, fmt.Errorf("identity: security key login: %w", err)
+	}
+	return s.signIn(ctx, u, l, at, true, false)
 }
 
 // deleteChallengeTx consumes a ceremony; it fails unless this call removed it.

@@ -234,10 +234,10 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.ChangeOwnPassword(ctx, res.User.ID, "wrong", "new-admin-password-1"); !errors.Is(err, identity.ErrBadCredentials) {
+		if err := s.ChangeOwnPassword(ctx, res.User.ID, "wrong", "new-admin-password-1", "127.0.0.1:1"); !errors.Is(err, identity.ErrBadCredentials) {
 			t.Errorf("change with wrong current password: %v", err)
 		}
-		if err := s.ChangeOwnPassword(ctx, res.User.ID, "admin-password-for-tests", "new-admin-password-1"); err != nil {
+		if err := s.ChangeOwnPassword(ctx, res.User.ID, "admin-password-for-tests", "new-admin-password-1", "127.0.0.1:1"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Authenticate(ctx, res.Token); err == nil {
