@@ -315,3 +315,35 @@ func TestConfigCheckReportsLineAndField(t *testing.T) {
 		t.Errorf("bad config: exit %d\n%s%s", code, so, se)
 	}
 }
+
+// TestRecoverLockedAdmin: the only admin locked out by a guesser is
+// recovered offline, and the recovery is audited.
+func TestRecoverLockedAdmin(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data, "BULWARK_ADMIN_PASSWORD=acceptance-admin-password")
+	s.stop(t, syscall.SIGINT)
+	db, err := sql.Open("sqlite", filepath.Join(data, "bulwark.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE users SET locked = 1, locked_reason = 'test' WHERE username = 'admin'`); err != nil {
+		t.Fatal(err)
+	}
+	if code, so, se := runCLI(t, "recover", "unlock", "--data", data, "admin"); code != 0 || !strings.Contains(so, "Unlocked admin") {
+		t.Fatalf("recover unlock: %d %s %s", code, so, se)
+	}
+	code, so, se := runCLI(t, "recover", "password", "--data", data, "admin")
+	m := regexp.MustCompile(`\(shown once\): (\S+)`).FindStringSubmatch(so)
+	if code != 0 || m == nil {
+		t.Fatalf("recover password: %d %s %s", code, so, se)
+	}
+	s = startServer(t, data)
+	if code, out := s.post(t, "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": m[1]}); code != 200 {
+		t.Errorf("login with recovered password: %d %v", code, out)
+	}
+	s.stop(t, syscall.SIGTERM)
+	if code, so, _ := runCLI(t, "audit", "export", "--data", data); code != 0 || !strings.Contains(so, `"offline":true`) {
+		t.Errorf("offline recovery not audited")
+	}
+}

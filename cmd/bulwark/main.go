@@ -73,7 +73,7 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 		Subs: []*Command{
 			upCommand(), loginCommand(), logoutCommand(), meCommand(),
 			userCommand(), roleCommand(), grantCommand(), tokenCommand(),
-			auditCommand(), eventsCommand(), configCommand(),
+			auditCommand(), eventsCommand(), configCommand(), recoverCommand(),
 			versionCommand(), completionCommand(),
 		},
 	}

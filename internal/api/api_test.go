@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -811,4 +813,47 @@ func TestParallelGuessesAreThrottled(t *testing.T) {
 			t.Errorf("locked account: right password %d %s, wrong %d %s; want identical 403s", right.Status, right.Body, wrong.Status, wrong.Body)
 		}
 	})
+}
+
+func TestClientAddressFromTrustedProxiesOnly(t *testing.T) {
+	db := storetest.SQLite(t, migrations()...)
+	e := newEnv(t, db)
+	tests := []struct {
+		name    string
+		trusted []string
+		remote  string
+		xff     []string
+		want    string
+	}{
+		{"no proxies trusted", nil, "127.0.0.1:5000", []string{"203.0.113.9"}, "127.0.0.1"},
+		{"trusted proxy", []string{"127.0.0.1/32"}, "127.0.0.1:5000", []string{"203.0.113.9"}, "203.0.113.9"},
+		{"client-forged left entries ignored", []string{"127.0.0.1/32"}, "127.0.0.1:5000", []string{"1.2.3.4, 203.0.113.9"}, "203.0.113.9"},
+		{"chain of trusted proxies", []string{"127.0.0.1/32", "10.0.0.0/8"}, "127.0.0.1:5000", []string{"198.51.100.7, 10.1.2.3"}, "198.51.100.7"},
+		{"untrusted peer", []string{"10.0.0.0/8"}, "192.0.2.1:5000", []string{"203.0.113.9"}, "192.0.2.1"},
+		{"garbage header", []string{"127.0.0.1/32"}, "127.0.0.1:5000", []string{"not-an-ip"}, "127.0.0.1"},
+		{"ipv6 proxy", []string{"::1/128"}, "[::1]:5000", []string{"2001:db8::5"}, "2001:db8::5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var nets []netip.Prefix
+			for _, p := range tt.trusted {
+				nets = append(nets, netip.MustParsePrefix(p))
+			}
+			srv := api.New(api.Deps{Identity: e.identity, Access: e.access, Audit: e.audit, Events: e.events, Now: e.clock.Now, TrustedProxies: nets})
+			req := httptest.NewRequest("POST", "/api/v1/auth/login", strings.NewReader(`{"username":"nobody-`+strings.ReplaceAll(tt.name, " ", "-")+`","password":"x"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.RemoteAddr = tt.remote
+			for _, v := range tt.xff {
+				req.Header.Add("X-Forwarded-For", v)
+			}
+			srv.ServeHTTP(httptest.NewRecorder(), req)
+			es, err := e.audit.Query(context.Background(), audit.Filter{Action: "auth.login", Limit: 1, Desc: true})
+			if err != nil || len(es) != 1 {
+				t.Fatalf("audit: %v %v", es, err)
+			}
+			if es[0].Source != tt.want {
+				t.Errorf("source = %q, want %q", es[0].Source, tt.want)
+			}
+		})
+	}
 }

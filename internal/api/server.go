@@ -19,6 +19,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,7 @@ type Deps struct {
 	// AuditVerifyOptions are passed to audit verification requests.
 	AuditVerifyOptions audit.VerifyOptions
 	// TrustedProxies may set X-Forwarded-For (none by default).
-	TrustedProxies []net.IPNet
+	TrustedProxies []netip.Prefix
 	// Version is shown by /healthz.
 	Version string
 }
@@ -221,30 +222,41 @@ func (r *recorder) Flush() {
 	}
 }
 
-// clientAddr returns the client's address, honouring X-Forwarded-For only
-// from configured trusted proxies.
+// clientAddr returns the client's address. X-Forwarded-For is believed
+// only when the TCP peer is a configured trusted proxy, and then read from
+// the right: the first address that is not itself a trusted proxy is the
+// client (addresses further left were written by the client and prove
+// nothing).
 func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || len(s.d.TrustedProxies) == 0 {
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(peer) {
 		return host
 	}
-	trusted := false
-	for _, n := range s.d.TrustedProxies {
-		if n.Contains(ip) {
-			trusted = true
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
 		}
-	}
-	if xff := r.Header.Get("X-Forwarded-For"); trusted && xff != "" {
-		parts := strings.Split(xff, ",")
-		if c := strings.TrimSpace(parts[len(parts)-1]); net.ParseIP(c) != nil {
-			return c
+		if !s.trusted(a) {
+			return a.Unmap().String()
 		}
 	}
 	return host
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.d.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // wrap applies body limits, authentication, authorization, auditing and

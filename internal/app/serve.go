@@ -65,10 +65,11 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 	return api.New(api.Deps{
 		Identity: a.Identity, Access: a.Access, Audit: a.Audit, Events: a.Events, Logger: a.Logger, Now: a.now,
 		MaxBodyBytes: a.Config.API.MaxBodyBytes.Bytes(), PageSizeMax: a.Config.API.PageSizeMax,
-		Ready:         func(ctx context.Context) error { return a.DB.PingContext(ctx) },
-		Registry:      reg,
-		MetricsPublic: a.Config.API.MetricsPublic,
-		Version:       a.version,
+		Ready:          func(ctx context.Context) error { return a.DB.PingContext(ctx) },
+		Registry:       reg,
+		MetricsPublic:  a.Config.API.MetricsPublic,
+		TrustedProxies: a.Config.API.TrustedProxyNets(),
+		Version:        a.version,
 	})
 }
 

@@ -1,3 +1,8 @@
+// The audit signing key is an ed25519 key stored in the data directory as
+// audit.key (PEM "PRIVATE KEY", PKCS#8 DER, mode 0600) beside audit.pub (PEM
+// "PUBLIC KEY", PKIX DER). Keys are named by KeyID in checkpoints, anchors
+// and prune records so that a verifier can say which key signed what.
+
 package audit
 
 import (

@@ -1,3 +1,7 @@
+// Retention cuts the chain only at a checkpoint, so that the oldest kept
+// entry still links to a signed hash, and leaves a signed prune record so
+// that verification can tell retention from deletion; see Prune.
+
 package audit
 
 import (

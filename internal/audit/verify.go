@@ -79,6 +79,7 @@ type Problem struct {
 	Message string
 }
 
+// String formats the problem for people: "entry 7: altered: ...".
 func (p *Problem) String() string {
 	return fmt.Sprintf("entry %d: %s: %s", p.Seq, p.Kind, p.Message)
 }

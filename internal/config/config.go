@@ -93,6 +93,10 @@ type API struct {
 	MetricsPublic bool `yaml:"metrics_public"`
 	// PageSizeMax is the largest page a list endpoint returns.
 	PageSizeMax int `yaml:"page_size_max"`
+	// TrustedProxies are the addresses (CIDRs) of reverse proxies allowed
+	// to set X-Forwarded-For; the client address used for throttling and
+	// the audit log is then taken from it. Empty: trust no one.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Auth configures authentication policy.
