@@ -13,7 +13,8 @@ run() { # name, package, bench regexp, benchtime
 	go test -run '^$' -bench "$3" -benchtime "$4" -count 1 -timeout 30m "$2" | tee "$tmp/$1.txt" >&2
 }
 
-run audit ./internal/audit . 1x
+run audit-append ./internal/audit 'Append' 3s
+run audit-verify ./internal/audit 'Verify' 1x
 run identity ./internal/identity 'Argon2|TOTP' 1s
 
 table() { # turns `go test -bench` lines into markdown rows
@@ -38,7 +39,8 @@ table() { # turns `go test -bench` lines into markdown rows
 	echo
 	echo "| benchmark | iterations | measurements |"
 	echo "|---|---|---|"
-	table "$tmp/audit.txt"
+	table "$tmp/audit-append.txt"
+	table "$tmp/audit-verify.txt"
 	echo
 	echo "## Identity"
 	echo

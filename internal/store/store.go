@@ -49,6 +49,11 @@ type DB struct {
 	Dialect Dialect
 	// Path is the SQLite file, empty for PostgreSQL.
 	Path string
+	// writer admits one SQLite write transaction at a time. SQLite allows
+	// one writer anyway, but its busy handler polls with sleeps, so under
+	// contention a waiting writer can starve past the busy timeout; a Go
+	// queue is fair and cheap. Nil for PostgreSQL. Tx must not be nested.
+	writer chan struct{}
 }
 
 // Options choose and tune the database.
@@ -112,7 +117,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("store: restrict sqlite file mode: %w", err)
 	}
-	return &DB{DB: sdb, Dialect: SQLite, Path: path}, nil
+	return &DB{DB: sdb, Dialect: SQLite, Path: path, writer: make(chan struct{}, 1)}, nil
 }
 
 // OpenPostgres connects to PostgreSQL with the pgx driver.
@@ -155,6 +160,14 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.writer != nil {
+		select {
+		case db.writer <- struct{}{}:
+			defer func() { <-db.writer }()
+		case <-ctx.Done():
+			return fmt.Errorf("store: waiting for the write lock: %w", ctx.Err())
+		}
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
