@@ -36,6 +36,7 @@ table() { # turns `go test -bench` lines into markdown rows
 	echo
 	echo "Each append is one durable transaction (SQLite WAL with synchronous=NORMAL; PostgreSQL default"
 	echo "synchronous_commit) that locks the chain head, hashes, inserts and, every 1,000 entries, signs a checkpoint."
+	echo "BenchmarkVerify checks a log of 1,000,000 entries (ns/op is the whole verification: chain, hashes, signatures)."
 	echo
 	echo "| benchmark | iterations | measurements |"
 	echo "|---|---|---|"
