@@ -13,6 +13,10 @@
 //     or "may I see anything here") an allow applies whatever its scope, since
 //     the caller filters the items one by one afterwards, while a deny applies
 //     only when it is unscoped (a scoped deny removes items, not the list).
+//     A global request (Global true) acts on objects that carry no tags
+//     (roles, grants, settings, the whole audit log): only an unscoped allow
+//     applies, and a deny applies whatever its scope, so that a tag-scoped
+//     grant never reaches beyond its tags.
 //  4. A deny at level L applies to requests at L and above: deny read leaves
 //     nothing, deny write leaves read and operate. If any deny applies, the
 //     request is denied, whatever the allows say.
@@ -40,6 +44,9 @@ type Request struct {
 	// Resource is true for an action on one resource (scoped grants then
 	// apply only when their selector matches Tags), false for a collection.
 	Resource bool
+	// Global is true for an action on untagged, global objects; it takes
+	// precedence over Resource (rule 3).
+	Global bool
 }
 
 // String describes the request for messages, e.g. `write on backups`.
@@ -75,7 +82,7 @@ func Decide(grants []Grant, now time.Time, r Request) Decision {
 		if g.Effect != EffectDeny || g.Expired(now) || !g.Module.covers(r.Module) || r.Level < g.Level {
 			continue
 		}
-		if r.Resource && !g.Scope.Matches(r.Tags) || !r.Resource && !g.Scope.All() {
+		if !r.Global && (r.Resource && !g.Scope.Matches(r.Tags) || !r.Resource && !g.Scope.All()) {
 			continue
 		}
 		d := *g
@@ -86,14 +93,16 @@ func Decide(grants []Grant, now time.Time, r Request) Decision {
 		if g.Effect != EffectAllow || g.Expired(now) || !g.Module.covers(r.Module) || r.Level > g.Level {
 			continue
 		}
-		if r.Resource && !g.Scope.Matches(r.Tags) {
+		if r.Global && !g.Scope.All() || !r.Global && r.Resource && !g.Scope.Matches(r.Tags) {
 			continue
 		}
 		d := *g
 		return Decision{Allowed: true, Reason: "allowed by " + describe(d), Grant: &d}
 	}
 	reason := "no grant allows " + r.String()
-	if r.Resource {
+	if r.Global {
+		reason += " on all resources (a tag-scoped grant does not reach global objects)"
+	} else if r.Resource {
 		reason += " for a resource tagged " + formatTags(r.Tags)
 	}
 	return Decision{Reason: reason}

@@ -24,6 +24,8 @@ func until(g Grant, at time.Time) Grant { g.ExpiresAt = at; return g }
 
 func coll(m Module, l Level) Request { return Request{Module: m, Level: l} }
 
+func global(m Module, l Level) Request { return Request{Module: m, Level: l, Global: true} }
+
 func res(m Module, l Level, tags map[string]string) Request {
 	return Request{Module: m, Level: l, Tags: tags, Resource: true}
 }
@@ -98,6 +100,13 @@ func TestDecidePrecedence(t *testing.T) {
 		{"request above write", []Grant{allow(ModuleAll, LevelWrite, "*")}, coll(ModuleBackups, 4), false, -1},
 		{"corrupt deny at level 0 fails closed", []Grant{allow(ModuleAll, LevelWrite, "*"), {Effect: EffectDeny, Module: ModuleBackups}}, coll(ModuleBackups, LevelRead), false, 1},
 		{"grant with unknown effect ignored", []Grant{{Effect: "maybe", Module: ModuleBackups, Level: LevelWrite}}, coll(ModuleBackups, LevelRead), false, -1},
+
+		{"global: unscoped allow applies", []Grant{allow(ModuleAccess, LevelWrite, "*")}, global(ModuleAccess, LevelWrite), true, 0},
+		{"global: scoped allow does not reach", []Grant{allow(ModuleAccess, LevelWrite, "team=blue")}, global(ModuleAccess, LevelWrite), false, -1},
+		{"global: scoped deny applies whatever its scope", []Grant{allow(ModuleAccess, LevelWrite, "*"), deny(ModuleAccess, LevelWrite, "team=red")}, global(ModuleAccess, LevelWrite), false, 1},
+		{"global: scoped deny below the level still forbids", []Grant{allow(ModuleAll, LevelWrite, "*"), deny(ModuleAudit, LevelRead, "env=prod")}, global(ModuleAudit, LevelRead), false, 1},
+		{"global: deny above the level leaves read", []Grant{allow(ModuleAll, LevelWrite, "*"), deny(ModuleAudit, LevelWrite, "env=prod")}, global(ModuleAudit, LevelRead), true, 0},
+		{"global: beats Resource", []Grant{allow(ModuleAccess, LevelWrite, "team=blue")}, Request{Module: ModuleAccess, Level: LevelWrite, Resource: true, Tags: blue, Global: true}, false, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

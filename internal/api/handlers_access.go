@@ -87,7 +87,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *Call) err
 // manages the accounts of their team, not what those accounts may do;
 // otherwise they could bind "admin" to an account they create.
 func (s *Server) canBindRoles(c *Call) error {
-	return unscoped(c.Principal, s.now(), access.ModuleAccess, access.LevelWrite)
+	return c.Principal.Authorize(s.now(), access.Request{Module: access.ModuleAccess, Level: access.LevelWrite, Global: true})
 }
 
 // loadUser fetches {name} and checks the caller's scope on it. A user

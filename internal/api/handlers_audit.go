@@ -106,18 +106,6 @@ func (s *Server) auditAnchor(w http.ResponseWriter, r *http.Request, c *Call) er
 	return nil
 }
 
-// readableModules lists the modules the caller may read.
-func (s *Server) readableModules(c *Call) []string {
-	var out []string
-	now := s.now()
-	for _, m := range access.Modules() {
-		if c.Principal.Can(now, m, access.LevelRead) {
-			out = append(out, string(m))
-		}
-	}
-	return out
-}
-
 // eventVisible applies module and tag scope to one event.
 func (s *Server) eventVisible(c *Call, e events.Event) bool {
 	m := access.Module(e.Module)

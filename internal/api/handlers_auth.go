@@ -99,6 +99,12 @@ func (s *Server) loginMFA(w http.ResponseWriter, r *http.Request, c *Call) error
 	}
 	c.Actor = "mfa-challenge"
 	res, err := s.d.Identity.LoginMFA(r.Context(), req.MFAToken, req.TOTP, req.RecoveryCode, identity.Login{Source: c.Source, UserAgent: r.UserAgent()})
+	return s.settleSecondStep(w, r, c, res, err)
+}
+
+// settleSecondStep ends a second-factor step: the audit entry names the
+// account whenever the challenge identified it, failures included.
+func (s *Server) settleSecondStep(w http.ResponseWriter, r *http.Request, c *Call, res identity.LoginResult, err error) error {
 	if res.User.Username != "" {
 		s.loginCtx(r, c, res.User.Username)
 	}
@@ -131,13 +137,7 @@ func (s *Server) webauthnLoginFinish(w http.ResponseWriter, r *http.Request, c *
 	}
 	c.Actor = "mfa-challenge"
 	res, err := s.d.Identity.FinishWebAuthnLogin(r.Context(), req.MFAToken, req.Response, identity.Login{Source: c.Source, UserAgent: r.UserAgent()})
-	if res.User.Username != "" {
-		s.loginCtx(r, c, res.User.Username)
-	}
-	if err != nil {
-		return err
-	}
-	return s.finishLogin(w, r, c, res)
+	return s.settleSecondStep(w, r, c, res, err)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *Call) error {

@@ -337,7 +337,7 @@ func (s *Server) authorize(r *http.Request, rt Route, c *Call) error {
 	}
 	now := s.now()
 	if rt.Unscoped {
-		return unscoped(c.Principal, now, rt.Module, rt.Level)
+		return c.Principal.Authorize(now, access.Request{Module: rt.Module, Level: rt.Level, Global: true})
 	}
 	if rt.Module == ModuleAny {
 		for _, m := range access.Modules() {
@@ -460,28 +460,4 @@ func (s *Server) page(r *http.Request) (after string, limit int, err error) {
 type List[T any] struct {
 	Items []T    `json:"items"`
 	Next  string `json:"next,omitempty"`
-}
-
-// unscoped authorizes an action on untagged, global objects: it needs an
-// allow grant without a tag scope, and any live deny covering the module and
-// level refuses it whatever the deny's scope. Without this rule a team lead
-// holding "access write on team=blue" could edit roles and grant itself
-// everything.
-func unscoped(p *access.Principal, now time.Time, m access.Module, l access.Level) error {
-	var allows []access.Grant
-	for _, g := range p.Grants {
-		if g.Expired(now) || (g.Module != access.ModuleAll && g.Module != m) {
-			continue
-		}
-		if g.Effect == access.EffectDeny && l >= g.Level {
-			return fmt.Errorf("%w: %s %s denied by role %q (%s)", access.ErrDenied, m, l, g.Role, g)
-		}
-		if g.Effect == access.EffectAllow && g.Scope.All() {
-			allows = append(allows, g)
-		}
-	}
-	if access.Decide(allows, now, access.Request{Module: m, Level: l}).Allowed {
-		return nil
-	}
-	return fmt.Errorf("%w: %s %s on all resources is needed here; a tag-scoped grant is not enough", access.ErrDenied, m, l)
 }

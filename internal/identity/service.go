@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -654,8 +655,10 @@ func (s *Service) SetRequire2FA(ctx context.Context, on bool) error {
 	return nil
 }
 
-// requires2FA reports whether policy demands a second factor from uid.
-func (s *Service) requires2FA(ctx context.Context, uid int64) (bool, error) {
+// requires2FA reports whether policy demands a second factor from u. It
+// uses the role bindings already loaded with u (User.Roles) rather than
+// reading them again: it runs on every request of a user without 2FA.
+func (s *Service) requires2FA(ctx context.Context, u User) (bool, error) {
 	st, err := s.Settings(ctx)
 	if err != nil {
 		return false, err
@@ -663,18 +666,10 @@ func (s *Service) requires2FA(ctx context.Context, uid int64) (bool, error) {
 	if st.Require2FA {
 		return true, nil
 	}
-	if len(st.Require2FARoles) > 0 {
-		b, err := s.access.Bindings(ctx, uid)
-		if err != nil {
-			return false, err
-		}
-		for _, rb := range b {
-			for _, r := range st.Require2FARoles {
-				if rb.Role == r {
-					return true, nil
-				}
-			}
+	for _, rb := range u.Roles {
+		if slices.Contains(st.Require2FARoles, rb.Role) {
+			return true, nil
 		}
 	}
-	return s.access.Requires2FA(ctx, uid)
+	return s.access.Requires2FA(ctx, u.ID)
 }

@@ -238,7 +238,7 @@ func (s *Service) Login(ctx context.Context, l Login) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, err
 	}
-	need, err := s.requires2FA(ctx, uid)
+	need, err := s.requires2FA(ctx, u)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -318,24 +318,47 @@ func (s *Service) challenge(ctx context.Context, token, kind string) (uid int64,
 	return uid, state, id, nil
 }
 
-// LoginMFA completes a login with a TOTP or recovery code.
-func (s *Service) LoginMFA(ctx context.Context, mfaToken, totp, recovery string, l Login) (LoginResult, error) {
-	uid, _, id, err := s.challenge(ctx, mfaToken, "mfa")
+// pendingStep is the second step of a login, as loaded by secondStep.
+type pendingStep struct {
+	user    User
+	attempt *attempt
+	id      string // the challenge's id
+	state   []byte // the ceremony state stored with it
+}
+
+// secondStep loads the challenge behind an MFA token and its user (naming
+// the account in l for throttling and audit), then reserves the attempt.
+// needState refuses, before anything is counted, a challenge whose
+// security-key ceremony was never begun.
+func (s *Service) secondStep(ctx context.Context, mfaToken string, l *Login, needState bool) (pendingStep, error) {
+	var st pendingStep
+	uid, state, id, err := s.challenge(ctx, mfaToken, "mfa")
 	if err != nil {
-		return LoginResult{}, err
+		return st, err
+	}
+	if needState && len(state) == 0 {
+		return st, fmt.Errorf("%w: begin the security-key login first", ErrInvalid)
 	}
 	u, err := s.userByID(ctx, uid)
 	if err != nil {
-		return LoginResult{}, err
+		return st, err
 	}
+	st.user, st.id, st.state = u, id, state
 	l.Username = u.Username
-	a, err := s.reserve(ctx, u.Username, l.Source)
+	st.attempt, err = s.reserve(ctx, u.Username, l.Source)
+	return st, err
+}
+
+// LoginMFA completes a login with a TOTP or recovery code.
+func (s *Service) LoginMFA(ctx context.Context, mfaToken, totp, recovery string, l Login) (LoginResult, error) {
+	st, err := s.secondStep(ctx, mfaToken, &l, false)
 	if err != nil {
-		return LoginResult{User: u}, err
+		return LoginResult{User: st.user}, err
 	}
+	u, a, id := st.user, st.attempt, st.id
 	used, err := s.checkSecondFactor(ctx, u, totp, recovery)
 	if err != nil {
-		return LoginResult{User: u}, s.fail(ctx, a, uid, l.Source, err)
+		return LoginResult{User: u}, s.fail(ctx, a, u.ID, l.Source, err)
 	}
 	if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return deleteChallengeTx(ctx, tx, id) }); err != nil {
 		return LoginResult{User: u}, err
@@ -508,7 +531,7 @@ func (s *Service) authSession(ctx context.Context, id, hash string) (Auth, error
 	if restricted == 0 && !u.HasMFA() {
 		// Policy may have started requiring 2FA after this session began,
 		// or the user removed their last factor: restrict it from now on.
-		need, err := s.requires2FA(ctx, uid)
+		need, err := s.requires2FA(ctx, u)
 		if err != nil {
 			return Auth{}, err
 		}
@@ -544,7 +567,7 @@ func (s *Service) authToken(ctx context.Context, id, hash string) (Auth, error) 
 	}
 	if !u.HasMFA() {
 		// A token does not outlive its owner's duty to use 2FA.
-		need, err := s.requires2FA(ctx, uid)
+		need, err := s.requires2FA(ctx, u)
 		if err != nil {
 			return Auth{}, err
 		}

@@ -132,7 +132,11 @@ func (s *Service) dropRecoveryIfNoMFATx(ctx context.Context, tx *sql.Tx, uid int
 		return err
 	}
 	if totp == "" && keys == 0 {
-		need, err := s.requires2FA(ctx, uid)
+		u, err := s.userByID(ctx, uid)
+		if err != nil {
+			return err
+		}
+		need, err := s.requires2FA(ctx, u)
 		if err != nil {
 			return err
 		}
@@ -355,27 +359,16 @@ func (s *Service) FinishWebAuthnLogin(ctx context.Context, mfaToken string, resp
 	if err != nil {
 		return LoginResult{}, err
 	}
-	uid, state, id, err := s.challenge(ctx, mfaToken, "mfa")
+	st, err := s.secondStep(ctx, mfaToken, &l, true)
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{User: st.user}, err
 	}
-	if len(state) == 0 {
-		return LoginResult{}, fmt.Errorf("%w: begin the security-key login first", ErrInvalid)
-	}
+	u, at, id, uid := st.user, st.attempt, st.id, st.user.ID
 	a, err := s.webauthnAccount(ctx, uid)
-	if err != nil {
-		return LoginResult{}, err
-	}
-	u, err := s.userByID(ctx, uid)
-	if err != nil {
-		return LoginResult{}, err
-	}
-	l.Username = u.Username
-	at, err := s.reserve(ctx, u.Username, l.Source)
 	if err != nil {
 		return LoginResult{User: u}, err
 	}
-	keyID, count, err := w.FinishLogin(a, state, response, s.now())
+	keyID, count, err := w.FinishLogin(a, st.state, response, s.now())
 	if err != nil {
 		return LoginResult{User: u}, s.fail(ctx, at, uid, l.Source, fmt.Errorf("%w: %w", ErrMFAFailed, err))
 	}

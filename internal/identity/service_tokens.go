@@ -111,20 +111,6 @@ func (s *Service) ListTokens(ctx context.Context, uid int64) ([]APIToken, error)
 	return out, rows.Err()
 }
 
-// GetToken loads one token's description.
-func (s *Service) GetToken(ctx context.Context, id string) (APIToken, error) {
-	all, err := s.ListTokens(ctx, 0)
-	if err != nil {
-		return APIToken{}, err
-	}
-	for _, t := range all {
-		if t.ID == id {
-			return t, nil
-		}
-	}
-	return APIToken{}, fmt.Errorf("token %q: %w", id, store.ErrNotFound)
-}
-
 // RevokeToken revokes a token; owner != 0 restricts it to that user's tokens.
 func (s *Service) RevokeToken(ctx context.Context, id string, owner int64) error {
 	q := `UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at = 0`
