@@ -74,6 +74,8 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 			upCommand(), loginCommand(), logoutCommand(), meCommand(),
 			userCommand(), roleCommand(), grantCommand(), tokenCommand(),
 			auditCommand(), eventsCommand(), configCommand(), recoverCommand(),
+			repoCommand(), backupCommand(), snapshotsCommand(), restoreCommand(), lsCommand(), diffCommand(),
+			catCommand(), forgetCommand(),
 			versionCommand(), completionCommand(),
 		},
 	}

@@ -47,3 +47,47 @@ func (p *progress) done() {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
 }
+
+// liveStatus redraws render's line four times a second on a terminal
+// (stderr) until the returned function is called; elsewhere it prints
+// nothing.
+func liveStatus(e *Env, render func(elapsed time.Duration) string) func() {
+	f, ok := e.Stderr.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return func() {}
+	}
+	start := time.Now()
+	stop, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				fmt.Fprint(f, "\r\033[K")
+				return
+			case <-t.C:
+				fmt.Fprint(f, "\r\033[K"+render(time.Since(start)))
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}
+
+// transferStatus formats "files, bytes, rate, ETA".
+func transferStatus(el time.Duration, files, totalFiles, bytes, totalBytes int64, totalsKnown bool) string {
+	rate := float64(bytes) / el.Seconds()
+	eta := "?"
+	if totalsKnown && rate > 0 {
+		left := float64(totalBytes-bytes) / rate
+		if left < 0 {
+			left = 0
+		}
+		eta = (time.Duration(left) * time.Second).String()
+	}
+	return fmt.Sprintf("%d/%d files, %s/%s, %s/s, ETA %s", files, totalFiles, humanBytes(bytes), humanBytes(totalBytes), humanBytes(int64(rate)), eta)
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend/local"
+)
+
+// repoFlags locate a repository and its password; every repository command
+// registers them.
+type repoFlags struct {
+	repo, passwordFile, cacheDir string
+	noCache, asJSON              bool
+	lockWait                     time.Duration
+}
+
+func (f *repoFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.repo, "repo", "", "repository `LOCATION`: a directory (default $BULWARK_REPO)")
+	fs.StringVar(&f.passwordFile, "password-file", "", "read the repository password from `FILE` (default $BULWARK_PASSWORD, or $BULWARK_PASSWORD_FILE)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "local cache `DIR` (default $XDG_CACHE_HOME/bulwark or ~/.cache/bulwark)")
+	fs.BoolVar(&f.noCache, "no-cache", false, "use no local cache")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON instead of text")
+	fs.DurationVar(&f.lockWait, "lock-wait", 0, "wait up to `DURATION` for a conflicting lock to be released")
+}
+
+func (f *repoFlags) location(e *Env) (string, error) {
+	loc := f.repo
+	if loc == "" {
+		loc = e.Getenv("BULWARK_REPO")
+	}
+	if loc == "" {
+		return "", usageError("no repository: give --repo LOCATION or set BULWARK_REPO")
+	}
+	return loc, nil
+}
+
+// password reads the password from --password-file, $BULWARK_PASSWORD or
+// $BULWARK_PASSWORD_FILE. A trailing newline in a file is not part of it.
+func (f *repoFlags) password(e *Env) ([]byte, error) {
+	return readPassword(e, f.passwordFile, "BULWARK_PASSWORD", "--password-file")
+}
+
+func readPassword(e *Env, file, envName, flagName string) ([]byte, error) {
+	if file == "" {
+		if p := e.Getenv(envName); p != "" {
+			return []byte(p), nil
+		}
+		file = e.Getenv(envName + "_FILE")
+	}
+	if file == "" {
+		return nil, usageError("no password: set %s or give %s FILE", envName, flagName)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usageError("%s: %v", flagName, err)
+	}
+	p := strings.TrimRight(string(b), "\r\n")
+	if p == "" {
+		return nil, usageError("%s %s: the file is empty", flagName, file)
+	}
+	return []byte(p), nil
+}
+
+func (f *repoFlags) cache() string {
+	if f.noCache {
+		return "-"
+	}
+	return f.cacheDir
+}
+
+func openBackend(loc string, create bool) (backend.Backend, error) {
+	dir := strings.TrimPrefix(loc, "local:")
+	if strings.Contains(dir, "://") || strings.HasPrefix(dir, "s3:") {
+		return nil, usageError("repository %q: only local directories are supported by this build", loc)
+	}
+	if create {
+		return local.Create(dir)
+	}
+	be, err := local.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", dir, err)
+	}
+	return be, nil
+}
+
+// open opens the repository and, when index is set, loads its index.
+func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Repository, error) {
+	loc, err := f.location(e)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := f.password(e)
+	if err != nil {
+		return nil, err
+	}
+	be, err := openBackend(loc, false)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(ctx, be, pw, repo.OpenOptions{CacheDir: f.cache()})
+	if err != nil {
+		be.Close()
+		if errors.Is(err, repo.ErrNoKey) {
+			return nil, &ExitError{Code: 3, Err: fmt.Errorf("repository %s: %w", loc, err)}
+		}
+		return nil, err
+	}
+	if loadIndex {
+		if err := r.LoadIndex(ctx); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (f *repoFlags) lock(ctx context.Context, r *repo.Repository, exclusive bool) (*repo.Lock, error) {
+	return r.Lock(ctx, exclusive, f.lockWait)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,706 @@
+// Package archiver makes snapshots: it walks the paths to back up, reuses
+// the parent snapshot's content for files that did not change, chunks and
+// stores the others, and writes one tree per directory.
+//
+// Pipeline. One walker goroutine reads directories depth first in name
+// order and lstat()s every entry. A file that matches its node in the
+// parent tree (same size, mtime, ctime and inode, every chunk still in the
+// index) is finished on the spot; every other file becomes a job for a pool
+// of workers (one per core plus one), which read, chunk, hash, compress and
+// encrypt it; repo.SaveBlob packs the result and uploads full packs in the
+// background. Each directory is a future: a small goroutine waits for its
+// children's results in order and then saves the directory's tree, so the
+// walker never waits for file contents and both cores stay busy until the
+// last file. The job queue is bounded, which bounds memory.
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/chunker"
+	"github.com/bulwarkhq/bulwark/internal/repo/tree"
+)
+
+// Options tune a backup.
+type Options struct {
+	Tags           []string
+	Host           string // default: os.Hostname
+	Excludes       []string
+	OneFileSystem  bool
+	Parent         *repo.Snapshot // nil: the latest snapshot of the same host and paths
+	NoParent       bool           // read every file
+	Workers        int            // default: GOMAXPROCS + 1
+	ProgramVersion string
+	Time           time.Time // snapshot time; default now
+	Progress       *Progress
+	// Warn is told about entries that could not be read; they are left out
+	// of the snapshot and the backup goes on. Nil ignores them.
+	Warn func(path string, err error)
+}
+
+// Progress is updated atomically while a backup runs.
+type Progress struct {
+	Files      atomic.Int64 // files finished
+	Dirs       atomic.Int64
+	Bytes      atomic.Int64 // bytes of finished and partly read files
+	TotalFiles atomic.Int64 // from the concurrent scan
+	TotalBytes atomic.Int64
+	ScanDone   atomic.Bool
+	Errors     atomic.Int64
+}
+
+// Result is what Backup returns.
+type Result struct {
+	Snapshot *repo.Snapshot
+	Summary  repo.Summary
+	Warnings int
+}
+
+type status int
+
+const (
+	stNew status = iota
+	stChanged
+	stUnmodified
+)
+
+type result struct {
+	node   tree.Node
+	ok     bool // false: left out (warning)
+	err    error
+	status status
+}
+
+type future chan result
+
+func done(r result) future {
+	f := make(future, 1)
+	f <- r
+	return f
+}
+
+type job struct {
+	path string
+	node tree.Node
+	st   status
+	fut  future
+}
+
+type archiver struct {
+	r      *repo.Repository
+	o      Options
+	names  *tree.NameCache
+	jobs   chan job
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+	ctx    context.Context
+	cancel context.CancelFunc
+	prog   *Progress
+	sum    struct {
+		new, changed, unmodified, dirs, processed, files, bytes atomic.Int64
+	}
+	warnings atomic.Int64
+	rootDev  map[string]uint64
+}
+
+func (a *archiver) fail(err error) {
+	a.errMu.Lock()
+	if a.err == nil {
+		a.err = err
+		a.cancel()
+	}
+	a.errMu.Unlock()
+}
+
+func (a *archiver) warn(path string, err error) {
+	a.warnings.Add(1)
+	a.prog.Errors.Add(1)
+	if a.o.Warn != nil {
+		a.o.Warn(path, err)
+	}
+}
+
+// CleanPaths makes paths absolute and clean, sorts them and drops those
+// inside another.
+func CleanPaths(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		if p == "" {
+			return nil, errors.New("empty path")
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, abs)
+	}
+	sort.Strings(out)
+	var kept []string
+	for _, p := range out {
+		if len(kept) > 0 {
+			last := kept[len(kept)-1]
+			if p == last || strings.HasPrefix(p, strings.TrimSuffix(last, "/")+"/") {
+				continue
+			}
+		}
+		kept = append(kept, p)
+	}
+	return kept, nil
+}
+
+// Backup snapshots paths into r.
+func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) (*Result, error) {
+	start := time.Now()
+	paths, err := CleanPaths(paths)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, errors.New("nothing to back up: give at least one path")
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			return nil, fmt.Errorf("backup path: %w", err)
+		}
+	}
+	for _, pat := range o.Excludes {
+		if _, err := filepath.Match(pat, ""); err != nil {
+			return nil, fmt.Errorf("--exclude %q: %w", pat, err)
+		}
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0) + 1
+	}
+	if o.Progress == nil {
+		o.Progress = &Progress{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a := &archiver{r: r, o: o, names: tree.NewNameCache(), jobs: make(chan job, 4*o.Workers),
+		ctx: ctx, cancel: cancel, prog: o.Progress, rootDev: map[string]uint64{}}
+
+	parent := o.Parent
+	if parent == nil && !o.NoParent {
+		parent = r.FindParent(ctx, o.Host, paths)
+	}
+	var parentTree *tree.Tree
+	if parent != nil {
+		if t, err := r.LoadTree(ctx, parent.Tree); err == nil {
+			parentTree = t
+		}
+	}
+
+	go scan(ctx, paths, o, a.prog)
+	for i := 0; i < o.Workers; i++ {
+		a.wg.Add(1)
+		go a.worker()
+	}
+	var rootFut future
+	if len(paths) == 1 && paths[0] == "/" {
+		// The whole file system: the root tree is "/" itself.
+		rootFut = a.saveDir("/", tree.Node{Type: tree.TypeDir}, &tree.Node{Type: tree.TypeDir, Subtree: treeIDPtr(parent)})
+	} else {
+		rootFut = a.finishDir(tree.Node{Type: tree.TypeDir}, a.saveVirtual(paths, "/", parentTree), false)
+	}
+	res := <-rootFut
+	close(a.jobs)
+	a.wg.Wait()
+	if a.err != nil {
+		return nil, a.err
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+	if err := r.Flush(ctx); err != nil {
+		return nil, err
+	}
+	snap := &repo.Snapshot{
+		Time: o.Time, Tree: *res.node.Subtree, Paths: paths, Hostname: o.Host,
+		Tags: o.Tags, Excludes: o.Excludes, ProgramVersion: o.ProgramVersion,
+	}
+	if snap.Time.IsZero() {
+		snap.Time = r.Now()
+	}
+	if u := os.Getenv("USER"); u != "" {
+		snap.Username = u
+	}
+	if parent != nil {
+		snap.Parent = repo.Hex(parent.ID)
+	}
+	sum := repo.Summary{
+		FilesNew: a.sum.new.Load(), FilesChanged: a.sum.changed.Load(), FilesUnmodified: a.sum.unmodified.Load(),
+		Dirs: a.sum.dirs.Load(), BytesAdded: r.Stats().BytesStored.Load(), BytesProcessed: a.sum.processed.Load(),
+		TotalFiles: a.sum.files.Load(), TotalBytes: a.sum.bytes.Load(),
+	}
+	sum.Duration = time.Since(start).Seconds()
+	snap.Summary = &sum
+	if _, err := r.SaveSnapshot(ctx, snap); err != nil {
+		return nil, err
+	}
+	r.RememberParent(o.Host, paths, snap)
+	return &Result{Snapshot: snap, Summary: sum, Warnings: int(a.warnings.Load())}, nil
+}
+
+// saveVirtual returns the entries of dir on the way to the backup paths:
+// "/" holds "etc" holds ... down to each path, which is saved for real.
+func (a *archiver) saveVirtual(paths []string, dir string, parent *tree.Tree) []future {
+	children := map[string][]string{}
+	var order []string
+	for _, p := range paths {
+		rel := strings.TrimPrefix(p, dir)
+		rel = strings.TrimPrefix(rel, "/")
+		first, _, _ := strings.Cut(rel, "/")
+		if _, ok := children[first]; !ok {
+			order = append(order, first)
+		}
+		children[first] = append(children[first], p)
+	}
+	sort.Strings(order)
+	var futs []future
+	for _, name := range order {
+		full := filepath.Join(dir, name)
+		pnode := lookup(parent, name)
+		if len(children[name]) == 1 && children[name][0] == full {
+			futs = append(futs, a.saveEntry(full, name, pnode, true))
+			continue
+		}
+		// An intermediate directory: its own metadata, and only the
+		// children on the way to the paths.
+		node, err := tree.NodeFromPath(full, name, nil, tree.CaptureOptions{Names: a.names})
+		if err != nil && !tree.IsWarning(err) {
+			futs = append(futs, done(result{err: err}))
+			continue
+		}
+		futs = append(futs, a.finishDir(node, a.saveVirtual(children[name], full, a.subtree(pnode)), true))
+	}
+	return futs
+}
+
+func (a *archiver) subtree(n *tree.Node) *tree.Tree {
+	if n == nil || n.Type != tree.TypeDir || n.Subtree == nil {
+		return nil
+	}
+	t, err := a.r.LoadTree(a.ctx, repo.ID(*n.Subtree))
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
+func lookup(t *tree.Tree, name string) *tree.Node {
+	if t == nil {
+		return nil
+	}
+	i, ok := slices.BinarySearchFunc(t.Nodes, name, func(n tree.Node, name string) int { return strings.Compare(n.Name, name) })
+	if !ok {
+		return nil
+	}
+	return &t.Nodes[i]
+}
+
+// finishDir waits for the children in order and saves the tree. The
+// virtual root passes unwrapped=false and gets a node whose Subtree is the
+// root tree.
+func (a *archiver) finishDir(node tree.Node, futs []future, count bool) future {
+	out := make(future, 1)
+	go func() {
+		t := &tree.Tree{Nodes: make([]tree.Node, 0, len(futs))}
+		for _, f := range futs {
+			res := <-f
+			if res.err != nil {
+				out <- result{err: res.err}
+				return
+			}
+			if res.ok {
+				t.Nodes = append(t.Nodes, res.node)
+			}
+		}
+		if a.ctx.Err() != nil {
+			out <- result{err: a.ctx.Err()}
+			return
+		}
+		id, err := a.r.SaveTree(a.ctx, t)
+		if err != nil {
+			a.fail(err)
+			out <- result{err: err}
+			return
+		}
+		tid := tree.ID(id)
+		node.Subtree = &tid
+		node.Content = nil
+		node.Size = 0
+		if count {
+			a.sum.dirs.Add(1)
+			a.prog.Dirs.Add(1)
+		}
+		out <- result{node: node, ok: true}
+	}()
+	return out
+}
+
+func (a *archiver) excluded(path, name string) bool {
+	for _, pat := range a.o.Excludes {
+		if strings.Contains(pat, "/") {
+			if ok, _ := filepath.Match(pat, path); ok {
+				return true
+			}
+		} else if ok, _ := filepath.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// saveEntry handles one entry of any type. top marks a backup path (its
+// device defines --one-file-system).
+func (a *archiver) saveEntry(path, name string, pnode *tree.Node, top bool) future {
+	if a.ctx.Err() != nil {
+		return done(result{err: a.ctx.Err()})
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		a.warn(path, err)
+		return done(result{})
+	}
+	node, err := tree.NodeFromPath(path, name, fi, tree.CaptureOptions{Names: a.names})
+	if err != nil {
+		if !tree.IsWarning(err) {
+			a.warn(path, err)
+			return done(result{})
+		}
+		a.warn(path, err)
+	}
+	if top {
+		a.rootDev[path] = node.Device
+	}
+	switch node.Type {
+	case tree.TypeDir:
+		return a.saveDir(path, node, pnode)
+	case tree.TypeFile:
+		a.sum.files.Add(1)
+		a.sum.bytes.Add(int64(node.Size))
+		st := stNew
+		if pnode != nil {
+			st = stChanged
+			if unchanged(pnode, &node) && a.allKnown(pnode.Content) {
+				node.Content = pnode.Content
+				a.sum.unmodified.Add(1)
+				a.prog.Files.Add(1)
+				a.prog.Bytes.Add(int64(node.Size))
+				return done(result{node: node, ok: true, status: stUnmodified})
+			}
+		}
+		if node.Size == 0 {
+			a.count(st, 0)
+			return done(result{node: node, ok: true, status: st})
+		}
+		fut := make(future, 1)
+		select {
+		case a.jobs <- job{path: path, node: node, st: st, fut: fut}:
+		case <-a.ctx.Done():
+			return done(result{err: a.ctx.Err()})
+		}
+		return fut
+	default:
+		return done(result{node: node, ok: true})
+	}
+}
+
+func (a *archiver) count(st status, n int64) {
+	switch st {
+	case stNew:
+		a.sum.new.Add(1)
+	case stChanged:
+		a.sum.changed.Add(1)
+	}
+	a.prog.Files.Add(1)
+	a.sum.processed.Add(n)
+}
+
+func unchanged(old, cur *tree.Node) bool {
+	return old.Type == tree.TypeFile && old.Size == cur.Size && old.ModTime.Equal(cur.ModTime) &&
+		old.ChangeTime.Equal(cur.ChangeTime) && old.Inode == cur.Inode
+}
+
+func (a *archiver) allKnown(content []tree.ContentRef) bool {
+	idx := a.r.Index()
+	for _, c := range content {
+		if c.IsHole() {
+			continue
+		}
+		if _, ok := idx.Lookup(repo.DataBlob, repo.ID(c.ID)); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future {
+	if a.o.OneFileSystem {
+		for root, dev := range a.rootDev {
+			if (path == root || strings.HasPrefix(path, root+"/")) && node.Device != dev {
+				// A mount point: keep the directory, not its content.
+				return a.finishDir(node, nil, true)
+			}
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		a.warn(path, err)
+		return done(result{})
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		a.warn(path, err)
+		return done(result{})
+	}
+	sort.Strings(names)
+	ptree := a.subtree(pnode)
+	futs := make([]future, 0, len(names))
+	for _, name := range names {
+		child := path + "/" + name
+		if path == "/" {
+			child = "/" + name
+		}
+		if a.excluded(child, name) {
+			continue
+		}
+		futs = append(futs, a.saveEntry(child, name, lookup(ptree, name), false))
+	}
+	return a.finishDir(node, futs, true)
+}
+
+func (a *archiver) worker() {
+	defer a.wg.Done()
+	var ch *chunker.Chunker
+	buf := make([]byte, 0, 512<<10)
+	for j := range a.jobs {
+		if a.ctx.Err() != nil {
+			j.fut <- result{err: a.ctx.Err()}
+			continue
+		}
+		node, err := a.saveFile(j.path, j.node, &ch, &buf)
+		if err != nil {
+			if a.ctx.Err() != nil || isRepoError(err) {
+				a.fail(err)
+				j.fut <- result{err: err}
+				continue
+			}
+			a.warn(j.path, err)
+			j.fut <- result{}
+			continue
+		}
+		a.count(j.st, int64(node.Size))
+		j.fut <- result{node: node, ok: true, status: j.st}
+	}
+}
+
+// fileError marks errors reading the source file (a warning), as opposed
+// to errors writing the repository (fatal).
+type fileError struct{ err error }
+
+func (e fileError) Error() string { return e.err.Error() }
+func (e fileError) Unwrap() error { return e.err }
+
+func isRepoError(err error) bool {
+	var fe fileError
+	return !errors.As(err, &fe)
+}
+
+func (a *archiver) saveFile(path string, node tree.Node, ch **chunker.Chunker, buf *[]byte) (tree.Node, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME, 0)
+	if errors.Is(err, syscall.EPERM) {
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		return node, fileError{err}
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return node, fileError{err}
+	}
+	if st.Ino != node.Inode || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return node, fileError{errors.New("file replaced while backing it up")}
+	}
+	size := st.Size
+	node.Size = uint64(size)
+	node.Content = node.Content[:0]
+	p := a.r.Config().Chunker
+
+	// Small files (most of a typical tree) are one chunk: one read, no
+	// chunker.
+	if size < int64(p.Min) {
+		b := (*buf)[:0]
+		if int64(cap(b)) < size+1 {
+			b = make([]byte, 0, size+1)
+		}
+		n, err := io.ReadFull(f, b[:size+1])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return node, fileError{err}
+		}
+		b = b[:n]
+		*buf = b
+		if int64(n) > size {
+			// Grew while reading: fall through to the chunker from the start.
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return node, fileError{err}
+			}
+		} else {
+			node.Size = uint64(n)
+			if n > 0 {
+				id, _, err := a.r.SaveBlob(a.ctx, repo.DataBlob, b)
+				if err != nil {
+					return node, err
+				}
+				node.Content = append(node.Content, tree.Chunk(tree.ID(id)))
+			}
+			a.prog.Bytes.Add(int64(n))
+			return node, nil
+		}
+	}
+
+	extents := []tree.Extent{{Off: 0, Len: size}}
+	if st.Blocks*512 < size { // fewer blocks than bytes: maybe sparse
+		if ext, err := tree.DataExtents(f, size); err == nil {
+			extents = ext
+		}
+	}
+	if *ch == nil {
+		*ch = chunker.New(nil, a.r.ChunkerTable(), p)
+	}
+	var pos, total int64
+	for _, e := range extents {
+		if e.Off > pos {
+			node.Content = append(node.Content, tree.Hole(uint64(e.Off-pos)))
+		}
+		(*ch).Reset(io.NewSectionReader(f, e.Off, e.Len))
+		for {
+			chunk, err := (*ch).Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return node, fileError{err}
+			}
+			id, _, err := a.r.SaveBlob(a.ctx, repo.DataBlob, chunk)
+			if err != nil {
+				return node, err
+			}
+			node.Content = append(node.Content, tree.Chunk(tree.ID(id)))
+			total += int64(len(chunk))
+			a.prog.Bytes.Add(int64(len(chunk)))
+		}
+		pos = e.Off + e.Len
+	}
+	if pos < size {
+		node.Content = append(node.Content, tree.Hole(uint64(size-pos)))
+	}
+	_ = total
+	return node, nil
+}
+
+// scan counts files and bytes ahead of the backup for the ETA.
+func scan(ctx context.Context, paths []string, o Options, p *Progress) {
+	defer p.ScanDone.Store(true)
+	for _, root := range paths {
+		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				return nil
+			}
+			if d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					p.TotalFiles.Add(1)
+					p.TotalBytes.Add(fi.Size())
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// BackupReader snapshots the bytes of rd as one file called name (database
+// dumps piped in).
+func BackupReader(ctx context.Context, r *repo.Repository, rd io.Reader, name string, o Options) (*Result, error) {
+	start := time.Now()
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return nil, fmt.Errorf("--stdin-name %q: give a plain file name", name)
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.Progress == nil {
+		o.Progress = &Progress{}
+	}
+	now := r.Now()
+	if !o.Time.IsZero() {
+		now = o.Time
+	}
+	node := tree.Node{Name: name, Type: tree.TypeFile, Mode: 0o600, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		ModTime: now, ChangeTime: now, Links: 1}
+	ch := chunker.New(rd, r.ChunkerTable(), r.Config().Chunker)
+	for {
+		chunk, err := ch.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading standard input: %w", err)
+		}
+		id, _, err := r.SaveBlob(ctx, repo.DataBlob, chunk)
+		if err != nil {
+			return nil, err
+		}
+		node.Content = append(node.Content, tree.Chunk(tree.ID(id)))
+		node.Size += uint64(len(chunk))
+		o.Progress.Bytes.Add(int64(len(chunk)))
+	}
+	tid, err := r.SaveTree(ctx, &tree.Tree{Nodes: []tree.Node{node}})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Flush(ctx); err != nil {
+		return nil, err
+	}
+	path := "/" + name
+	snap := &repo.Snapshot{Time: now, Tree: tid, Paths: []string{path}, Hostname: o.Host, Tags: o.Tags,
+		ProgramVersion: o.ProgramVersion, Username: os.Getenv("USER")}
+	sum := repo.Summary{FilesNew: 1, BytesAdded: r.Stats().BytesStored.Load(), BytesProcessed: int64(node.Size),
+		TotalFiles: 1, TotalBytes: int64(node.Size), Duration: time.Since(start).Seconds()}
+	snap.Summary = &sum
+	if _, err := r.SaveSnapshot(ctx, snap); err != nil {
+		return nil, err
+	}
+	o.Progress.Files.Add(1)
+	return &Result{Snapshot: snap, Summary: sum}, nil
+}
+
+func treeIDPtr(s *repo.Snapshot) *tree.ID {
+	if s == nil {
+		return nil
+	}
+	id := tree.ID(s.Tree)
+	return &id
+}

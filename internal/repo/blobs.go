@@ -1,0 +1,388 @@
+package repo
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bulwarkhq/bulwark/internal/repo/backend"
+	"github.com/bulwarkhq/bulwark/internal/repo/crypto"
+	"github.com/bulwarkhq/bulwark/internal/repo/index"
+	"github.com/bulwarkhq/bulwark/internal/repo/pack"
+	"github.com/bulwarkhq/bulwark/internal/repo/parity"
+)
+
+// SaveStats counts what this session added to the repository.
+type SaveStats struct {
+	BlobsAdded  atomic.Int64
+	BytesRaw    atomic.Int64 // plaintext bytes of new blobs
+	BytesStored atomic.Int64 // bytes of packs written (what the repository grew by, parity excluded)
+	Packs       atomic.Int64
+}
+
+// Stats returns the session's counters.
+func (r *Repository) Stats() *SaveStats { return &r.stats }
+
+type packer struct {
+	w    *pack.Writer
+	keys []blobKey
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// SaveBlob stores plaintext as a blob of type t unless the repository
+// already holds it (dedup). It returns the blob id and whether it was new.
+// Compression and hashing run in the caller's goroutine, so callers save
+// from several goroutines to use several cores.
+func (r *Repository) SaveBlob(ctx context.Context, t uint8, plaintext []byte) (ID, bool, error) {
+	id := r.sec.BlobID(plaintext)
+	added, err := r.SaveBlobWithID(ctx, t, id, plaintext)
+	return id, added, err
+}
+
+// SaveBlobWithID is SaveBlob for a caller that already computed the id.
+func (r *Repository) SaveBlobWithID(ctx context.Context, t uint8, id ID, plaintext []byte) (bool, error) {
+	k := blobKey{id, t}
+	if r.idx.Has(t, id) {
+		return false, nil
+	}
+	r.mu.Lock()
+	if r.inflight[k] {
+		r.mu.Unlock()
+		return false, nil
+	}
+	// Claim the blob before compressing, so two goroutines with the same
+	// chunk do not both compress it.
+	r.inflight[k] = true
+	r.mu.Unlock()
+
+	bp := bufPool.Get().(*[]byte)
+	body, compressed := pack.Compress((*bp)[:0], plaintext)
+	err := r.addToPacker(ctx, t, id, body, compressed, len(plaintext))
+	if compressed {
+		*bp = body[:0]
+	}
+	bufPool.Put(bp)
+	if err != nil {
+		r.mu.Lock()
+		delete(r.inflight, k)
+		r.mu.Unlock()
+		return false, err
+	}
+	r.stats.BlobsAdded.Add(1)
+	r.stats.BytesRaw.Add(int64(len(plaintext)))
+	return true, nil
+}
+
+func (r *Repository) addToPacker(ctx context.Context, t uint8, id ID, body []byte, compressed bool, rawLen int) error {
+	r.mu.Lock()
+	if r.upErr != nil {
+		err := r.upErr
+		r.mu.Unlock()
+		return err
+	}
+	p := r.packers[t]
+	if p == nil {
+		aead, E, err := r.sec.SealTo(crypto.PurposePack)
+		if err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		p = &packer{w: pack.NewWriter(aead, E)}
+		r.packers[t] = p
+	}
+	if _, err := p.w.Add(pack.BlobType(t), id, body, compressed, rawLen); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	p.keys = append(p.keys, blobKey{id, t})
+	var full *packer
+	if p.w.Size() >= r.cfg.PackSize {
+		full, r.packers[t] = p, nil
+	}
+	r.mu.Unlock()
+	if full != nil {
+		return r.upload(ctx, full)
+	}
+	return nil
+}
+
+// upload finishes a pack and stores it in the background; at most two
+// uploads run at once, which bounds memory at about three packs per type.
+func (r *Repository) upload(ctx context.Context, p *packer) error {
+	select {
+	case r.upSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.uploads.Add(1)
+	go func() {
+		defer func() { <-r.upSem; r.uploads.Done() }()
+		err := r.storePack(ctx, p)
+		r.mu.Lock()
+		if err != nil && r.upErr == nil {
+			r.upErr = err
+		}
+		r.mu.Unlock()
+	}()
+	return nil
+}
+
+func (r *Repository) storePack(ctx context.Context, p *packer) error {
+	data, blobs, err := p.w.Finish()
+	if err != nil {
+		return err
+	}
+	id := ID(sha256.Sum256(data))
+	name := Hex(id)
+	if r.cfg.Parity != nil {
+		par, err := parity.Encode(*r.cfg.Parity, data)
+		if err != nil {
+			return fmt.Errorf("parity of pack %s: %w", name[:8], err)
+		}
+		// Parity first: a pack that exists always has its parity.
+		if err := r.be.Save(ctx, backend.Handle{Type: backend.ParityFile, Name: name}, par); err != nil && !errors.Is(err, backend.ErrExists) {
+			return err
+		}
+	}
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.PackFile, Name: name}, data); err != nil && !errors.Is(err, backend.ErrExists) {
+		return err
+	}
+	ip := index.Pack{ID: id, Blobs: make([]index.Blob, len(blobs))}
+	for i, b := range blobs {
+		flags := uint8(0)
+		if b.Compressed {
+			flags = 1
+		}
+		ip.Blobs[i] = index.Blob{Type: uint8(b.Type), Flags: flags, ID: b.ID, Offset: b.Offset, Length: b.StoredLength, RawLength: b.RawLength}
+	}
+	r.idx.AddPack(ip)
+	r.stats.BytesStored.Add(int64(len(data)))
+	r.stats.Packs.Add(1)
+	r.mu.Lock()
+	r.written = append(r.written, ip)
+	for _, k := range p.keys {
+		delete(r.inflight, k)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Flush uploads the open packs, waits for every upload and writes an index
+// file for the packs of this session. Call it before saving a snapshot that
+// refers to them.
+func (r *Repository) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	ps := r.packers
+	r.packers = [2]*packer{}
+	r.mu.Unlock()
+	for _, p := range ps {
+		if p != nil && p.w.Count() > 0 {
+			if err := r.upload(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	r.uploads.Wait()
+	r.mu.Lock()
+	err, written := r.upErr, r.written
+	r.written = nil
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(written) == 0 {
+		return nil
+	}
+	_, err = r.SaveIndex(ctx, &index.File{Packs: written})
+	return err
+}
+
+// SaveIndex writes an index file (signed with a full key) and returns its
+// name. KeyID is filled in.
+func (r *Repository) SaveIndex(ctx context.Context, f *index.File) (ID, error) {
+	f.KeyID = r.keyID
+	data, err := f.Seal(r.sec)
+	if err != nil {
+		return ID{}, err
+	}
+	id := ID(sha256.Sum256(data))
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.IndexFile, Name: Hex(id)}, data); err != nil && !errors.Is(err, backend.ErrExists) {
+		return ID{}, fmt.Errorf("writing index: %w", err)
+	}
+	r.cache.addOwnIndex(id)
+	return id, nil
+}
+
+// IndexFile is one loaded index file.
+type IndexFile struct {
+	Name ID
+	File *index.File
+	Err  error
+}
+
+// LoadIndexFiles reads and decodes every index file (in parallel), without
+// merging them. Files that fail are returned with Err set.
+func (r *Repository) LoadIndexFiles(ctx context.Context) ([]IndexFile, error) {
+	var names []ID
+	var foreign []string
+	err := r.be.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
+		id, err := ParseID(fi.Name)
+		if err != nil {
+			foreign = append(foreign, fi.Name)
+			return nil
+		}
+		names = append(names, id)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]IndexFile, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = IndexFile{Name: name}
+			data, err := r.be.Load(ctx, backend.Handle{Type: backend.IndexFile, Name: Hex(name)}, 0, 0)
+			if err == nil && sha256.Sum256(data) != name {
+				err = errors.New("content does not match its name (corrupted)")
+			}
+			if err == nil {
+				out[i].File, err = index.Open(r.sec, data)
+			}
+			if err != nil {
+				out[i].Err = fmt.Errorf("index/%s: %w", Hex(name), err)
+			}
+		}()
+	}
+	wg.Wait()
+	return out, ctx.Err()
+}
+
+// LoadIndex merges every index file that no other supersedes. An index
+// file that cannot be read is an error: run `repo repair` to rebuild it.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	super := map[ID]bool{}
+	for _, f := range files {
+		if f.Err != nil {
+			return fmt.Errorf("%w (run `bulwark repo repair` to rebuild the index)", f.Err)
+		}
+		for _, s := range f.File.Supersedes {
+			super[s] = true
+		}
+	}
+	own := r.cache.ownIndexes()
+	for _, f := range files {
+		if !super[f.Name] {
+			r.idx.AddFile(f.Name, f.File, f.File.Signed || own[f.Name])
+		}
+	}
+	return nil
+}
+
+// aeadCache keeps the derived keys of recently read packs, so reading many
+// blobs of one pack derives its key once.
+type aeadCache struct {
+	mu sync.Mutex
+	m  map[ID]aeadEntry
+}
+
+type aeadEntry struct {
+	aead cipher.AEAD
+}
+
+// PackAEAD derives the key of a pack from its trailer.
+func (r *Repository) PackAEAD(ctx context.Context, packID ID) (cipher.AEAD, error) {
+	r.aeads.mu.Lock()
+	e, ok := r.aeads.m[packID]
+	r.aeads.mu.Unlock()
+	if ok {
+		return e.aead, nil
+	}
+	h := backend.Handle{Type: backend.PackFile, Name: Hex(packID)}
+	fi, err := r.be.Stat(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	n := int64(pack.TrailerSize)
+	if fi.Size < n {
+		return nil, fmt.Errorf("%s: %d bytes is too short for a pack", h, fi.Size)
+	}
+	tail, err := r.be.Load(ctx, h, fi.Size-n, int(n))
+	if err != nil {
+		return nil, err
+	}
+	E, _, err := pack.ReadTrailer(tail, fi.Size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h, err)
+	}
+	aead, err := r.sec.OpenFrom(crypto.PurposePack, E)
+	if err != nil {
+		return nil, err
+	}
+	r.aeads.mu.Lock()
+	if len(r.aeads.m) > 4096 {
+		clear(r.aeads.m)
+	}
+	r.aeads.m[packID] = aeadEntry{aead}
+	r.aeads.mu.Unlock()
+	return aead, nil
+}
+
+// LoadBlob reads, decrypts, decompresses and verifies one blob.
+func (r *Repository) LoadBlob(ctx context.Context, t uint8, id ID, dst []byte) ([]byte, error) {
+	if !r.CanRead() {
+		return nil, crypto.ErrWriteOnly
+	}
+	loc, ok := r.idx.Lookup(t, id)
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", Hex(id), ErrBlobNotFound)
+	}
+	aead, err := r.PackAEAD(ctx, loc.Pack)
+	if err != nil {
+		return nil, err
+	}
+	h := backend.Handle{Type: backend.PackFile, Name: Hex(loc.Pack)}
+	stored, err := r.be.Load(ctx, h, int64(loc.Offset), int(loc.Length))
+	if err != nil {
+		return nil, err
+	}
+	return r.OpenBlob(aead, loc, id, stored, dst)
+}
+
+// ErrBlobNotFound means no index lists the blob.
+var ErrBlobNotFound = errors.New("not in the index")
+
+// OpenBlob decrypts and decompresses one stored blob and checks its id.
+func (r *Repository) OpenBlob(aead cipher.AEAD, loc index.Location, id ID, stored, dst []byte) ([]byte, error) {
+	body, err := pack.OpenBlob(aead, int(loc.Offset), stored)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s in pack %s: %w", Short(id), Short(loc.Pack), err)
+	}
+	out := body
+	if loc.Flags&1 != 0 {
+		out, err = pack.Decompress(dst[:0], body, int(loc.RawLength))
+		if err != nil {
+			return nil, fmt.Errorf("blob %s in pack %s: %w", Short(id), Short(loc.Pack), err)
+		}
+	}
+	if len(out) != int(loc.RawLength) {
+		return nil, fmt.Errorf("blob %s in pack %s: %d bytes, index says %d", Short(id), Short(loc.Pack), len(out), loc.RawLength)
+	}
+	if r.sec.BlobID(out) != id {
+		return nil, fmt.Errorf("blob %s in pack %s: content does not match its id", Short(id), Short(loc.Pack))
+	}
+	return out, nil
+}

@@ -1,0 +1,225 @@
+package repo
+
+// Locks keep prune from deleting data that a running backup is about to
+// reference. Backups hold non-exclusive locks; prune, forget and repair an
+// exclusive one. A lock is an object in locks/ that its holder rewrites
+// every RefreshInterval; one older than StaleAfter, or written on this host
+// by a process that has exited, is stale and removed by whoever finds it.
+//
+// Taking a lock is optimistic: write ours, then list the others; when a
+// conflicting lock exists, remove ours and fail (or retry). Two processes
+// that race both see each other and both back off, never both proceed.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/repo/backend"
+)
+
+// Lock timings.
+var (
+	RefreshInterval = 5 * time.Minute
+	StaleAfter      = 30 * time.Minute
+)
+
+const lockAAD = "bulwark lock v1"
+
+// LockInfo is the content of a lock object.
+type LockInfo struct {
+	Time      time.Time `json:"time"`
+	Exclusive bool      `json:"exclusive"`
+	Hostname  string    `json:"hostname"`
+	PID       int       `json:"pid"`
+	Username  string    `json:"username,omitempty"`
+	Nonce     []byte    `json:"nonce"`
+}
+
+// Lock is a held lock.
+type Lock struct {
+	r    *Repository
+	mu   sync.Mutex
+	name string
+	info LockInfo
+	stop chan struct{}
+	done chan struct{}
+	lost error
+}
+
+// ErrLocked means a conflicting lock is held.
+var ErrLocked = errors.New("repository is locked")
+
+// Stale reports whether a lock is stale at now.
+func (l LockInfo) Stale(now time.Time) bool {
+	if now.Sub(l.Time) > StaleAfter {
+		return true
+	}
+	host, _ := os.Hostname()
+	if l.Hostname == host && l.PID > 0 && !processAlive(l.PID) {
+		return true
+	}
+	return false
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func (r *Repository) writeLock(ctx context.Context, info LockInfo) (string, error) {
+	plain, err := json.Marshal(info)
+	if err != nil {
+		return "", err
+	}
+	data, err := r.sec.SealShared(lockAAD, plain)
+	if err != nil {
+		return "", err
+	}
+	name := Hex(sha256.Sum256(data))
+	return name, r.be.Save(ctx, backend.Handle{Type: backend.LockFile, Name: name}, data)
+}
+
+// ListLocks returns every readable lock by name; unreadable ones are
+// reported as errors in the map's value.
+func (r *Repository) ListLocks(ctx context.Context) (map[string]LockInfo, map[string]error, error) {
+	locks := map[string]LockInfo{}
+	bad := map[string]error{}
+	err := r.be.List(ctx, backend.LockFile, func(fi backend.FileInfo) error {
+		data, err := r.be.Load(ctx, backend.Handle{Type: backend.LockFile, Name: fi.Name}, 0, 0)
+		if errors.Is(err, backend.ErrNotExist) {
+			return nil // released meanwhile
+		}
+		if err == nil {
+			var plain []byte
+			if plain, err = r.sec.OpenShared(lockAAD, data); err == nil {
+				var li LockInfo
+				if err = json.Unmarshal(plain, &li); err == nil {
+					locks[fi.Name] = li
+					return nil
+				}
+			}
+		}
+		bad[fi.Name] = err
+		return nil
+	})
+	return locks, bad, err
+}
+
+// RemoveStaleLocks removes stale locks and returns how many.
+func (r *Repository) RemoveStaleLocks(ctx context.Context) (int, error) {
+	locks, _, err := r.ListLocks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := r.Now()
+	for name, li := range locks {
+		if li.Stale(now) {
+			if err := r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: name}); err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// Lock takes a lock, waiting up to wait for conflicting locks to go away.
+// The lock refreshes itself until Unlock.
+func (r *Repository) Lock(ctx context.Context, exclusive bool, wait time.Duration) (*Lock, error) {
+	host, usr := hostUser()
+	deadline := time.Now().Add(wait)
+	for {
+		if _, err := r.RemoveStaleLocks(ctx); err != nil {
+			return nil, err
+		}
+		info := LockInfo{Time: r.Now().UTC(), Exclusive: exclusive, Hostname: host, PID: os.Getpid(), Username: usr, Nonce: make([]byte, 8)}
+		_, _ = rand.Read(info.Nonce)
+		name, err := r.writeLock(ctx, info)
+		if err != nil {
+			return nil, fmt.Errorf("writing lock: %w", err)
+		}
+		locks, _, err := r.ListLocks(ctx)
+		if err != nil {
+			_ = r.be.Remove(context.WithoutCancel(ctx), backend.Handle{Type: backend.LockFile, Name: name})
+			return nil, err
+		}
+		var conflict *LockInfo
+		for n, li := range locks {
+			if n == name || li.Stale(r.Now()) {
+				continue
+			}
+			if exclusive || li.Exclusive {
+				c := li
+				conflict = &c
+				break
+			}
+		}
+		if conflict == nil {
+			l := &Lock{r: r, name: name, info: info, stop: make(chan struct{}), done: make(chan struct{})}
+			go l.refresh()
+			return l, nil
+		}
+		_ = r.be.Remove(context.WithoutCancel(ctx), backend.Handle{Type: backend.LockFile, Name: name})
+		if time.Now().After(deadline) {
+			kind := "a shared"
+			if conflict.Exclusive {
+				kind = "an exclusive"
+			}
+			return nil, fmt.Errorf("%w: %s lock held by PID %d on %s since %s", ErrLocked, kind,
+				conflict.PID, conflict.Hostname, conflict.Time.Local().Format(time.DateTime))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (l *Lock) refresh() {
+	defer close(l.done)
+	t := time.NewTicker(RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			info := l.info
+			info.Time = l.r.Now().UTC()
+			_, _ = rand.Read(info.Nonce)
+			name, err := l.r.writeLock(ctx, info)
+			l.mu.Lock()
+			if err != nil {
+				l.lost = err
+			} else {
+				old := l.name
+				l.name, l.info = name, info
+				_ = l.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: old})
+			}
+			l.mu.Unlock()
+			cancel()
+		}
+	}
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() error {
+	if l == nil {
+		return nil
+	}
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.be.Remove(context.Background(), backend.Handle{Type: backend.LockFile, Name: l.name})
+}

@@ -1,0 +1,136 @@
+package pack
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Writer builds one pack in memory. Add seals blobs into the buffer as they
+// come; Finish appends the header and trailer and hands back the whole pack.
+// Reset starts a new pack in the same buffers, so a long-lived Writer stops
+// allocating once its buffer has grown to the pack size.
+//
+// A Writer is not safe for concurrent use.
+type Writer struct {
+	aead      cipher.AEAD
+	ephemeral [EphemeralSize]byte
+	buf       []byte // stored blobs, then header_ct and trailer after Finish
+	blobs     []Blob
+	hdr       []byte // header plaintext scratch
+	nonce     [NonceSize]byte
+	finished  bool
+	err       error // sticky: a bad AEAD
+}
+
+// NewWriter returns a Writer for a pack sealed with aead (AES-256-GCM under
+// k_pack) whose trailer carries ephemeral (E).
+func NewWriter(aead cipher.AEAD, ephemeral [32]byte) *Writer {
+	w := &Writer{}
+	w.Reset(aead, ephemeral)
+	return w
+}
+
+// Reset discards the pack being built and starts a new one with another key,
+// keeping the buffers. The bytes returned by an earlier Finish are
+// overwritten by the next Add.
+func (w *Writer) Reset(aead cipher.AEAD, ephemeral [32]byte) {
+	w.aead = aead
+	w.ephemeral = ephemeral
+	w.buf = w.buf[:0]
+	w.blobs = w.blobs[:0]
+	w.finished = false
+	w.err = checkAEAD(aead)
+}
+
+// Add seals body as the next blob and returns its header record. body is the
+// blob's plaintext, or its zstd compression when compressed is true; rawLen
+// is the plaintext length (len(body) when not compressed). Add returns
+// ErrFull when the pack cannot take the blob; the Writer is then unchanged.
+func (w *Writer) Add(t BlobType, id ID, body []byte, compressed bool, rawLen int) (Blob, error) {
+	switch {
+	case w.err != nil:
+		return Blob{}, w.err
+	case w.finished:
+		return Blob{}, errors.New("pack: Add after Finish")
+	case t != Data && t != Tree:
+		return Blob{}, fmt.Errorf("pack: blob %s: unknown blob type %d", idPrefix(id), t)
+	case len(body) > MaxBlobLength:
+		return Blob{}, fmt.Errorf("pack: blob %s: body of %d bytes exceeds the %d-byte limit", idPrefix(id), len(body), MaxBlobLength)
+	case rawLen < 0 || rawLen > MaxBlobLength:
+		return Blob{}, fmt.Errorf("pack: blob %s: raw length %d outside 0..%d", idPrefix(id), rawLen, MaxBlobLength)
+	case !compressed && rawLen != len(body):
+		return Blob{}, fmt.Errorf("pack: blob %s: uncompressed body of %d bytes with raw length %d", idPrefix(id), len(body), rawLen)
+	}
+	stored := len(body) + TagSize
+	if len(w.blobs) >= MaxBlobs || uint64(len(w.buf))+uint64(stored) > MaxDataLength {
+		return Blob{}, ErrFull
+	}
+	off := len(w.buf)
+	w.nonce = blobNonce(off) // a field, so the slice passed to the AEAD does not escape per call
+	// AES-GCM's Seal reallocates to the exact size when dst lacks room,
+	// which would make filling a pack quadratic: grow amortized first.
+	w.buf = slices.Grow(w.buf, stored)
+	w.buf = w.aead.Seal(w.buf, w.nonce[:], body, nil)
+	b := Blob{
+		Type:         t,
+		ID:           id,
+		Compressed:   compressed,
+		Offset:       uint32(off),
+		StoredLength: uint32(stored),
+		RawLength:    uint32(rawLen),
+	}
+	w.blobs = append(w.blobs, b)
+	return b, nil
+}
+
+// Size returns the length the pack would have if finished now: the stored
+// blobs plus the header and trailer. Compare it with pack_size to decide
+// when to finish.
+func (w *Writer) Size() int {
+	if w.finished {
+		return len(w.buf)
+	}
+	return len(w.buf) + headerLen(len(w.blobs)) + TrailerSize
+}
+
+// Count returns the number of blobs added so far.
+func (w *Writer) Count() int { return len(w.blobs) }
+
+// Finish appends the encrypted header and the trailer and returns the whole
+// pack and its blob records, in order. A pack may hold no blobs. The pack
+// bytes alias the Writer's buffer and stay valid until the next Reset; the
+// records are a fresh copy. Finish may be called again and returns the same
+// results.
+func (w *Writer) Finish() ([]byte, []Blob, error) {
+	if w.err != nil {
+		return nil, nil, w.err
+	}
+	if !w.finished {
+		h := append(w.hdr[:0], Version)
+		for _, b := range w.blobs {
+			var flags byte
+			if b.Compressed {
+				flags = 1
+			}
+			h = append(h, byte(b.Type), flags)
+			h = binary.LittleEndian.AppendUint32(h, b.StoredLength)
+			h = binary.LittleEndian.AppendUint32(h, b.RawLength)
+			h = append(h, b.ID[:]...)
+		}
+		w.hdr = h
+		w.buf = slices.Grow(w.buf, len(h)+TagSize+TrailerSize)
+		w.buf = w.aead.Seal(w.buf, headerNonce[:], h, nil)
+		w.buf = append(w.buf, w.ephemeral[:]...)
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(h)+TagSize))
+		w.finished = true
+	}
+	return w.buf, append([]Blob(nil), w.blobs...), nil
+}
+
+// idPrefix names a blob in an error by its first 4 id bytes. Taking the id
+// by value keeps Add's id argument off the heap.
+func idPrefix(id ID) string { return hex.EncodeToString(id[:4]) }

@@ -1,0 +1,566 @@
+// Package restorer writes a snapshot back to a directory.
+//
+// Plan, then fetch by pack. The restorer first walks the snapshot's trees
+// and creates every directory, special file and empty file, so the shape
+// exists before any data arrives. It then groups the chunks that regular
+// files need by the pack that holds them and gives each pack to one of a
+// few workers, which reads the pack's needed range with one request,
+// decrypts, decompresses and verifies every blob, and writes it at every
+// file offset that needs it. Every pack is read once however many files
+// share its chunks. All-zero chunks are not written (the file was extended
+// to its length first, so they read back as zeros and stay holes), which
+// keeps sparse files sparse. Last come hard links, then metadata: files,
+// then directories deepest first, because writing into a directory changes
+// its mtime and its final mode may forbid writing.
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend"
+	"github.com/bulwarkhq/bulwark/internal/repo/index"
+	"github.com/bulwarkhq/bulwark/internal/repo/tree"
+)
+
+// Options tune a restore.
+type Options struct {
+	// Includes restricts the restore to these snapshot paths (and what is
+	// below them); empty restores everything.
+	Includes []string
+	Verify   bool
+	Workers  int
+	Progress *Progress
+	// Warn reports problems that do not stop the restore (metadata the
+	// target cannot hold). Nil ignores them.
+	Warn func(path string, err error)
+	// NumericIDs restores owners by number, not by name.
+	NumericIDs bool
+}
+
+// Progress is updated atomically.
+type Progress struct {
+	Files, TotalFiles atomic.Int64
+	Bytes, TotalBytes atomic.Int64
+}
+
+// Stats summarises a restore.
+type Stats struct {
+	Files    int64 `json:"files"`
+	Dirs     int64 `json:"dirs"`
+	Bytes    int64 `json:"bytes"`
+	Verified int64 `json:"files_verified"`
+	Warnings int64 `json:"warnings"`
+}
+
+type file struct {
+	path  string
+	node  *tree.Node
+	mu    sync.Mutex
+	f     *os.File
+	left  int // chunks still to write
+	link  string
+	multi bool
+}
+
+type target struct {
+	file *file
+	off  int64
+}
+
+type need struct {
+	id      repo.ID
+	loc     index.Location
+	targets []target
+}
+
+type restorer struct {
+	r       *repo.Repository
+	o       Options
+	root    string
+	files   []*file
+	dirs    []entry
+	special []entry
+	packs   map[repo.ID][]*need
+	blobs   map[repo.ID]*need
+	stats   Stats
+	prog    *Progress
+	warns   atomic.Int64
+	names   *tree.NameCache
+	asRoot  bool
+}
+
+type entry struct {
+	path string
+	node *tree.Node
+}
+
+// Restore writes snapshot s below dir.
+func Restore(ctx context.Context, r *repo.Repository, s *repo.Snapshot, dir string, o Options) (*Stats, error) {
+	if !r.CanRead() {
+		return nil, repo.ErrNeedFullKey
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0) + 2
+	}
+	if o.Progress == nil {
+		o.Progress = &Progress{}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	for i, inc := range o.Includes {
+		o.Includes[i] = filepath.Clean("/" + inc)
+	}
+	rs := &restorer{r: r, o: o, root: abs, packs: map[repo.ID][]*need{}, blobs: map[repo.ID]*need{}, prog: o.Progress,
+		names: tree.NewNameCache(), asRoot: os.Geteuid() == 0}
+	if err := rs.plan(ctx, s.Tree, "/"); err != nil {
+		return nil, err
+	}
+	if err := rs.fetch(ctx); err != nil {
+		return nil, err
+	}
+	if err := rs.finish(); err != nil {
+		return nil, err
+	}
+	if o.Verify {
+		if err := rs.verify(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rs.stats.Warnings = rs.warns.Load()
+	return &rs.stats, nil
+}
+
+func (rs *restorer) warn(path string, err error) {
+	rs.warns.Add(1)
+	if rs.o.Warn != nil {
+		rs.o.Warn(path, err)
+	}
+}
+
+// selected says whether snapshot path p is restored, and whether anything
+// below it might be.
+func (rs *restorer) selected(p string) (self, below bool) {
+	if len(rs.o.Includes) == 0 {
+		return true, true
+	}
+	for _, inc := range rs.o.Includes {
+		if inc == "/" || p == inc || strings.HasPrefix(p, inc+"/") {
+			return true, true
+		}
+		if strings.HasPrefix(inc, strings.TrimSuffix(p, "/")+"/") {
+			below = true // an ancestor of an include: create it, descend
+		}
+	}
+	return below, below
+}
+
+func (rs *restorer) plan(ctx context.Context, id repo.ID, dir string) error {
+	t, err := rs.r.LoadTree(ctx, id)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	links := map[[2]uint64]string{}
+	return rs.planTree(ctx, t, dir, links)
+}
+
+func (rs *restorer) planTree(ctx context.Context, t *tree.Tree, dir string, links map[[2]uint64]string) error {
+	for i := range t.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := &t.Nodes[i]
+		sp := dir + n.Name
+		self, below := rs.selected(sp)
+		if !self && !below {
+			continue
+		}
+		out := filepath.Join(rs.root, sp)
+		switch n.Type {
+		case tree.TypeDir:
+			if err := tree.CreateSpecial(out, *n); err != nil {
+				return err
+			}
+			rs.dirs = append(rs.dirs, entry{out, n})
+			rs.stats.Dirs++
+			sub, err := rs.r.LoadTree(ctx, repo.ID(*n.Subtree))
+			if err != nil {
+				return fmt.Errorf("%s: %w", sp, err)
+			}
+			if err := rs.planTree(ctx, sub, sp+"/", links); err != nil {
+				return err
+			}
+		case tree.TypeFile:
+			if !self {
+				continue
+			}
+			f := &file{path: out, node: n}
+			rs.files = append(rs.files, f)
+			rs.stats.Files++
+			rs.prog.TotalFiles.Add(1)
+			rs.prog.TotalBytes.Add(int64(n.Size))
+			if n.Links > 1 {
+				k := [2]uint64{n.Device, n.Inode}
+				if first, ok := links[k]; ok {
+					f.link = first
+					continue
+				}
+				links[k] = out
+			}
+			if err := rs.planFile(f); err != nil {
+				return fmt.Errorf("%s: %w", sp, err)
+			}
+		default:
+			if !self {
+				continue
+			}
+			_ = os.Remove(out)
+			if err := tree.CreateSpecial(out, *n); err != nil {
+				rs.warn(out, err)
+				continue
+			}
+			rs.special = append(rs.special, entry{out, n})
+		}
+	}
+	return nil
+}
+
+func (rs *restorer) planFile(f *file) error {
+	chunks := 0
+	for _, c := range f.node.Content {
+		if !c.IsHole() {
+			chunks++
+		}
+	}
+	f.left = chunks
+	f.multi = chunks > 1 || uint64(chunkBytes(rs, f.node)) != f.node.Size
+	if chunks == 0 || f.multi {
+		// Created now, at full length: holes and skipped zero chunks read
+		// back as zeros.
+		_ = os.Remove(f.path)
+		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := fh.Truncate(int64(f.node.Size)); err != nil {
+			fh.Close()
+			return err
+		}
+		if err := fh.Close(); err != nil {
+			return err
+		}
+		if chunks == 0 {
+			rs.prog.Files.Add(1)
+		}
+	}
+	var off int64
+	for _, c := range f.node.Content {
+		if c.IsHole() {
+			off += int64(c.Hole)
+			continue
+		}
+		id := repo.ID(c.ID)
+		loc, ok := rs.r.Index().Lookup(repo.DataBlob, id)
+		if !ok {
+			return fmt.Errorf("chunk %s: %w", repo.Short(id), repo.ErrBlobNotFound)
+		}
+		n := rs.blobs[id]
+		if n == nil {
+			n = &need{id: id, loc: loc}
+			rs.blobs[id] = n
+			rs.packs[loc.Pack] = append(rs.packs[loc.Pack], n)
+		}
+		n.targets = append(n.targets, target{f, off})
+		off += int64(loc.RawLength)
+	}
+	return nil
+}
+
+func chunkBytes(rs *restorer, n *tree.Node) int64 {
+	var s int64
+	for _, c := range n.Content {
+		if c.IsHole() {
+			s += int64(c.Hole)
+			continue
+		}
+		if loc, ok := rs.r.Index().Lookup(repo.DataBlob, repo.ID(c.ID)); ok {
+			s += int64(loc.RawLength)
+		}
+	}
+	return s
+}
+
+func (rs *restorer) fetch(ctx context.Context) error {
+	ids := make([]repo.ID, 0, len(rs.packs))
+	for id := range rs.packs {
+		ids = append(ids, id)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan repo.ID)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for i := 0; i < rs.o.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for id := range work {
+				if err := rs.fetchPack(ctx, id, &buf); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		select {
+		case work <- id:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf *[]byte) error {
+	needs := rs.packs[packID]
+	sort.Slice(needs, func(i, j int) bool { return needs[i].loc.Offset < needs[j].loc.Offset })
+	aead, err := rs.r.PackAEAD(ctx, packID)
+	if err != nil {
+		return err
+	}
+	// One read covering every needed blob, unless they are far apart.
+	start := int64(needs[0].loc.Offset)
+	last := needs[len(needs)-1]
+	end := int64(last.loc.Offset) + int64(last.loc.Length)
+	var data []byte
+	if needed := sumLen(needs); end-start <= 2*needed+(1<<20) {
+		data, err = rs.r.Backend().Load(ctx, packHandle(packID), start, int(end-start))
+		if err != nil {
+			return err
+		}
+	}
+	for _, n := range needs {
+		var stored []byte
+		if data != nil {
+			o := int64(n.loc.Offset) - start
+			stored = data[o : o+int64(n.loc.Length)]
+		} else if stored, err = rs.r.Backend().Load(ctx, packHandle(packID), int64(n.loc.Offset), int(n.loc.Length)); err != nil {
+			return err
+		}
+		plain, err := rs.r.OpenBlob(aead, n.loc, n.id, stored, *buf)
+		if err != nil {
+			return err
+		}
+		if cap(plain) > cap(*buf) {
+			*buf = plain[:0]
+		}
+		zero := allZero(plain)
+		for _, t := range n.targets {
+			if err := rs.write(t, plain, zero); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sumLen(needs []*need) int64 {
+	var s int64
+	for _, n := range needs {
+		s += int64(n.loc.Length)
+	}
+	return s
+}
+
+func (rs *restorer) write(t target, data []byte, zero bool) error {
+	f := t.file
+	if !f.multi {
+		// The whole file in one chunk: create, write, close.
+		_ = os.Remove(f.path)
+		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		if !zero {
+			_, err = fh.Write(data)
+		} else {
+			err = fh.Truncate(int64(len(data)))
+		}
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+		rs.prog.Files.Add(1)
+		rs.prog.Bytes.Add(int64(len(data)))
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.f == nil {
+		fh, err := os.OpenFile(f.path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		f.f = fh
+	}
+	if !zero {
+		if _, err := f.f.WriteAt(data, t.off); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	rs.prog.Bytes.Add(int64(len(data)))
+	f.left--
+	if f.left == 0 {
+		err := f.f.Close()
+		f.f = nil
+		rs.prog.Files.Add(1)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (rs *restorer) finish() error {
+	opts := tree.RestoreOptions{AsRoot: rs.asRoot, Names: rs.names, NumericIDs: rs.o.NumericIDs}
+	var errs []error
+	meta := func(path string, n *tree.Node) {
+		if err := tree.RestoreMetadataWith(path, *n, opts); err != nil {
+			if tree.IsWarning(err) {
+				rs.warn(path, err)
+			} else {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, f := range rs.files {
+		if f.link != "" {
+			_ = os.Remove(f.path)
+			if err := os.Link(f.link, f.path); err != nil {
+				errs = append(errs, fmt.Errorf("hard link %s: %w", f.path, err))
+			}
+			continue
+		}
+		rs.stats.Bytes += int64(f.node.Size)
+		meta(f.path, f.node)
+	}
+	for _, e := range rs.special {
+		meta(e.path, e.node)
+	}
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		meta(rs.dirs[i].path, rs.dirs[i].node)
+	}
+	return errors.Join(errs...)
+}
+
+// verify re-reads every restored file and checks each chunk's id.
+func (rs *restorer) verify(ctx context.Context) error {
+	var bad []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan *file)
+	for i := 0; i < rs.o.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				if err := rs.verifyFile(f); err != nil {
+					mu.Lock()
+					bad = append(bad, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, f := range rs.files {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- f
+	}
+	close(work)
+	wg.Wait()
+	rs.stats.Verified = int64(len(rs.files) - len(bad))
+	if len(bad) > 0 {
+		return fmt.Errorf("verify: %d files differ from the snapshot: %w", len(bad), errors.Join(bad...))
+	}
+	return ctx.Err()
+}
+
+func (rs *restorer) verifyFile(f *file) error {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+	if uint64(fi.Size()) != f.node.Size {
+		return fmt.Errorf("%s: size %d, snapshot has %d", f.path, fi.Size(), f.node.Size)
+	}
+	var buf []byte
+	for _, c := range f.node.Content {
+		if c.IsHole() {
+			if _, err := fh.Seek(int64(c.Hole), io.SeekCurrent); err != nil {
+				return err
+			}
+			continue
+		}
+		loc, _ := rs.r.Index().Lookup(repo.DataBlob, repo.ID(c.ID))
+		if cap(buf) < int(loc.RawLength) {
+			buf = make([]byte, loc.RawLength)
+		}
+		b := buf[:loc.RawLength]
+		if _, err := io.ReadFull(fh, b); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+		if rs.r.Secrets().BlobID(b) != repo.ID(c.ID) {
+			return fmt.Errorf("%s: content differs from the snapshot", f.path)
+		}
+	}
+	return nil
+}
+
+func packHandle(id repo.ID) backend.Handle {
+	return backend.Handle{Type: backend.PackFile, Name: repo.Hex(id)}
+}

@@ -1,0 +1,54 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bulwarkhq/bulwark/internal/repo/crypto"
+	"github.com/bulwarkhq/bulwark/internal/repo/tree"
+)
+
+const cacheTreeAAD = "bulwark cache tree v1"
+
+// SaveTree encodes and stores a tree blob (deduplicated like any blob) and
+// keeps a copy in the local cache.
+func (r *Repository) SaveTree(ctx context.Context, t *tree.Tree) (ID, error) {
+	data, err := t.Encode()
+	if err != nil {
+		return ID{}, err
+	}
+	id, _, err := r.SaveBlob(ctx, TreeBlob, data)
+	if err != nil {
+		return ID{}, err
+	}
+	if r.cache != nil && r.cache.loadTree(id) == nil {
+		if sealed, err := r.sec.SealShared(cacheTreeAAD, data); err == nil {
+			r.cache.saveTree(id, sealed)
+		}
+	}
+	return id, nil
+}
+
+// LoadTree reads a tree from the local cache or the repository. A
+// write-only key can only read trees it wrote itself (from its cache).
+func (r *Repository) LoadTree(ctx context.Context, id ID) (*tree.Tree, error) {
+	if sealed := r.cache.loadTree(id); sealed != nil {
+		if data, err := r.sec.OpenShared(cacheTreeAAD, sealed); err == nil && r.sec.BlobID(data) == id {
+			if t, err := tree.Decode(data); err == nil {
+				return t, nil
+			}
+		}
+	}
+	if !r.CanRead() {
+		return nil, fmt.Errorf("tree %s: not in the local cache: %w", Short(id), crypto.ErrWriteOnly)
+	}
+	data, err := r.LoadBlob(ctx, TreeBlob, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tree.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", Short(id), err)
+	}
+	return t, nil
+}
