@@ -176,22 +176,7 @@ func (r *Repository) storePack(ctx context.Context, p *packer) error {
 // file for the packs of this session. Call it before saving a snapshot that
 // refers to them.
 func (r *Repository) Flush(ctx context.Context) error {
-	r.mu.Lock()
-	ps := r.packers
-	r.packers = [2]*packer{}
-	r.mu.Unlock()
-	for _, p := range ps {
-		if p != nil && p.w.Count() > 0 {
-			if err := r.upload(ctx, p); err != nil {
-				return err
-			}
-		}
-	}
-	r.uploads.Wait()
-	r.mu.Lock()
-	err, written := r.upErr, r.written
-	r.written = nil
-	r.mu.Unlock()
+	written, err := r.FlushPacks(ctx)
 	if err != nil {
 		return err
 	}
@@ -385,4 +370,106 @@ func (r *Repository) OpenBlob(aead cipher.AEAD, loc index.Location, id ID, store
 		return nil, fmt.Errorf("blob %s in pack %s: content does not match its id", Short(id), Short(loc.Pack))
 	}
 	return out, nil
+}
+
+// SaveBlobCopy stores a blob even when the index already lists it (in a
+// pack about to be removed): prune's repacking and repair use it. Blobs
+// saved twice in this session are still stored once.
+func (r *Repository) SaveBlobCopy(ctx context.Context, t uint8, id ID, plaintext []byte) error {
+	k := blobKey{id, t}
+	r.mu.Lock()
+	if r.inflight[k] || r.copied[k] {
+		r.mu.Unlock()
+		return nil
+	}
+	r.inflight[k] = true
+	if r.copied == nil {
+		r.copied = map[blobKey]bool{}
+	}
+	r.copied[k] = true
+	r.mu.Unlock()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	body, compressed := pack.Compress((*bp)[:0], plaintext)
+	if err := r.addToPacker(ctx, t, id, body, compressed, len(plaintext)); err != nil {
+		return err
+	}
+	if compressed {
+		*bp = body[:0]
+	}
+	return nil
+}
+
+// FlushPacks uploads the open packs and waits for every upload, like Flush,
+// but returns the session's packs instead of writing an index file: the
+// caller (prune, repair) writes one index that also supersedes others.
+func (r *Repository) FlushPacks(ctx context.Context) ([]index.Pack, error) {
+	r.mu.Lock()
+	ps := r.packers
+	r.packers = [2]*packer{}
+	r.mu.Unlock()
+	for _, p := range ps {
+		if p != nil && p.w.Count() > 0 {
+			if err := r.upload(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	r.uploads.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	written := r.written
+	r.written = nil
+	return written, r.upErr
+}
+
+// PackHeader reads and decrypts a pack's header (full keys only). size is
+// the pack's length (from List or Stat); 0 makes it Stat the pack.
+func (r *Repository) PackHeader(ctx context.Context, packID ID, size int64) ([]pack.Blob, cipher.AEAD, error) {
+	h := backend.Handle{Type: backend.PackFile, Name: Hex(packID)}
+	if size == 0 {
+		fi, err := r.be.Stat(ctx, h)
+		if err != nil {
+			return nil, nil, err
+		}
+		size = fi.Size
+	}
+	n := int64(pack.TailHint)
+	if size < n {
+		n = size
+	}
+	if n < pack.TrailerSize {
+		return nil, nil, fmt.Errorf("%s: %d bytes is too short for a pack", h, size)
+	}
+	tail, err := r.be.Load(ctx, h, size-n, int(n))
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.ParsePack(packID, tail, size, func(off int64, n int) ([]byte, error) { return r.be.Load(ctx, h, off, n) })
+}
+
+// ParsePack decodes a pack's header from its tail (the last bytes of the
+// pack, at least the trailer); load fetches more when the header is longer
+// than the tail.
+func (r *Repository) ParsePack(packID ID, tail []byte, size int64, load func(off int64, n int) ([]byte, error)) ([]pack.Blob, cipher.AEAD, error) {
+	name := "data/" + Hex(packID)
+	E, hl, err := pack.ReadTrailer(tail, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	aead, err := r.sec.OpenFrom(crypto.PurposePack, E)
+	if err != nil {
+		return nil, nil, err
+	}
+	hct, ok := pack.HeaderFromTail(tail, hl)
+	if !ok {
+		if hct, err = load(size-int64(pack.TrailerSize)-int64(hl), hl); err != nil {
+			return nil, nil, err
+		}
+	}
+	blobs, err := pack.ParseHeader(aead, hct, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return blobs, aead, nil
 }

@@ -72,6 +72,7 @@ type Repository struct {
 	mu       sync.Mutex
 	packers  [2]*packer
 	inflight map[blobKey]bool // blobs in an open packer or an upload in flight
+	copied   map[blobKey]bool // blobs stored by SaveBlobCopy in this session
 	written  []index.Pack     // packs uploaded in this session, not yet in an index file
 	uploads  sync.WaitGroup
 	upErr    error

@@ -1,0 +1,4 @@
+package main
+
+// Placeholder replaced by repair.go.
+func repoRepairCommand() *Command { return &Command{Name: "repair", Summary: "(pending)"} }
