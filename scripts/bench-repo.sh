@@ -88,7 +88,12 @@ for t in $BENCH_TOOLS; do
 		fi
 		if [[ ! -x $bin ]]; then log "bulwark: $bin is not executable; skipping it"; continue; fi
 		BULWARK=$bin
-		version[bulwark]="bulwark ${commit:-$("$bin" version 2>/dev/null | head -1)} ($(go version 2>/dev/null | awk '{print $3}'))"
+		if [[ -n ${commit:-} ]]; then
+			version[bulwark]="bulwark $commit ($(go version 2>/dev/null | awk '{print $3}'))"
+		else
+			version[bulwark]=$("$bin" version 2>/dev/null | head -n 1 || true)
+			version[bulwark]=${version[bulwark]:-$bin}
+		fi
 		;;
 	restic)
 		if ! command -v restic >/dev/null; then log "restic is missing (apt-get install -y restic); skipping it"; continue; fi
@@ -156,10 +161,14 @@ run() {
 	[[ $tool:$op == borg:restore ]] && dir=$target
 	local out=$work/$key.out errf=$work/$key.err tf=$work/$key.time
 	sync # earlier steps' writes must not be flushed during this one
-	if ! (cd "$dir" && env "${envs[@]}" /usr/bin/time -f '%e %M %U %S' -o "$tf" "${cmd[@]}" >"$out" 2>"$errf"); then
-		log "$tool $op failed: ${cmd[*]}"
+	local rc=0
+	(cd "$dir" && env "${envs[@]}" /usr/bin/time -f '%e %M %U %S' -o "$tf" "${cmd[@]}" >"$out" 2>"$errf") || rc=$?
+	if ((rc != 0)); then
+		log "$tool $op failed (exit status $rc): ${cmd[*]}"
 		tail -n 20 "$errf" | sed 's/^/    /' >&2
-		failed[$tool]="$op: $(grep -v '^Command exited' "$errf" | tail -n 1)"
+		local last
+		last=$(grep -v '^[[:space:]]*$' "$errf" | tail -n 1 || true)
+		failed[$tool]="$op: exit status $rc${last:+: $last}"
 		return 1
 	fi
 	[[ $op == init ]] && return 0

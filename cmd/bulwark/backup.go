@@ -70,6 +70,7 @@ Unreadable files are reported and left out; the exit status is then 3.`,
 					fmt.Fprintf(e.Stderr, "warning: %s: %v\n", path, err)
 				}}
 			stop := showBackupProgress(e, prog)
+			o.Scan = isTerminal(e.Stderr)
 			var res *archiver.Result
 			if stdin {
 				res, err = archiver.BackupReader(ctx, r, e.Stdin, stdinName, o)

@@ -52,13 +52,10 @@ func (p *progress) done() {
 // (stderr) until the returned function is called; elsewhere it prints
 // nothing.
 func liveStatus(e *Env, render func(elapsed time.Duration) string) func() {
-	f, ok := e.Stderr.(*os.File)
-	if !ok {
+	if !isTerminal(e.Stderr) {
 		return func() {}
 	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return func() {}
-	}
+	f := e.Stderr.(*os.File)
 	start := time.Now()
 	stop, finished := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -91,3 +88,4 @@ func transferStatus(el time.Duration, files, totalFiles, bytes, totalBytes int64
 	}
 	return fmt.Sprintf("%d/%d files, %s/%s, %s/s, ETA %s", files, totalFiles, humanBytes(bytes), humanBytes(totalBytes), humanBytes(int64(rate)), eta)
 }
+

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -114,6 +115,15 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 			return nil, &ExitError{Code: 3, Err: fmt.Errorf("repository %s: %w", loc, err)}
 		}
 		return nil, err
+	}
+	// The key derivation's 64 MiB are garbage now: give them back before
+	// the real work starts, so they do not add to the peak.
+	debug.FreeOSMemory()
+	// Backups and restores keep a bounded working set (packs, chunk
+	// buffers); a soft limit makes the collector keep the heap near it
+	// instead of doubling it. GOMEMLIMIT, when set, wins.
+	if e.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(160 << 20)
 	}
 	if loadIndex {
 		if err := r.LoadIndex(ctx); err != nil {

@@ -85,14 +85,20 @@ func (r *Repository) addToPacker(ctx context.Context, t uint8, id ID, body []byt
 		r.mu.Unlock()
 		return err
 	}
+	// A pack is closed before a blob would take it past pack_size, so its
+	// buffer (allocated once at pack_size and reused) never grows.
+	var full *packer
 	p := r.packers[t]
+	if p != nil && p.w.Count() > 0 && p.w.Size()+len(body)+pack.TagSize+pack.RecordSize > r.cfg.PackSize {
+		full, p, r.packers[t] = p, nil, nil
+	}
 	if p == nil {
 		aead, E, err := r.sec.SealTo(crypto.PurposePack)
 		if err != nil {
 			r.mu.Unlock()
 			return err
 		}
-		p = &packer{w: pack.NewWriter(aead, E)}
+		p = r.newPacker(aead, E)
 		r.packers[t] = p
 	}
 	if _, err := p.w.Add(pack.BlobType(t), id, body, compressed, rawLen); err != nil {
@@ -100,15 +106,24 @@ func (r *Repository) addToPacker(ctx context.Context, t uint8, id ID, body []byt
 		return err
 	}
 	p.keys = append(p.keys, blobKey{id, t})
-	var full *packer
-	if p.w.Size() >= r.cfg.PackSize {
-		full, r.packers[t] = p, nil
-	}
 	r.mu.Unlock()
 	if full != nil {
 		return r.upload(ctx, full)
 	}
 	return nil
+}
+
+// newPacker takes a finished packer from the free list or makes one whose
+// buffer holds a whole pack. Called with r.mu held.
+func (r *Repository) newPacker(aead cipher.AEAD, E [32]byte) *packer {
+	if n := len(r.free); n > 0 {
+		p := r.free[n-1]
+		r.free = r.free[:n-1]
+		p.w.Reset(aead, E)
+		p.keys = p.keys[:0]
+		return p
+	}
+	return &packer{w: pack.NewWriterSize(aead, E, r.cfg.PackSize)}
 }
 
 // upload finishes a pack and stores it in the background; at most two
@@ -167,6 +182,9 @@ func (r *Repository) storePack(ctx context.Context, p *packer) error {
 	r.written = append(r.written, ip)
 	for _, k := range p.keys {
 		delete(r.inflight, k)
+	}
+	if len(r.free) < 2 {
+		r.free = append(r.free, p)
 	}
 	r.mu.Unlock()
 	return nil

@@ -14,8 +14,9 @@ import (
 
 // Cache is the client-side cache (docs/repository-format.md, "Local
 // cache"): the ids of index files this client wrote, which it trusts for
-// deduplication, and trees it wrote, so that a write-only key can use its
-// previous snapshot as a parent. A nil *Cache is valid and caches nothing.
+// deduplication, and its last snapshot per set of paths (with the trees,
+// for a write-only key), so that it has a parent. A nil *Cache is valid and
+// caches nothing.
 type Cache struct {
 	dir string
 	mu  sync.Mutex
@@ -43,7 +44,7 @@ func openCache(base, repoID string) *Cache {
 		return nil
 	}
 	dir := filepath.Join(base, repoID)
-	if err := os.MkdirAll(filepath.Join(dir, "trees"), 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil
 	}
 	return &Cache{dir: dir}
@@ -81,41 +82,15 @@ func (c *Cache) ownIndexes() map[ID]bool {
 	return out
 }
 
-func (c *Cache) treePath(id ID) string {
-	return filepath.Join(c.dir, "trees", hex.EncodeToString(id[:1]), hex.EncodeToString(id[:]))
-}
-
-// saveTree stores sealed tree bytes.
-func (c *Cache) saveTree(id ID, sealed []byte) {
-	if c == nil {
-		return
-	}
-	p := c.treePath(id)
-	if _, err := os.Stat(p); err == nil {
-		return
-	}
-	_ = os.MkdirAll(filepath.Dir(p), 0o700)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, sealed, 0o600); err == nil {
-		_ = os.Rename(tmp, p)
-	}
-}
-
-func (c *Cache) loadTree(id ID) []byte {
-	if c == nil {
-		return nil
-	}
-	b, _ := os.ReadFile(c.treePath(id))
-	return b
-}
-
 // parentRecord is what the cache remembers of a client's last snapshot of
-// a set of paths, so a write-only key (which cannot list snapshots) still
-// gets a parent.
+// a set of paths, so a write-only key (which cannot list snapshots or read
+// trees) still gets a parent: the snapshot and, for write-only keys, every
+// tree of it.
 type parentRecord struct {
-	ID   string `json:"id"`
-	Tree string `json:"tree"`
-	Time string `json:"time"`
+	ID    string   `json:"id"`
+	Tree  string   `json:"tree"`
+	Time  string   `json:"time"`
+	Trees [][]byte `json:"trees,omitempty"`
 }
 
 func parentKey(host string, paths []string) string {
@@ -134,7 +109,13 @@ func (r *Repository) RememberParent(host string, paths []string, s *Snapshot) {
 	if c == nil {
 		return
 	}
-	b, _ := json.Marshal(parentRecord{ID: Hex(s.ID), Tree: Hex(s.Tree), Time: s.Time.Format(time.RFC3339Nano)})
+	rec := parentRecord{ID: Hex(s.ID), Tree: Hex(s.Tree), Time: s.Time.Format(time.RFC3339Nano)}
+	r.treesMu.Lock()
+	for id := range r.savedTrees {
+		rec.Trees = append(rec.Trees, r.sessionTrees[id])
+	}
+	r.treesMu.Unlock()
+	b, _ := json.Marshal(rec)
 	sealed, err := r.sec.SealShared(cacheTreeAAD, b)
 	if err != nil {
 		return
@@ -182,5 +163,15 @@ func (r *Repository) FindParent(ctx context.Context, host string, paths []string
 		return nil
 	}
 	ts, _ := time.Parse(time.RFC3339Nano, rec.Time)
+	if len(rec.Trees) > 0 {
+		r.treesMu.Lock()
+		if r.sessionTrees == nil {
+			r.sessionTrees = map[ID][]byte{}
+		}
+		for _, t := range rec.Trees {
+			r.sessionTrees[r.sec.BlobID(t)] = t
+		}
+		r.treesMu.Unlock()
+	}
 	return &Snapshot{ID: id, Tree: t, Time: ts, Hostname: host, Paths: paths}
 }

@@ -71,14 +71,19 @@ type Repository struct {
 
 	mu       sync.Mutex
 	packers  [2]*packer
+	free     []*packer // finished packers whose buffers are reused
 	inflight map[blobKey]bool // blobs in an open packer or an upload in flight
 	copied   map[blobKey]bool // blobs stored by SaveBlobCopy in this session
-	written  []index.Pack     // packs uploaded in this session, not yet in an index file
-	uploads  sync.WaitGroup
-	upErr    error
-	upSem    chan struct{}
-	stats    SaveStats
-	aeads    aeadCache
+
+	treesMu      sync.Mutex
+	sessionTrees map[ID][]byte // write-only keys: trees written or loaded from the cache
+	savedTrees   map[ID]bool   // the trees this session wrote
+	written      []index.Pack  // packs uploaded in this session, not yet in an index file
+	uploads      sync.WaitGroup
+	upErr        error
+	upSem        chan struct{}
+	stats        SaveStats
+	aeads        aeadCache
 }
 
 type blobKey struct {

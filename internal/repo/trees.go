@@ -21,10 +21,19 @@ func (r *Repository) SaveTree(ctx context.Context, t *tree.Tree) (ID, error) {
 	if err != nil {
 		return ID{}, err
 	}
-	if r.cache != nil && r.cache.loadTree(id) == nil {
-		if sealed, err := r.sec.SealShared(cacheTreeAAD, data); err == nil {
-			r.cache.saveTree(id, sealed)
+	if !r.CanRead() {
+		// A write-only key cannot read trees back from the repository:
+		// keep them for RememberParent, which stores them in the cache.
+		r.treesMu.Lock()
+		if r.sessionTrees == nil {
+			r.sessionTrees = map[ID][]byte{}
 		}
+		r.sessionTrees[id] = data
+		if r.savedTrees == nil {
+			r.savedTrees = map[ID]bool{}
+		}
+		r.savedTrees[id] = true
+		r.treesMu.Unlock()
 	}
 	return id, nil
 }
@@ -32,11 +41,12 @@ func (r *Repository) SaveTree(ctx context.Context, t *tree.Tree) (ID, error) {
 // LoadTree reads a tree from the local cache or the repository. A
 // write-only key can only read trees it wrote itself (from its cache).
 func (r *Repository) LoadTree(ctx context.Context, id ID) (*tree.Tree, error) {
-	if sealed := r.cache.loadTree(id); sealed != nil {
-		if data, err := r.sec.OpenShared(cacheTreeAAD, sealed); err == nil && r.sec.BlobID(data) == id {
-			if t, err := tree.Decode(data); err == nil {
-				return t, nil
-			}
+	r.treesMu.Lock()
+	data, ok := r.sessionTrees[id]
+	r.treesMu.Unlock()
+	if ok && r.sec.BlobID(data) == id {
+		if t, err := tree.Decode(data); err == nil {
+			return t, nil
 		}
 	}
 	if !r.CanRead() {

@@ -47,6 +47,7 @@ type Options struct {
 	ProgramVersion string
 	Time           time.Time // snapshot time; default now
 	Progress       *Progress
+	Scan           bool // count files and bytes first (for an ETA), concurrently
 	// Warn is told about entries that could not be read; they are left out
 	// of the snapshot and the backup goes on. Nil ignores them.
 	Warn func(path string, err error)
@@ -115,7 +116,10 @@ type archiver struct {
 		new, changed, unmodified, dirs, processed, files, bytes atomic.Int64
 	}
 	warnings atomic.Int64
+	rootMu   sync.Mutex
 	rootDev  map[string]uint64
+	walkers  chan struct{}
+	chunkers chan *chunker.Chunker // a pool; nil entries are made on first use
 }
 
 func (a *archiver) fail(err error) {
@@ -195,7 +199,11 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &archiver{r: r, o: o, names: tree.NewNameCache(), jobs: make(chan job, 4*o.Workers),
-		ctx: ctx, cancel: cancel, prog: o.Progress, rootDev: map[string]uint64{}}
+		ctx: ctx, cancel: cancel, prog: o.Progress, rootDev: map[string]uint64{},
+		walkers: make(chan struct{}, runtime.GOMAXPROCS(0)), chunkers: make(chan *chunker.Chunker, runtime.GOMAXPROCS(0))}
+	for i := 0; i < cap(a.chunkers); i++ {
+		a.chunkers <- nil
+	}
 
 	parent := o.Parent
 	if parent == nil && !o.NoParent {
@@ -208,7 +216,9 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 		}
 	}
 
-	go scan(ctx, paths, o, a.prog)
+	if o.Scan {
+		go scan(ctx, paths, o, a.prog)
+	}
 	for i := 0; i < o.Workers; i++ {
 		a.wg.Add(1)
 		go a.worker()
@@ -389,7 +399,9 @@ func (a *archiver) saveEntry(path, name string, pnode *tree.Node, top bool) futu
 		a.warn(path, err)
 	}
 	if top {
+		a.rootMu.Lock()
 		a.rootDev[path] = node.Device
+		a.rootMu.Unlock()
 	}
 	switch node.Type {
 	case tree.TypeDir:
@@ -454,29 +466,26 @@ func (a *archiver) allKnown(content []tree.ContentRef) bool {
 }
 
 func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future {
-	if a.o.OneFileSystem {
-		for root, dev := range a.rootDev {
-			if (path == root || strings.HasPrefix(path, root+"/")) && node.Device != dev {
-				// A mount point: keep the directory, not its content.
-				return a.finishDir(node, nil, true)
-			}
-		}
+	if a.o.OneFileSystem && a.otherDevice(path, node.Device) {
+		// A mount point: keep the directory, not its content.
+		return a.finishDir(node, nil, true)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		a.warn(path, err)
 		return done(result{})
 	}
-	names, err := f.Readdirnames(-1)
+	entries, err := f.ReadDir(-1)
 	f.Close()
 	if err != nil {
 		a.warn(path, err)
 		return done(result{})
 	}
-	sort.Strings(names)
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	ptree := a.subtree(pnode)
-	futs := make([]future, 0, len(names))
-	for _, name := range names {
+	futs := make([]future, 0, len(entries))
+	for _, de := range entries {
+		name := de.Name()
 		child := path + "/" + name
 		if path == "/" {
 			child = "/" + name
@@ -484,9 +493,39 @@ func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future
 		if a.excluded(child, name) {
 			continue
 		}
-		futs = append(futs, a.saveEntry(child, name, lookup(ptree, name), false))
+		pn := lookup(ptree, name)
+		// Subdirectories are walked by another goroutine when one is free,
+		// so lstat and readdir use both cores.
+		if de.IsDir() {
+			select {
+			case a.walkers <- struct{}{}:
+				fut := make(future, 1)
+				go func() {
+					inner := a.saveEntry(child, name, pn, false)
+					<-a.walkers
+					fut <- <-inner
+				}()
+				futs = append(futs, fut)
+				continue
+			default:
+			}
+		}
+		futs = append(futs, a.saveEntry(child, name, pn, false))
 	}
 	return a.finishDir(node, futs, true)
+}
+
+// otherDevice reports whether path lies below a backup path on another
+// file system than that path's.
+func (a *archiver) otherDevice(path string, dev uint64) bool {
+	a.rootMu.Lock()
+	defer a.rootMu.Unlock()
+	for root, rdev := range a.rootDev {
+		if (path == root || strings.HasPrefix(path, root+"/")) && dev != rdev {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *archiver) worker() {
@@ -585,9 +624,14 @@ func (a *archiver) saveFile(path string, node tree.Node, ch **chunker.Chunker, b
 			extents = ext
 		}
 	}
-	if *ch == nil {
-		*ch = chunker.New(nil, a.r.ChunkerTable(), p)
+	// Chunkers hold a 2*max buffer (16 MiB): share GOMAXPROCS of them
+	// among the workers instead of one each.
+	c := <-a.chunkers
+	if c == nil {
+		c = chunker.New(nil, a.r.ChunkerTable(), p)
 	}
+	defer func() { a.chunkers <- c }()
+	*ch = c
 	var pos, total int64
 	for _, e := range extents {
 		if e.Off > pos {

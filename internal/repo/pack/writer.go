@@ -134,3 +134,11 @@ func (w *Writer) Finish() ([]byte, []Blob, error) {
 // idPrefix names a blob in an error by its first 4 id bytes. Taking the id
 // by value keeps Add's id argument off the heap.
 func idPrefix(id ID) string { return hex.EncodeToString(id[:4]) }
+
+// NewWriterSize is NewWriter with a buffer for a pack of size bytes
+// allocated up front, so filling it never reallocates.
+func NewWriterSize(aead cipher.AEAD, ephemeral [32]byte, size int) *Writer {
+	w := NewWriter(aead, ephemeral)
+	w.buf = make([]byte, 0, size)
+	return w
+}
