@@ -254,7 +254,7 @@ func TestCrashBackupAndPrune(t *testing.T) {
 
 	// Snapshots reported complete: id -> manifest of the source then.
 	reported := map[string]map[string]string{}
-	var order []string      // reported ids, oldest first
+	var order []string         // reported ids, oldest first
 	mayGo := map[string]bool{} // ids a forget was allowed to remove
 	step := 0
 	backup := func() time.Duration {

@@ -263,11 +263,12 @@ to standard output; the others print decrypted JSON.`,
 func diffCommand() *Command {
 	var f repoFlags
 	return &Command{
-		Name:    "diff",
-		Summary: "show what changed between two snapshots",
-		Usage:   "bulwark diff --repo DIR SNAPSHOT1 SNAPSHOT2 [--json]",
-		Long:    `Lines start with + (added), - (removed), M (content changed) or U (metadata only changed).`,
-		Flags:   func(fs *flag.FlagSet) { f.register(fs) },
+		Name:     "diff",
+		Summary:  "show what changed between two snapshots",
+		Usage:    "bulwark diff --repo DIR SNAPSHOT1 SNAPSHOT2 [--json]",
+		Long:     `Lines start with + (added), - (removed), M (content changed) or U (metadata only changed).`,
+		Examples: []string{"bulwark diff --repo /srv/backup 3f2a9c1e 7b0d4411", "bulwark diff --repo /srv/backup 3f2a9c1e latest --json"},
+		Flags:    func(fs *flag.FlagSet) { f.register(fs) },
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
 			if len(args) != 2 {
 				return usageError("give two snapshot ids")

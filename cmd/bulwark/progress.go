@@ -88,4 +88,3 @@ func transferStatus(el time.Duration, files, totalFiles, bytes, totalBytes int64
 	}
 	return fmt.Sprintf("%d/%d files, %s/%s, %s/s, ETA %s", files, totalFiles, humanBytes(bytes), humanBytes(totalBytes), humanBytes(int64(rate)), eta)
 }
-

@@ -88,7 +88,7 @@ password from BULWARK_FROM_PASSWORD or --from-password-file).`,
 			if err != nil {
 				return err
 			}
-			o := repo.InitOptions{Parity: pp, CacheDir: f.cache()}
+			o := repo.InitOptions{Parity: pp, CacheDir: f.cache(e)}
 			if copyFrom != "" {
 				opw, err := readPassword(e, cpPW, "BULWARK_FROM_PASSWORD", "--from-password-file")
 				if err != nil {
@@ -192,10 +192,11 @@ func keyAddCommand() *Command {
 func keyListCommand() *Command {
 	var f repoFlags
 	return &Command{
-		Name:    "list",
-		Summary: "list the repository's keys",
-		Usage:   "bulwark repo key list --repo DIR [--json]",
-		Flags:   func(fs *flag.FlagSet) { f.register(fs) },
+		Name:     "list",
+		Summary:  "list the repository's keys",
+		Usage:    "bulwark repo key list --repo DIR [--json]",
+		Examples: []string{"bulwark repo key list --repo /srv/backup", "bulwark repo key list --repo /srv/backup --json"},
+		Flags:    func(fs *flag.FlagSet) { f.register(fs) },
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
 				return usageError("repo key list takes no arguments, got %q", args)
@@ -234,10 +235,11 @@ func keyListCommand() *Command {
 func keyRemoveCommand() *Command {
 	var f repoFlags
 	return &Command{
-		Name:    "remove",
-		Summary: "remove a key (not the one in use, not the last full key)",
-		Usage:   "bulwark repo key remove --repo DIR KEY-ID",
-		Flags:   func(fs *flag.FlagSet) { f.register(fs) },
+		Name:     "remove",
+		Summary:  "remove a key (not the one in use, not the last full key)",
+		Usage:    "bulwark repo key remove --repo DIR KEY-ID",
+		Examples: []string{"bulwark repo key remove --repo /srv/backup 3f2a9c1e"},
+		Flags:    func(fs *flag.FlagSet) { f.register(fs) },
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return usageError("give the id (or a unique prefix) of the key to remove; see 'bulwark repo key list'")
@@ -262,9 +264,10 @@ func keyPasswdCommand() *Command {
 		newPW string
 	)
 	return &Command{
-		Name:    "passwd",
-		Summary: "change the password of the key in use",
-		Usage:   "bulwark repo key passwd --repo DIR --new-password-file FILE",
+		Name:     "passwd",
+		Summary:  "change the password of the key in use",
+		Usage:    "bulwark repo key passwd --repo DIR --new-password-file FILE",
+		Examples: []string{"bulwark repo key passwd --repo /srv/backup --new-password-file /root/new-pw"},
 		Flags: func(fs *flag.FlagSet) {
 			f.register(fs)
 			fs.StringVar(&newPW, "new-password-file", "", "the new password `FILE` (default $BULWARK_NEW_PASSWORD)")
@@ -295,11 +298,12 @@ func keyPasswdCommand() *Command {
 func repoUnlockCommand() *Command {
 	var f repoFlags
 	return &Command{
-		Name:    "unlock",
-		Summary: "remove stale locks (left by crashed processes)",
-		Usage:   "bulwark repo unlock --repo DIR",
-		Long:    `Removes locks older than 30 minutes and locks of processes on this host that no longer run. Locks of live processes are kept.`,
-		Flags:   func(fs *flag.FlagSet) { f.register(fs) },
+		Name:     "unlock",
+		Summary:  "remove stale locks (left by crashed processes)",
+		Usage:    "bulwark repo unlock --repo DIR",
+		Long:     `Removes locks older than 30 minutes and locks of processes on this host that no longer run. Locks of live processes are kept.`,
+		Examples: []string{"bulwark repo unlock --repo /srv/backup"},
+		Flags:    func(fs *flag.FlagSet) { f.register(fs) },
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
 			r, err := f.open(ctx, e, false)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ type repoFlags struct {
 func (f *repoFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "repository `LOCATION`: a directory (default $BULWARK_REPO)")
 	fs.StringVar(&f.passwordFile, "password-file", "", "read the repository password from `FILE` (default $BULWARK_PASSWORD, or $BULWARK_PASSWORD_FILE)")
-	fs.StringVar(&f.cacheDir, "cache-dir", "", "local cache `DIR` (default $XDG_CACHE_HOME/bulwark or ~/.cache/bulwark)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "local cache `DIR` (default $BULWARK_CACHE_DIR, $XDG_CACHE_HOME/bulwark or ~/.cache/bulwark)")
 	fs.BoolVar(&f.noCache, "no-cache", false, "use no local cache")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON instead of text")
 	fs.DurationVar(&f.lockWait, "lock-wait", 0, "wait up to `DURATION` for a conflicting lock to be released")
@@ -72,11 +73,22 @@ func readPassword(e *Env, file, envName, flagName string) ([]byte, error) {
 	return []byte(p), nil
 }
 
-func (f *repoFlags) cache() string {
-	if f.noCache {
+// cache is the cache directory: --no-cache, --cache-dir, $BULWARK_CACHE_DIR,
+// $XDG_CACHE_HOME/bulwark, ~/.cache/bulwark.
+func (f *repoFlags) cache(e *Env) string {
+	switch {
+	case f.noCache:
 		return "-"
+	case f.cacheDir != "":
+		return f.cacheDir
+	case e.Getenv("BULWARK_CACHE_DIR") != "":
+		return e.Getenv("BULWARK_CACHE_DIR")
+	case e.Getenv("XDG_CACHE_HOME") != "":
+		return filepath.Join(e.Getenv("XDG_CACHE_HOME"), "bulwark")
+	case e.Getenv("HOME") != "":
+		return filepath.Join(e.Getenv("HOME"), ".cache", "bulwark")
 	}
-	return f.cacheDir
+	return "-"
 }
 
 func openBackend(loc string, create bool) (backend.Backend, error) {
@@ -108,7 +120,7 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, be, pw, repo.OpenOptions{CacheDir: f.cache()})
+	r, err := repo.Open(ctx, be, pw, repo.OpenOptions{CacheDir: f.cache(e)})
 	if err != nil {
 		be.Close()
 		if errors.Is(err, repo.ErrNoKey) {
