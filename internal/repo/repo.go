@@ -71,7 +71,7 @@ type Repository struct {
 
 	mu       sync.Mutex
 	packers  [2]*packer
-	free     []*packer // finished packers whose buffers are reused
+	free     []*packer        // finished packers whose buffers are reused
 	inflight map[blobKey]bool // blobs in an open packer or an upload in flight
 	copied   map[blobKey]bool // blobs stored by SaveBlobCopy in this session
 
