@@ -25,7 +25,7 @@
 #   restore    restore of that last snapshot into an empty directory
 # then measure the repository size (du -sb) and, in the first repetition,
 # compare the restored tree with the data (diff -r --no-dereference).
-# Caches live in the work directory (XDG_CACHE_HOME, RESTIC_CACHE_DIR,
+# Caches live in the work directory (XDG_CACHE_HOME, BULWARK_CACHE_DIR, RESTIC_CACHE_DIR,
 # BORG_CACHE_DIR/BORG_CONFIG_DIR/BORG_SECURITY_DIR), fresh per repository.
 # Settings: restic repository version 2 (compression auto = zstd level 3),
 # borg -e repokey --compression lz4 (borg's default), bulwark defaults.
@@ -117,7 +117,10 @@ tool_env() {
 	local cache=$3
 	echo "XDG_CACHE_HOME=$cache"
 	case $1 in
-	bulwark) echo "BULWARK_PASSWORD=$password" ;;
+	bulwark)
+		echo "BULWARK_PASSWORD=$password"
+		echo "BULWARK_CACHE_DIR=$cache/bulwark"
+		;;
 	restic)
 		echo "RESTIC_PASSWORD=$password"
 		echo "RESTIC_CACHE_DIR=$cache/restic"

@@ -116,7 +116,11 @@ func printCheckReport(e *Env, rep *checker.Report) {
 	if s.PacksRead > 0 {
 		read = fmt.Sprintf(" (%d read whole: %s, %d blobs verified)", s.PacksRead, humanBytes(s.BytesRead), s.BlobsRead)
 	}
-	fmt.Fprintf(e.Stdout, "checked %s, %s, %s%s, %s, %s in %.1fs\n", count(s.Keys, "key"), count(s.IndexFiles, "index file"),
+	unsigned := ""
+	if s.UnsignedIndexFiles > 0 {
+		unsigned = fmt.Sprintf(" (%d unsigned, from write-only keys)", s.UnsignedIndexFiles)
+	}
+	fmt.Fprintf(e.Stdout, "checked %s, %s%s, %s%s, %s, %s in %.1fs\n", count(s.Keys, "key"), count(s.IndexFiles, "index file"), unsigned,
 		count(s.Packs, "pack"), read, count(s.Snapshots, "snapshot"), count(s.Trees, "tree"), s.Duration)
 	switch n := len(rep.Errors); {
 	case n == 0 && len(rep.Warnings) > 0:

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
@@ -104,9 +103,12 @@ func printPruneReport(w io.Writer, rep *prune.Report) error {
 	if rep.DuplicateBlobs > 0 {
 		fmt.Fprintf(w, "%d blobs are stored more than once: one copy is kept\n", rep.DuplicateBlobs)
 	}
-	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', tabwriter.AlignRight)
 	row := func(what string, s prune.PackStats, note string) {
-		fmt.Fprintf(tw, "%s\t%d packs\t%s\t  %s\t\n", what, s.Packs, humanBytes(s.Bytes), note)
+		line := fmt.Sprintf("  %-12s %6d packs %11s", what, s.Packs, humanBytes(s.Bytes))
+		if note != "" {
+			line += "   " + note
+		}
+		fmt.Fprintln(w, line)
 	}
 	row("before:", rep.Before, "")
 	keepNote := ""
@@ -128,9 +130,6 @@ func printPruneReport(w io.Writer, rep *prune.Report) error {
 		row(would("verified:", "verify:"), rep.Verified, fmt.Sprintf("written by write-only keys: %d blobs checked before signing", rep.VerifiedBlobs))
 	}
 	row("after:", rep.After, "")
-	if err := tw.Flush(); err != nil {
-		return err
-	}
 	for _, m := range rep.MissingPacks {
 		fmt.Fprintf(w, "warning: pack %s is listed in the index but missing (none of its blobs is used): dropped from the index\n", m)
 	}

@@ -51,7 +51,16 @@
 // "snapshots/<id>", ...) and say what is wrong; a problem with the
 // repository's content is a Problem in the Report, never a returned error,
 // so one check lists every problem it can find. Check returns an error
-// only when it could not run (the context was cancelled).
+// only when it could not run (the context was cancelled, or Options are
+// invalid).
+//
+// When the set of index files differs at the end from the start (a
+// concurrent backup or prune), a warning says so: problems found may then
+// be a race, and a second check tells.
+//
+// Packs no index lists are checked like the others (header, and with
+// ReadData their bytes) and reported as warnings: when an index file is
+// lost they hold its blobs, and the warning then points to `repo repair`.
 package checker
 
 import (
@@ -112,17 +121,21 @@ func (p Problem) String() string { return p.Object + ": " + p.Message }
 
 // Stats count what a check looked at.
 type Stats struct {
-	Keys         int     `json:"keys"`
-	IndexFiles   int     `json:"index_files"`
-	Packs        int     `json:"packs"`         // objects in data/
-	PacksIndexed int     `json:"packs_indexed"` // packs the index lists
-	PacksRead    int     `json:"packs_read"`    // packs read whole (ReadData)
-	BytesRead    int64   `json:"bytes_read"`    // bytes of packs read whole
-	Blobs        int     `json:"blobs"`         // distinct blobs in the index
-	BlobsRead    int     `json:"blobs_read"`    // blobs decrypted and verified (ReadData)
-	Snapshots    int     `json:"snapshots"`
-	Trees        int     `json:"trees"` // distinct trees loaded
-	Duration     float64 `json:"duration_seconds"`
+	Keys       int `json:"keys"`
+	IndexFiles int `json:"index_files"`
+	// UnsignedIndexFiles were written by write-only keys: their entries
+	// are read but not trusted for deduplication until a full key's prune
+	// re-signs them.
+	UnsignedIndexFiles int     `json:"index_files_unsigned"`
+	Packs              int     `json:"packs"`         // objects in data/
+	PacksIndexed       int     `json:"packs_indexed"` // packs the index lists
+	PacksRead          int     `json:"packs_read"`    // packs read whole (ReadData)
+	BytesRead          int64   `json:"bytes_read"`    // bytes of packs read whole
+	Blobs              int     `json:"blobs"`         // distinct blobs in the index
+	BlobsRead          int     `json:"blobs_read"`    // blobs decrypted and verified (ReadData)
+	Snapshots          int     `json:"snapshots"`
+	Trees              int     `json:"trees"` // distinct trees loaded
+	Duration           float64 `json:"duration_seconds"`
 }
 
 // Report is the outcome of a check.
@@ -152,8 +165,9 @@ type Progress struct {
 	Errors atomic.Int64
 }
 
-// Phase returns what the check is doing ("listing", "index", "packs",
-// "reading data", "snapshots", "trees", "done").
+// Phase returns what the check is doing: "listing", "keys", "index",
+// "packs", "parity", "locks", "reading data", "snapshots", "trees", then
+// "done".
 func (p *Progress) Phase() string {
 	if s := p.phase.Load(); s != nil {
 		return *s

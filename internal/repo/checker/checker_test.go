@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/archiver"
 	"github.com/bulwarkhq/bulwark/internal/repo/backend"
 	"github.com/bulwarkhq/bulwark/internal/repo/index"
 	"github.com/bulwarkhq/bulwark/internal/repo/parity"
@@ -45,7 +46,7 @@ func TestCleanRepository(t *testing.T) {
 				}
 				s := rep.Stats
 				packs := len(l.dataPacks) + len(l.treePacks)
-				if s.Packs != packs || s.PacksIndexed != packs || s.Snapshots != 2 || s.IndexFiles != 2 || s.Keys != 1 {
+				if s.Packs != packs || s.PacksIndexed != packs || s.Snapshots != 2 || s.IndexFiles != 2 || s.UnsignedIndexFiles != 0 || s.Keys != 1 {
 					t.Errorf("stats %+v; want %d packs, 2 snapshots, 2 index files, 1 key", s, packs)
 				}
 				if s.Trees < 20 || s.Blobs != l.idx.Len() {
@@ -73,6 +74,9 @@ func TestBitFlips(t *testing.T) {
 		kind  string
 		flips int
 	}{{"plain", 200}, {"parity", 60}} {
+		if testing.Short() {
+			tc.flips /= 5
+		}
 		t.Run(tc.kind, func(t *testing.T) {
 			src := base(t, tc.kind)
 			dir := copyRepo(t, src)
@@ -474,6 +478,21 @@ func TestWriteOnlyKey(t *testing.T) {
 		}
 		if m.readData && s.PacksRead != s.Packs {
 			t.Errorf("%s: read %d of %d packs", m.name, s.PacksRead, s.Packs)
+		}
+	}
+
+	// A backup by the write-only key adds an unsigned index file; both keys
+	// find the repository clean.
+	must(t, r.LoadIndex(ctx))
+	src := t.TempDir()
+	write(t, filepath.Join(src, "new.txt"), "written with a write-only key")
+	if _, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{Host: "client"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*repo.Repository{r, openRepo(t, dir, repotest.Password)} {
+		rep := check(t, k, Options{ReadData: true})
+		if !rep.OK || len(rep.Warnings) > 0 || rep.Stats.UnsignedIndexFiles != 1 || rep.Stats.Snapshots != 3 {
+			t.Fatalf("after a write-only backup (full key: %v): %+v\n%s", k.CanRead(), rep.Stats, dump(rep))
 		}
 	}
 

@@ -147,6 +147,9 @@ func (c *checker) loadIndex(ctx context.Context) {
 				strings.TrimPrefix(f.Err.Error(), object(backend.IndexFile, f.Name)+": "))
 			continue
 		}
+		if !f.File.Signed {
+			c.rep.Stats.UnsignedIndexFiles++
+		}
 		for _, s := range f.File.Supersedes {
 			super[s] = true
 		}

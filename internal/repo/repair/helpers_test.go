@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,10 +42,11 @@ var parity128 = &parity.Params{DataShards: 128, ParityShards: 2}
 // first of it as generated, the second after changing a few files, so the
 // second shares chunks and unchanged directories' trees with the first.
 type fixture struct {
-	dir    string
-	path   string    // the directory backed up
-	expect [2]string // its content at each snapshot
-	snaps  [2]*repo.Snapshot
+	dir      string    // this test's copy of the repository
+	pristine string    // the shared original: read it, never change it
+	path     string    // the directory backed up
+	expect   [2]string // its content at each snapshot
+	snaps    [2]*repo.Snapshot
 }
 
 // write creates a file with the given content.
@@ -90,15 +92,57 @@ func genTree(t testing.TB, dir string, seed uint64) {
 	}
 }
 
-// newFixture backs up a generated tree twice into a new repository.
+// fixtures are built once per package run (with and without parity) in
+// directories TestMain removes; each test works on its own copy of the
+// repository and only reads the source directories.
+var fixtures = map[bool]*sharedFixture{false: {}, true: {}}
+
+type sharedFixture struct {
+	once sync.Once
+	f    *fixture
+	base string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range fixtures {
+		if s.base != "" {
+			os.RemoveAll(s.base)
+		}
+	}
+	os.Exit(code)
+}
+
+// newFixture returns a fresh copy of the repository with two snapshots of
+// a generated tree; pristine is the shared original, never to be changed.
 func newFixture(t testing.TB, par *parity.Params) *fixture {
 	t.Helper()
+	s := fixtures[par != nil]
+	s.once.Do(func() {
+		base, err := os.MkdirTemp("", "repair-fixture")
+		must(t, err)
+		s.base = base
+		s.f = buildFixture(t, base, par)
+	})
+	if s.f == nil {
+		t.Fatal("the fixture could not be built (see the first test that failed)")
+	}
+	f := *s.f
+	f.dir = copyRepo(t, s.f.pristine)
+	return &f
+}
+
+// buildFixture backs up a generated tree twice into a new repository.
+func buildFixture(t testing.TB, base string, par *parity.Params) *fixture {
 	ctx := context.Background()
-	base := t.TempDir()
-	f := &fixture{path: filepath.Join(base, "src")}
+	f := &fixture{path: filepath.Join(base, "src"), pristine: filepath.Join(base, "repo")}
 	genTree(t, f.path, 1)
-	r, dir := repotest.New(t, repotest.Options{Parity: par, PackSize: 1 << 20})
-	f.dir = dir
+	be, err := local.Create(f.pristine)
+	must(t, err)
+	r, err := repo.Init(ctx, be, []byte(repotest.Password), repo.InitOptions{KDF: repotest.FastKDF,
+		Parity: par, PackSize: 1 << 20, CacheDir: "-"})
+	must(t, err)
+	defer r.Close()
 	backup := func(i int) {
 		res, err := archiver.Backup(ctx, r, []string{f.path}, archiver.Options{NoParent: true, Host: "test",
 			Time: snapTime(i), Warn: func(p string, err error) { t.Errorf("backup warning %s: %v", p, err) }})
@@ -123,6 +167,17 @@ func newFixture(t testing.TB, par *parity.Params) *fixture {
 	backup(1)
 	f.expect[1] = f.path
 	return f
+}
+
+// copyRepo copies a repository directory.
+func copyRepo(t testing.TB, dir string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "repo")
+	out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	return dst
 }
 
 func snapTime(i int) time.Time { return time.Date(2025, 1, 1+i, 0, 0, 0, 0, time.UTC) }

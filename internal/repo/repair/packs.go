@@ -398,6 +398,9 @@ func (rp *repairer) fixDamaged(ctx context.Context) error {
 			return err
 		}
 		rp.indexPack(d.id, fixed, &buf)
+		if rp.o.DryRun {
+			rp.keepTrees(d.id, fixed) // storage still holds the damaged bytes
+		}
 	}
 	unrepaired = append(unrepaired, rp.damaged...) // repaired, but with an unreadable header
 	rp.damaged = nil
@@ -423,6 +426,24 @@ func (rp *repairer) fixDamaged(ctx context.Context) error {
 		}
 	}
 	return rp.flush(ctx)
+}
+
+// keepTrees keeps the trees of a pack that a dry run rebuilt in memory,
+// for the snapshot walk.
+func (rp *repairer) keepTrees(id repo.ID, data []byte) {
+	blobs, aead, err := rp.r.ParsePack(id, data, int64(len(data)), sliceLoader(data))
+	if err != nil {
+		return
+	}
+	for _, b := range blobs {
+		if b.Type != pack.Tree {
+			continue
+		}
+		ib := toIndex(b)
+		if plain, err := rp.r.OpenBlob(aead, location(id, ib), b.ID, data[b.Offset:b.Offset+b.StoredLength], nil); err == nil {
+			rp.trees[b.ID] = plain
+		}
+	}
 }
 
 // flush uploads the packs of salvaged blobs and new trees.

@@ -12,8 +12,11 @@
 //     match is rebuilt from its parity object when the damage fits in the
 //     parity shards; the result must hash to the pack's name before it is
 //     written back with Backend.Replace, so repair never writes a byte that
-//     differs from the original. A pack that cannot be rebuilt (no parity,
-//     too many damaged shards, a damaged parity header) is salvaged: every
+//     differs from the original (a parity object found for a pack is used
+//     even when the config no longer asks for parity). If the backend
+//     refuses Replace (append-only), the rebuilt pack is salvaged as below,
+//     losing nothing. A pack that cannot be rebuilt (no parity, too many
+//     damaged shards, a damaged parity header) is salvaged: every
 //     blob that still decrypts and matches its id is copied into a new pack
 //     (unless an intact pack holds it too). The blob list comes from the
 //     pack's header, or, when the header is damaged, from any readable
@@ -40,7 +43,9 @@
 //     against the rebuilt index. Rule for what is lost: a file with a
 //     missing chunk is removed from its directory and listed as
 //     "/path/name"; a directory whose tree is missing is kept, with an
-//     empty tree, and listed as "/path/name/" (the root as "/"). The
+//     empty tree, and listed as "/path/name/" (the root as "/"). So a
+//     salvaged snapshot never restores a file whose content differs from
+//     what was backed up, and its Lost says what to fetch elsewhere. The
 //     changed trees are written and a new snapshot is saved with the same
 //     time, host, paths, tags and summary, Original set to the damaged
 //     snapshot's id and Lost counting the distinct missing chunks and
@@ -55,10 +60,12 @@
 // new packs, the new index, the salvaged snapshots, then the removal of
 // damaged snapshots and of the old index files. A rerun finishes the job.
 //
-// Repair reads and writes through its own rebuilt index and never
-// consults the repository's in-memory index, which may list lost blobs;
-// that index is not updated either: reopen the repository to use the
-// repaired one.
+// A dry run does everything in memory (rebuilding damaged packs too) and
+// writes nothing but its lock, which it removes.
+//
+// Repair reads through its own rebuilt index, never through the
+// repository's in-memory one (r.Index), which may list lost blobs and is
+// not cleaned: reopen the repository to use the repaired index.
 package repair
 
 import (

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -24,18 +23,6 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/repo/repair"
 	"github.com/bulwarkhq/bulwark/internal/repo/repotest"
 )
-
-// copyRepo copies a repository directory, so that one fixture serves
-// several cases.
-func copyRepo(t *testing.T, dir string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "repo")
-	out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput()
-	if err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	return dst
-}
 
 // checkClean fails unless the report shows nothing damaged or lost.
 func checkClean(t *testing.T, rep *repair.Report) {
@@ -59,9 +46,9 @@ func TestParityRepairsBitFlips(t *testing.T) {
 		t.Fatalf("fixture has %d data and %d tree packs, want at least 4 and 2", len(dataPacks), len(treePacks))
 	}
 	orig := dirState(t, f.dir)
-	flips := 100
-	if testing.Short() {
-		flips = 20
+	flips, parityFlips := 100, 10
+	if raceEnabled || testing.Short() {
+		flips, parityFlips = 24, 4
 	}
 	rng := rand.New(rand.NewPCG(42, 7))
 	inTree := 0
@@ -83,12 +70,12 @@ func TestParityRepairsBitFlips(t *testing.T) {
 			t.Fatalf("flip %d: more than the pack was written: %+v", i, rep)
 		}
 		sameState(t, orig, dirState(t, f.dir))
-		if (i+1)%25 == 0 {
+		if (i+1)%(flips/4) == 0 {
 			restoreAll(t, f.dir, f.identity())
 		}
 	}
 	// A flip in a parity object: the object is written anew, identical.
-	for i := range 10 {
+	for i := range parityFlips {
 		p := ps[rng.IntN(len(ps))]
 		fi, err := os.Stat(parityFile(f.dir, p.id))
 		must(t, err)
@@ -102,7 +89,37 @@ func TestParityRepairsBitFlips(t *testing.T) {
 		sameState(t, orig, dirState(t, f.dir))
 	}
 	restoreAll(t, f.dir, f.identity())
-	t.Logf("%d flips in packs (%d in tree packs), 10 in parity objects: all repaired", flips, inTree)
+	// An index file: rebuilt from the packs. A snapshot: corrected in place.
+	for i := range 3 {
+		ents, err := os.ReadDir(filepath.Join(f.dir, "index"))
+		must(t, err)
+		p := filepath.Join(f.dir, "index", ents[rng.IntN(len(ents))].Name())
+		fi, err := os.Stat(p)
+		must(t, err)
+		flipBit(t, p, rng.Int64N(fi.Size()), uint(rng.IntN(8)))
+		rep := runRepair(t, f.dir, repair.Options{Forget: true})
+		if !rep.Index.Rewritten || len(rep.Index.Unreadable) != 1 || rep.Index.Unreadable[0].ID != filepath.Base(p) {
+			t.Fatalf("index flip %d: %+v", i, rep.Index)
+		}
+		checkClean(t, rep)
+	}
+	restoreAll(t, f.dir, f.identity())
+	state := dirState(t, f.dir)
+	for i := range 3 {
+		s := f.snaps[rng.IntN(2)]
+		p := filepath.Join(f.dir, "snapshots", repo.Hex(s.ID))
+		fi, err := os.Stat(p)
+		must(t, err)
+		flipBit(t, p, rng.Int64N(fi.Size()), uint(rng.IntN(8)))
+		rep := runRepair(t, f.dir, repair.Options{Forget: true})
+		if !slices.Equal(rep.Snapshots.Fixed, []string{repo.Hex(s.ID)}) {
+			t.Fatalf("snapshot flip %d: fixed %v", i, rep.Snapshots.Fixed)
+		}
+		checkClean(t, rep)
+		sameState(t, state, dirState(t, f.dir))
+	}
+	restoreAll(t, f.dir, f.identity())
+	t.Logf("%d flips in packs (%d in tree packs), %d in parity objects, 3 in index files, 3 in snapshots: all repaired", flips, inTree, parityFlips)
 }
 
 // TestParityRepairsShards covers damage up to the parity shard count and
@@ -202,9 +219,9 @@ func checkSalvage(t *testing.T, f *fixture, dir string, rep *repair.Report, lost
 	want := map[time.Time]string{}
 	salvaged := 0
 	for i, s := range f.snaps {
-		files := expectLost(t, f.dir, s, lostChunks)
+		files := expectLost(t, f.pristine, s, lostChunks)
 		if lostTree != nil {
-			r := repotest.Open(t, f.dir, repotest.Password)
+			r := repotest.Open(t, f.pristine, repotest.Password)
 			_, trees := filesByChunk(t, r, s)
 			r.Close()
 			files = append(files, trees[*lostTree]...)
@@ -527,10 +544,12 @@ func TestDryRunChangesNothing(t *testing.T) {
 	ps := packs(t, f.dir)
 	dataPacks := ofType(ps, repo.DataBlob)
 	sort.Slice(dataPacks, func(i, j int) bool { return len(dataPacks[i].blobs) > len(dataPacks[j].blobs) })
-	flipBit(t, packFile(f.dir, dataPacks[0].id), 1000, 3)                         // repairable
-	must(t, os.Remove(packFile(f.dir, dataPacks[1].id)))                          // lost
-	flipBit(t, parityFile(f.dir, dataPacks[2].id), 200, 1)                        // parity rewritten
-	flipBit(t, filepath.Join(f.dir, "snapshots", repo.Hex(f.snaps[1].ID)), 77, 6) // corrected
+	treePack := ofType(ps, repo.TreeBlob)[0]
+	flipBit(t, packFile(f.dir, treePack.id), int64(treePack.blobs[0].Offset)+3, 2) // repairable
+	flipBit(t, packFile(f.dir, dataPacks[0].id), 1000, 3)                          // repairable
+	must(t, os.Remove(packFile(f.dir, dataPacks[1].id)))                           // lost
+	flipBit(t, parityFile(f.dir, dataPacks[2].id), 200, 1)                         // parity rewritten
+	flipBit(t, filepath.Join(f.dir, "snapshots", repo.Hex(f.snaps[1].ID)), 77, 6)  // corrected
 	ents, err := os.ReadDir(filepath.Join(f.dir, "index"))
 	must(t, err)
 	must(t, os.Remove(filepath.Join(f.dir, "index", ents[0].Name())))
@@ -544,7 +563,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	real := runRepair(t, f.dir, repair.Options{Forget: true})
 	if !slices.EqualFunc(dry.Packs.Repaired, real.Packs.Repaired, func(a, b repair.RepairedPack) bool {
 		return a.ID == b.ID && slices.Equal(a.Shards, b.Shards)
-	}) || len(real.Packs.Repaired) != 1 {
+	}) || len(real.Packs.Repaired) != 2 {
 		t.Errorf("repaired: dry %+v, real %+v", dry.Packs.Repaired, real.Packs.Repaired)
 	}
 	if !slices.Equal(dry.Packs.ParityWritten, real.Packs.ParityWritten) || !slices.Equal(dry.Packs.Missing, real.Packs.Missing) ||

@@ -92,8 +92,11 @@ func buildSource(t *testing.T, src string, smallFiles int) {
 
 func TestBackupRestoreEveryAttribute(t *testing.T) {
 	small := 100000
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		small = 2000
+	case raceEnabled:
+		small = 10000
 	}
 	ctx := context.Background()
 	src := filepath.Join(t.TempDir(), "src")

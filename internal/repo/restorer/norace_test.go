@@ -1,0 +1,5 @@
+//go:build !race
+
+package restorer_test
+
+const raceEnabled = false
