@@ -155,7 +155,11 @@ func (r *Repository) storePack(ctx context.Context, p *packer) error {
 	id := ID(sha256.Sum256(data))
 	name := Hex(id)
 	if r.cfg.Parity != nil {
-		par, err := parity.Encode(*r.cfg.Parity, data)
+		coder, err := r.parityCoder()
+		if err != nil {
+			return err
+		}
+		par, err := coder.Encode(data)
 		if err != nil {
 			return fmt.Errorf("parity of pack %s: %w", name[:8], err)
 		}
@@ -490,4 +494,11 @@ func (r *Repository) ParsePack(packID ID, tail []byte, size int64, load func(off
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return blobs, aead, nil
+}
+
+// parityCoder builds the Reed-Solomon coder once (setting it up costs more
+// than encoding a pack).
+func (r *Repository) parityCoder() (*parity.Coder, error) {
+	r.coderOnce.Do(func() { r.coder, r.coderErr = parity.NewCoder(*r.cfg.Parity) })
+	return r.coder, r.coderErr
 }

@@ -69,11 +69,15 @@ type Repository struct {
 
 	Now func() time.Time
 
-	mu       sync.Mutex
-	packers  [2]*packer
-	free     []*packer        // finished packers whose buffers are reused
-	inflight map[blobKey]bool // blobs in an open packer or an upload in flight
-	copied   map[blobKey]bool // blobs stored by SaveBlobCopy in this session
+	mu      sync.Mutex
+	packers [2]*packer
+	free    []*packer // finished packers whose buffers are reused
+
+	coderOnce sync.Once
+	coder     *parity.Coder
+	coderErr  error
+	inflight  map[blobKey]bool // blobs in an open packer or an upload in flight
+	copied    map[blobKey]bool // blobs stored by SaveBlobCopy in this session
 
 	treesMu      sync.Mutex
 	sessionTrees map[ID][]byte // write-only keys: trees written or loaded from the cache

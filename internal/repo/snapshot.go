@@ -93,14 +93,15 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error)
 	if err != nil {
 		return nil, err
 	}
-	s, err := r.decodeSnapshot(id, data)
+	s, err := r.OpenSnapshot(id, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h, err)
 	}
 	return s, nil
 }
 
-func (r *Repository) decodeSnapshot(id ID, data []byte) (*Snapshot, error) {
+// OpenSnapshot checks, decrypts and decodes the bytes of snapshot object id.
+func (r *Repository) OpenSnapshot(id ID, data []byte) (*Snapshot, error) {
 	if sha256.Sum256(data) != id {
 		return nil, errors.New("content does not match its name (corrupted)")
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
 	"github.com/bulwarkhq/bulwark/internal/repo/backend"
-	"github.com/bulwarkhq/bulwark/internal/repo/crypto"
 	"github.com/bulwarkhq/bulwark/internal/repo/tree"
 )
 
@@ -180,29 +179,12 @@ func (rp *repairer) readSnapshot(ctx context.Context, id repo.ID) (*repo.Snapsho
 		rp.prog.SnapshotsFixed.Add(1)
 		data = fixed
 	}
-	s, err := rp.openSnapshot(id, data)
+	s, err := rp.r.OpenSnapshot(id, data)
 	if err != nil {
 		sr.Unreadable = append(sr.Unreadable, FileError{repo.Hex(id), err.Error()})
 		return nil, nil
 	}
 	return s, nil
-}
-
-// openSnapshot decrypts snapshot bytes (docs/repository-format.md,
-// "Snapshots") whose name has been checked.
-func (rp *repairer) openSnapshot(id repo.ID, data []byte) (*repo.Snapshot, error) {
-	if len(data) < 32+16 {
-		return nil, fmt.Errorf("truncated: %d bytes", len(data))
-	}
-	aead, err := rp.r.Secrets().OpenFrom(crypto.PurposeSnapshot, [32]byte(data[:32]))
-	if err != nil {
-		return nil, err
-	}
-	plain, err := aead.Open(nil, make([]byte, aead.NonceSize()), data[32:], nil)
-	if err != nil {
-		return nil, crypto.ErrAuth
-	}
-	return repo.DecodeSnapshot(id, plain)
 }
 
 // walk checks the tree id and everything below it against the rebuilt
