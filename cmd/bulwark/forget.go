@@ -142,6 +142,9 @@ left alone. Removing snapshots frees no space by itself: --prune (or a later
 					removed++
 				}
 			}
+			if !f.asJSON {
+				printForget(e, groups, p, dryRun, removed, len(removeIDs))
+			}
 			var rep *prune.Report
 			if doPrune {
 				o := prune.Options{MaxUnusedPercent: maxUnused, DryRun: dryRun, Lock: l}
@@ -149,20 +152,21 @@ left alone. Removing snapshots frees no space by itself: --prune (or a later
 					o.IgnoreSnapshots = removeIDs
 				}
 				if rep, err = runPrune(ctx, e, r, o); err != nil {
-					if !f.asJSON {
-						printForget(e, groups, p, dryRun, removed, len(removeIDs))
+					if dryRun {
+						return fmt.Errorf("prune (dry run): %w", err)
 					}
-					return fmt.Errorf("snapshots were forgotten, but prune failed: %w", err)
+					return fmt.Errorf("%d snapshots were removed, but prune failed: %w", removed, err)
 				}
 			}
 			if f.asJSON {
 				out := struct {
-					DryRun  bool              `json:"dry_run"`
-					Policy  string            `json:"policy"`
-					Groups  []forgetGroupJSON `json:"groups"`
-					Removed int               `json:"removed"`
-					Prune   *prune.Report     `json:"prune,omitempty"`
-				}{dryRun, p.String(), []forgetGroupJSON{}, removed, rep}
+					DryRun   bool              `json:"dry_run"`
+					Policy   string            `json:"policy"`
+					Groups   []forgetGroupJSON `json:"groups"`
+					ToRemove int               `json:"to_remove"`
+					Removed  int               `json:"removed"`
+					Prune    *prune.Report     `json:"prune,omitempty"`
+				}{dryRun, p.String(), []forgetGroupJSON{}, len(removeIDs), removed, rep}
 				for _, g := range groups {
 					gj := forgetGroupJSON{Hostname: g.Hostname, Paths: g.Paths, Keep: []forgetSnapshotJSON{}, Remove: []forgetSnapshotJSON{}}
 					for _, d := range g.Keep {
@@ -175,7 +179,6 @@ left alone. Removing snapshots frees no space by itself: --prune (or a later
 				}
 				return writeJSON(e.Stdout, out)
 			}
-			printForget(e, groups, p, dryRun, removed, len(removeIDs))
 			if rep != nil {
 				fmt.Fprintln(e.Stdout)
 				return printPruneReport(e.Stdout, rep)

@@ -175,6 +175,14 @@ type Report struct {
 // written by a write-only key that does not verify.
 var ErrDamaged = errors.New("prune stopped before changing anything")
 
+// damagedIn is damaged, unless the error came from ctx being done.
+func damagedIn(ctx context.Context, format string, args ...any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return damaged(format, args...)
+}
+
 func damaged(format string, args ...any) error {
 	return fmt.Errorf("%w: %s; run `bulwark repo check --read-data` to see the damage and `bulwark repo repair` to fix it",
 		ErrDamaged, fmt.Sprintf(format, args...))
@@ -488,7 +496,11 @@ func (p *pruner) mark(ctx context.Context, snaps []*repo.Snapshot) error {
 					err = ctx.Err()
 				}
 				if err != nil {
-					fail(damaged("snapshot %s: tree %s of %s: %v", j.snap, repo.Hex(j.id), j.path, err))
+					if ctx.Err() != nil {
+						fail(ctx.Err())
+					} else {
+						fail(damaged("snapshot %s: tree %s of %s: %v", j.snap, repo.Hex(j.id), j.path, err))
+					}
 					return
 				}
 				p.rep.Trees++
@@ -785,7 +797,7 @@ func (p *pruner) verifyUnsigned(ctx context.Context) error {
 	return p.each(ctx, todo, func(ctx context.Context, pi *packInfo) error {
 		data, open, err := p.loadPack(ctx, pi)
 		if err != nil {
-			return damaged("pack %s (written by a write-only key): %v", repo.Hex(pi.id), err)
+			return damagedIn(ctx, "pack %s (written by a write-only key): %v", repo.Hex(pi.id), err)
 		}
 		if sha256.Sum256(data) != pi.id {
 			return damaged("pack %s (written by a write-only key): content does not match its name (corrupted)", repo.Hex(pi.id))
@@ -822,7 +834,7 @@ func (p *pruner) repack(ctx context.Context) error {
 	err := p.each(ctx, todo, func(ctx context.Context, pi *packInfo) error {
 		_, open, err := p.loadPack(ctx, pi)
 		if err != nil {
-			return damaged("pack %s: %v", repo.Hex(pi.id), err)
+			return damagedIn(ctx, "pack %s: %v", repo.Hex(pi.id), err)
 		}
 		var buf []byte
 		for _, i := range pi.chosen {

@@ -854,3 +854,31 @@ func TestPruneTwiceWithOneHandle(t *testing.T) {
 	}
 	f.restoreAndCompare(t, dir, 3)
 }
+
+// TestPruneNoSnapshots: with every snapshot forgotten, prune removes every
+// pack and leaves an empty, valid index.
+func TestPruneNoSnapshots(t *testing.T) {
+	f := newFixture(t, makeStates(t, 2, 20, 20<<10), &parity.Params{DataShards: 4, ParityShards: 1})
+	f.forget(t, f.dir, 0, 1)
+	rep, err := Prune(ctx, openBare(t, f.dir), Options{MaxUnusedPercent: DefaultMaxUnusedPercent})
+	must(t, err)
+	if n, _ := packBytes(t, f.dir); n != 0 || rep.After.Packs != 0 || rep.Remove.Packs != rep.Before.Packs || rep.NewIndex == "" {
+		t.Errorf("%d packs left; report %+v", n, rep)
+	}
+	entries, err := os.ReadDir(filepath.Join(f.dir, "parity"))
+	must(t, err)
+	for _, e := range entries {
+		sub, _ := os.ReadDir(filepath.Join(f.dir, "parity", e.Name()))
+		if len(sub) > 0 {
+			t.Errorf("parity left in parity/%s: %d objects", e.Name(), len(sub))
+		}
+	}
+	if w := check(t, f.dir); len(w) > 0 {
+		t.Errorf("warnings: %v", w)
+	}
+	rep, err = Prune(ctx, openBare(t, f.dir), Options{})
+	must(t, err)
+	if !rep.NothingToDo {
+		t.Errorf("second prune: %+v", rep)
+	}
+}
