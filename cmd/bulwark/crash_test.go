@@ -323,12 +323,28 @@ func TestCrashBackupAndPrune(t *testing.T) {
 		}
 	}
 	restores := 0
+	leftovers := map[string]int{}
 	var tCheck, tRestore, tRestoreCmd, tBackup, tKilled time.Duration
 	verify := func(what string, all bool) {
 		t.Helper()
 		t0 := time.Now()
-		code, so, se := c.run("repo", "check", "--read-data")
+		code, so, se := c.run("repo", "check", "--read-data", "--json")
 		tCheck += time.Since(t0)
+		var chk struct {
+			Warnings []struct{ Object, Message string } `json:"warnings"`
+		}
+		if err := json.Unmarshal([]byte(so), &chk); err != nil {
+			t.Fatalf("after %s: repo check --json: %v\n%s%s", what, err, so, se)
+		}
+		// What the interrupted run left behind shows where it stopped.
+		for _, k := range []string{"not referenced by any index", "orphaned", "stale", "temporary file"} {
+			for _, w := range chk.Warnings {
+				if strings.Contains(w.Message, k) {
+					leftovers[k]++
+					break
+				}
+			}
+		}
 		t0 = time.Now()
 		defer func() { tRestore += time.Since(t0) }()
 		if code != 0 {
@@ -438,6 +454,7 @@ func TestCrashBackupAndPrune(t *testing.T) {
 	}
 	t.Logf("%d interruptions (%d killed, %d finished first: %v), %d restores compared, %d snapshots reported",
 		kills, killed, finished, kinds, restores, len(order))
+	t.Logf("checks after an interruption that found leftovers, by kind: %v", leftovers)
 	t.Logf("time: interrupted runs %v, check --read-data %v, restores %v (of which the command %v), backups after a kill %v",
 		tKilled.Round(time.Millisecond), tCheck.Round(time.Millisecond), tRestore.Round(time.Millisecond), tRestoreCmd.Round(time.Millisecond), tBackup.Round(time.Millisecond))
 }

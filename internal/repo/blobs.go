@@ -282,15 +282,20 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		return err
 	}
 	super := map[ID]bool{}
+	own := r.cache.ownIndexes()
 	for _, f := range files {
 		if f.Err != nil {
 			return fmt.Errorf("%w (run `bulwark repo repair` to rebuild the index)", f.Err)
+		}
+		// Only signed (or our own) index files may hide others: a write-only
+		// client must not be able to make readers ignore signed indexes.
+		if !f.File.Signed && !own[f.Name] {
+			continue
 		}
 		for _, s := range f.File.Supersedes {
 			super[s] = true
 		}
 	}
-	own := r.cache.ownIndexes()
 	for _, f := range files {
 		if !super[f.Name] {
 			r.idx.AddFile(f.Name, f.File, f.File.Signed || own[f.Name])
@@ -442,6 +447,9 @@ func (r *Repository) FlushPacks(ctx context.Context) ([]index.Pack, error) {
 	defer r.mu.Unlock()
 	written := r.written
 	r.written = nil
+	// What SaveBlobCopy copied is now in written; a later prune on this
+	// handle must copy again what it needs.
+	r.copied = nil
 	return written, r.upErr
 }
 

@@ -245,8 +245,8 @@ type pruner struct {
 }
 
 // Prune removes unreferenced data from r (see the design comment above).
-// r needs a full key and should be freshly opened (its loaded index, if
-// any, is not used). Errors from the steps before the new index is written
+// r needs a full key; its loaded index, if any, is not used (prune reads
+// every index file itself). Errors from the steps before the new index is written
 // (among them every ErrDamaged) leave the repository as it was, apart from
 // new, unreferenced packs. The Report is returned with an error too, with
 // what was found up to then.
@@ -858,9 +858,9 @@ func (p *pruner) repack(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("repacking: %w", err)
 	}
-	// Every blob copied must be in a new pack before the index says so.
-	// (SaveBlobCopy stores a blob once per session: a Repository that
-	// already repacked it would skip it here.)
+	// Every blob copied must be in a new pack before the index says so: an
+	// invariant check, so a bug in the copy path stops prune before it
+	// deletes anything.
 	stored := map[blobKey]bool{}
 	for _, w := range written {
 		for _, b := range w.Blobs {
@@ -870,7 +870,7 @@ func (p *pruner) repack(ctx context.Context) error {
 	for _, pi := range todo {
 		for _, i := range pi.chosen {
 			if b := pi.blobs[i]; !stored[blobKey{b.ID, b.Type}] {
-				return fmt.Errorf("repacking pack %s: blob %s is in no new pack (use a freshly opened repository for each prune); nothing was deleted",
+				return fmt.Errorf("repacking pack %s: blob %s is in no new pack ; nothing was deleted",
 					repo.Short(pi.id), repo.Short(b.ID))
 			}
 		}
