@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
 	"github.com/bulwarkhq/bulwark/internal/repo/backend"
@@ -252,8 +253,7 @@ func (rs *restorer) planFile(f *file) error {
 	if chunks == 0 || f.multi {
 		// Created now, at full length: holes and skipped zero chunks read
 		// back as zeros.
-		_ = os.Remove(f.path)
-		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		fh, err := createFile(f.path)
 		if err != nil {
 			return err
 		}
@@ -385,6 +385,35 @@ func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf *[]byte) 
 	return nil
 }
 
+// createFile creates a regular file for writing. An existing regular file
+// with one link is reused (truncated); anything else at the path (a
+// symlink planted in the target, which is never followed, a file
+// hard-linked elsewhere, whose other names must not change, a directory, a
+// FIFO) is removed and the file created afresh.
+func createFile(path string) (*os.File, error) {
+	const flags = os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	fh, err := os.OpenFile(path, flags, 0o600)
+	if err == nil {
+		var st syscall.Stat_t
+		if syscall.Fstat(int(fh.Fd()), &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Nlink == 1 {
+			if st.Size == 0 {
+				return fh, nil
+			}
+			if err = fh.Truncate(0); err == nil {
+				return fh, nil
+			}
+		}
+		fh.Close()
+	}
+	if rerr := os.Remove(path); rerr != nil && !os.IsNotExist(rerr) {
+		if err == nil {
+			err = rerr
+		}
+		return nil, err
+	}
+	return os.OpenFile(path, flags|os.O_EXCL, 0o600)
+}
+
 func sumLen(needs []*need) int64 {
 	var s int64
 	for _, n := range needs {
@@ -397,8 +426,7 @@ func (rs *restorer) write(t target, data []byte, zero bool) error {
 	f := t.file
 	if !f.multi {
 		// The whole file in one chunk: create, write, close.
-		_ = os.Remove(f.path)
-		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		fh, err := createFile(f.path)
 		if err != nil {
 			return err
 		}

@@ -128,3 +128,36 @@ func TestBackupRestoreEveryAttribute(t *testing.T) {
 }
 
 func repoFilter() repo.Filter { return repo.Filter{} }
+
+// TestRestoreOverPlantedLinks: restoring into a directory where an attacker
+// put a symlink and a hard link at the names of files in the snapshot
+// replaces those entries and never writes through them.
+func TestRestoreOverPlantedLinks(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	write(t, filepath.Join(src, "a"), []byte("snapshot a"), 0o644)
+	write(t, filepath.Join(src, "b"), []byte("snapshot b"), 0o644)
+	r, _ := repotest.New(t, repotest.Options{})
+	res, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{})
+	must(t, err)
+
+	outside := t.TempDir()
+	victim1, victim2 := filepath.Join(outside, "v1"), filepath.Join(outside, "v2")
+	write(t, victim1, []byte("precious 1"), 0o644)
+	write(t, victim2, []byte("precious 2"), 0o644)
+	dst := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dst, src), 0o755))
+	must(t, os.Symlink(victim1, filepath.Join(dst, src, "a")))
+	must(t, os.Link(victim2, filepath.Join(dst, src, "b")))
+
+	_, err = restorer.Restore(ctx, r, res.Snapshot, dst, restorer.Options{Verify: true})
+	must(t, err)
+	for p, want := range map[string]string{victim1: "precious 1", victim2: "precious 2",
+		filepath.Join(dst, src, "a"): "snapshot a", filepath.Join(dst, src, "b"): "snapshot b"} {
+		got, err := os.ReadFile(p)
+		must(t, err)
+		if string(got) != want {
+			t.Errorf("%s: %q, want %q", p, got, want)
+		}
+	}
+}
