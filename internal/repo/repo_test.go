@@ -17,6 +17,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/repo/backend"
 	"github.com/bulwarkhq/bulwark/internal/repo/backend/local"
 	"github.com/bulwarkhq/bulwark/internal/repo/crypto"
+	"github.com/bulwarkhq/bulwark/internal/repo/prune"
 	"github.com/bulwarkhq/bulwark/internal/repo/repotest"
 	"github.com/bulwarkhq/bulwark/internal/repo/restorer"
 )
@@ -284,4 +285,115 @@ func TestStdinBackup(t *testing.T) {
 	if res.Snapshot.Paths[0] != "/app.sql" || !res.Snapshot.HasTag("db") {
 		t.Fatalf("snapshot: %+v", res.Snapshot)
 	}
+}
+
+// TestConcurrentBackups: several hosts back up into one repository at the
+// same time (shared locks); every snapshot restores.
+func TestConcurrentBackups(t *testing.T) {
+	_, dir := repotest.New(t, repotest.Options{PackSize: 1 << 20})
+	srcs := make([]string, 3)
+	for i := range srcs {
+		srcs[i] = sourceTree(t)
+		must(t, os.WriteFile(filepath.Join(srcs[i], "host"), []byte(fmt.Sprint("host ", i)), 0o644))
+	}
+	errs := make(chan error, len(srcs))
+	ids := make([]repo.ID, len(srcs))
+	for i := range srcs {
+		go func() {
+			r := repotest.Open(t, dir, repotest.Password)
+			l, err := r.Lock(ctx, false, 0)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer l.Unlock()
+			res, err := archiver.Backup(ctx, r, []string{srcs[i]}, archiver.Options{Host: fmt.Sprint("host", i)})
+			if err == nil {
+				ids[i] = res.Snapshot.ID
+			}
+			errs <- err
+		}()
+	}
+	for range srcs {
+		must(t, <-errs)
+	}
+	r := repotest.Open(t, dir, repotest.Password)
+	for i, id := range ids {
+		s, err := r.LoadSnapshot(ctx, id)
+		must(t, err)
+		dst := t.TempDir()
+		_, err = restorer.Restore(ctx, r, s, dst, restorer.Options{Verify: true})
+		must(t, err)
+		repotest.CompareDirs(t, srcs[i], filepath.Join(dst, srcs[i]), repotest.CompareOptions{})
+	}
+}
+
+// TestFullDisk: a backup into a repository on a file system that fills up
+// fails with a clear error, and the repository stays valid: the earlier
+// snapshot restores and the next backup (with space) succeeds.
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=10m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	dir := filepath.Join(mnt, "repo")
+	be, err := local.Create(dir)
+	must(t, err)
+	r, err := repo.Init(ctx, be, []byte(repotest.Password), repo.InitOptions{KDF: repotest.FastKDF, PackSize: 1 << 20, CacheDir: "-"})
+	must(t, err)
+	small := sourceTree(t)
+	first, err := archiver.Backup(ctx, r, []string{small}, archiver.Options{})
+	must(t, err)
+
+	big := filepath.Join(t.TempDir(), "big")
+	must(t, os.MkdirAll(big, 0o755))
+	data := make([]byte, 16<<20)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rnd.Uint32())
+	}
+	must(t, os.WriteFile(filepath.Join(big, "random"), data, 0o644))
+	r2 := repotest.Open(t, dir, repotest.Password)
+	_, err = archiver.Backup(ctx, r2, []string{big}, archiver.Options{})
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("backup onto a full disk: %v", err)
+	}
+
+	// The repository is still valid: the first snapshot restores.
+	r3 := repotest.Open(t, dir, repotest.Password)
+	s, err := r3.LoadSnapshot(ctx, first.Snapshot.ID)
+	must(t, err)
+	dst := t.TempDir()
+	_, err = restorer.Restore(ctx, r3, s, dst, restorer.Options{Verify: true})
+	must(t, err)
+	repotest.CompareDirs(t, small, filepath.Join(dst, small), repotest.CompareOptions{})
+	snaps, bad, err := r3.Snapshots(ctx)
+	must(t, err)
+	if len(snaps) != 1 || len(bad) != 0 {
+		t.Fatalf("after the failed backup: %d snapshots, %d unreadable", len(snaps), len(bad))
+	}
+	// The failed backup's packs are unreferenced: prune frees them, and
+	// then a backup that fits succeeds.
+	if _, err := prune.Prune(ctx, r3, prune.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(big, "random"), data[:1<<20], 0o644))
+	r4 := repotest.Open(t, dir, repotest.Password)
+	_, err = archiver.Backup(ctx, r4, []string{big}, archiver.Options{})
+	must(t, err)
+}
+
+func FuzzDecodeSnapshot(f *testing.F) {
+	f.Add([]byte(`{"version":1,"time":"2026-11-21T10:00:00Z","tree":"` + strings.Repeat("ab", 32) + `","paths":["/etc"],"hostname":"h"}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := repo.DecodeSnapshot(repo.ID{}, b)
+		if err == nil && (s.Version != 1 || repo.Hex(s.Tree) != s.TreeHex) {
+			t.Fatalf("decoded an invalid snapshot: %+v", s)
+		}
+	})
 }
