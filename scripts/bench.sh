@@ -16,6 +16,15 @@ run() { # name, package, bench regexp, benchtime
 run audit-append ./internal/audit 'Append' 3s
 run audit-verify ./internal/audit 'Verify' 1x
 run identity ./internal/identity 'Argon2|TOTP' 1s
+run chunker ./internal/repo/chunker 'Chunker$|Cut$' 2s
+run pack ./internal/repo/pack 'Writer|Read|Compress' 1s
+run parity ./internal/repo/parity 'Encode|Repair' 1s
+
+# Backup repository side by side with restic and borg (scripts/bench-repo.sh:
+# a ~500 MB corpus of files from this machine; first backup, unchanged and
+# 1%-changed re-runs, restore, repository size, peak memory).
+echo "bench: repository vs restic and borg" >&2
+scripts/bench-repo.sh "$tmp/repo.md" "$tmp/repo.json" >&2 || echo "(bench-repo failed; see above)" > "$tmp/repo.md"
 
 table() { # turns `go test -bench` lines into markdown rows
 	awk '/^Benchmark/ {
@@ -48,5 +57,20 @@ table() { # turns `go test -bench` lines into markdown rows
 	echo "| benchmark | iterations | measurements |"
 	echo "|---|---|---|"
 	table "$tmp/identity.txt"
+	echo
+	echo "## Backup repository"
+	echo
+	echo "Targets (issue 3): first backup >= 2.5x faster than restic, unchanged re-run >= 5x faster,"
+	echo "restore >= 2x faster, repository <= restic + 3%, peak memory <= restic's."
+	echo
+	cat "$tmp/repo.md"
+	echo
+	echo "### Components (one core unless stated)"
+	echo
+	echo "| benchmark | iterations | measurements |"
+	echo "|---|---|---|"
+	table "$tmp/chunker.txt"
+	table "$tmp/pack.txt"
+	table "$tmp/parity.txt"
 } > "$out"
 echo "wrote $out" >&2
