@@ -86,12 +86,8 @@ lists what it skipped.`,
 			if err != nil {
 				return err
 			}
-			if f.asJSON {
-				if err := writeJSON(e.Stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				printCheckReport(e, rep)
+			if err := f.report(e, rep, func() { printCheckReport(e, rep) }); err != nil {
+				return err
 			}
 			if !rep.OK {
 				return &ExitError{Code: 1}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -99,14 +98,11 @@ left alone. Removing snapshots frees no space by itself: --prune (or a later
 			if maxUnused < 0 || maxUnused > 100 {
 				return usageError("--max-unused-percent %g: give a number from 0 to 100", maxUnused)
 			}
-			r, err := f.open(ctx, e, false)
+			r, err := f.openFull(ctx, e, false)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			if !r.CanRead() {
-				return errors.New("forget needs a full key: this is a write-only key, which can add snapshots but never read or delete them")
-			}
 			l, err := f.lock(ctx, r, true)
 			if err != nil {
 				return err

@@ -52,14 +52,11 @@ next prune removes what the interrupted one left behind.`,
 			if maxUnused < 0 || maxUnused > 100 {
 				return usageError("--max-unused-percent %g: give a number from 0 to 100", maxUnused)
 			}
-			r, err := f.open(ctx, e, false)
+			r, err := f.openFull(ctx, e, false)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			if !r.CanRead() {
-				return fmt.Errorf("repo prune needs a full key: this is a write-only key, which can add snapshots but never delete data")
-			}
 			rep, err := runPrune(ctx, e, r, prune.Options{MaxUnusedPercent: maxUnused, DryRun: dryRun, LockWait: f.lockWait})
 			if err != nil {
 				return err

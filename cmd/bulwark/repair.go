@@ -62,12 +62,8 @@ Takes an exclusive lock. Exit status 1 when data was lost (or, with
 			if err != nil {
 				return err
 			}
-			if f.asJSON {
-				if err := writeJSON(e.Stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				printRepairReport(e.Stdout, rep)
+			if err := f.report(e, rep, func() { printRepairReport(e.Stdout, rep) }); err != nil {
+				return err
 			}
 			if rep.DataLost() {
 				var what []string

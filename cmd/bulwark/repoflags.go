@@ -135,7 +135,7 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 	// buffers); a soft limit makes the collector keep the heap near it
 	// instead of doubling it. GOMEMLIMIT, when set, wins.
 	if e.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(160 << 20)
+		debug.SetMemoryLimit(128 << 20)
 	}
 	if loadIndex {
 		if err := r.LoadIndex(ctx); err != nil {
@@ -144,6 +144,29 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 		}
 	}
 	return r, nil
+}
+
+// openFull is open for commands that read or delete existing data: a
+// write-only key gets a clear refusal naming the command.
+func (f *repoFlags) openFull(ctx context.Context, e *Env, loadIndex bool) (*repo.Repository, error) {
+	r, err := f.open(ctx, e, loadIndex)
+	if err != nil {
+		return nil, err
+	}
+	if !r.CanRead() {
+		r.Close()
+		return nil, fmt.Errorf("%s needs a full key: this is a write-only key, which can add snapshots but never read or delete data", e.Path)
+	}
+	return r, nil
+}
+
+// report prints v as JSON with --json, else calls text.
+func (f *repoFlags) report(e *Env, v any, text func()) error {
+	if f.asJSON {
+		return writeJSON(e.Stdout, v)
+	}
+	text()
+	return nil
 }
 
 func (f *repoFlags) lock(ctx context.Context, r *repo.Repository, exclusive bool) (*repo.Lock, error) {

@@ -98,7 +98,7 @@ func (r *Repository) addToPacker(ctx context.Context, t uint8, id ID, body []byt
 			r.mu.Unlock()
 			return err
 		}
-		p = r.newPacker(aead, E)
+		p = r.newPacker(t, aead, E)
 		r.packers[t] = p
 	}
 	if _, err := p.w.Add(pack.BlobType(t), id, body, compressed, rawLen); err != nil {
@@ -114,8 +114,12 @@ func (r *Repository) addToPacker(ctx context.Context, t uint8, id ID, body []byt
 }
 
 // newPacker takes a finished packer from the free list or makes one whose
-// buffer holds a whole pack. Called with r.mu held.
-func (r *Repository) newPacker(aead cipher.AEAD, E [32]byte) *packer {
+// buffer holds a whole pack. Tree packs, usually small, grow as needed.
+// Called with r.mu held.
+func (r *Repository) newPacker(t uint8, aead cipher.AEAD, E [32]byte) *packer {
+	if t == TreeBlob {
+		return &packer{w: pack.NewWriter(aead, E)}
+	}
 	if n := len(r.free); n > 0 {
 		p := r.free[n-1]
 		r.free = r.free[:n-1]
@@ -187,7 +191,7 @@ func (r *Repository) storePack(ctx context.Context, p *packer) error {
 	for _, k := range p.keys {
 		delete(r.inflight, k)
 	}
-	if len(r.free) < 2 {
+	if len(r.free) < 2 && cap(p.w.Bytes()) >= r.cfg.PackSize {
 		r.free = append(r.free, p)
 	}
 	r.mu.Unlock()

@@ -202,7 +202,7 @@ func newRepository(be backend.Backend, sec *crypto.Secrets, keyID ID, cfg Config
 		table:    chunker.NewTable(sec.ChunkerSeed),
 		idx:      index.New(),
 		inflight: make(map[blobKey]bool),
-		upSem:    make(chan struct{}, 2),
+		upSem:    make(chan struct{}, 1),
 		Now:      time.Now,
 		aeads:    aeadCache{m: make(map[ID]aeadEntry)},
 	}

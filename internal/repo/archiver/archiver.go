@@ -120,6 +120,7 @@ type archiver struct {
 	rootDev  map[string]uint64
 	walkers  chan struct{}
 	chunkers chan *chunker.Chunker // a pool; nil entries are made on first use
+	blobJobs chan blobJob          // chunks of large files, for the savers
 }
 
 func (a *archiver) fail(err error) {
@@ -200,7 +201,8 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 	defer cancel()
 	a := &archiver{r: r, o: o, names: tree.NewNameCache(), jobs: make(chan job, 4*o.Workers),
 		ctx: ctx, cancel: cancel, prog: o.Progress, rootDev: map[string]uint64{},
-		walkers: make(chan struct{}, runtime.GOMAXPROCS(0)), chunkers: make(chan *chunker.Chunker, runtime.GOMAXPROCS(0))}
+		walkers: make(chan struct{}, runtime.GOMAXPROCS(0)), chunkers: make(chan *chunker.Chunker, 1),
+		blobJobs: make(chan blobJob, runtime.GOMAXPROCS(0))}
 	for i := 0; i < cap(a.chunkers); i++ {
 		a.chunkers <- nil
 	}
@@ -223,6 +225,12 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 		a.wg.Add(1)
 		go a.worker()
 	}
+	var savers sync.WaitGroup
+	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+		savers.Add(1)
+		go func() { defer savers.Done(); a.saver() }()
+	}
+	defer func() { close(a.blobJobs); savers.Wait() }()
 	var rootFut future
 	if len(paths) == 1 && paths[0] == "/" {
 		// The whole file system: the root tree is "/" itself.
@@ -530,14 +538,13 @@ func (a *archiver) otherDevice(path string, dev uint64) bool {
 
 func (a *archiver) worker() {
 	defer a.wg.Done()
-	var ch *chunker.Chunker
 	buf := make([]byte, 0, 512<<10)
 	for j := range a.jobs {
 		if a.ctx.Err() != nil {
 			j.fut <- result{err: a.ctx.Err()}
 			continue
 		}
-		node, err := a.saveFile(j.path, j.node, &ch, &buf)
+		node, err := a.saveFile(j.path, j.node, &buf)
 		if err != nil {
 			if a.ctx.Err() != nil || isRepoError(err) {
 				a.fail(err)
@@ -565,7 +572,7 @@ func isRepoError(err error) bool {
 	return !errors.As(err, &fe)
 }
 
-func (a *archiver) saveFile(path string, node tree.Node, ch **chunker.Chunker, buf *[]byte) (tree.Node, error) {
+func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME, 0)
 	if errors.Is(err, syscall.EPERM) {
 		f, err = os.Open(path)
@@ -624,43 +631,99 @@ func (a *archiver) saveFile(path string, node tree.Node, ch **chunker.Chunker, b
 			extents = ext
 		}
 	}
-	// Chunkers hold a 2*max buffer (16 MiB): share GOMAXPROCS of them
-	// among the workers instead of one each.
+	// A chunker holds a 2*max buffer (16 MiB) and runs at about 2 GB/s, so
+	// one, shared by the workers, is enough: the savers do the costly part
+	// of a large file's chunks in parallel.
 	c := <-a.chunkers
 	if c == nil {
 		c = chunker.New(nil, a.r.ChunkerTable(), p)
 	}
 	defer func() { a.chunkers <- c }()
-	*ch = c
-	var pos, total int64
+	// The chunks of one large file are hashed, compressed and encrypted by
+	// the savers, in parallel, while this worker goes on chunking: a single
+	// big file (a VM image, a database dump) uses every core.
+	var futs []chan blobResult
+	var pos int64
 	for _, e := range extents {
 		if e.Off > pos {
-			node.Content = append(node.Content, tree.Hole(uint64(e.Off-pos)))
+			futs = append(futs, doneBlob(tree.Hole(uint64(e.Off-pos))))
 		}
-		(*ch).Reset(io.NewSectionReader(f, e.Off, e.Len))
+		c.Reset(io.NewSectionReader(f, e.Off, e.Len))
 		for {
-			chunk, err := (*ch).Next()
+			chunk, err := c.Next()
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
+				a.drain(futs)
 				return node, fileError{err}
 			}
-			id, _, err := a.r.SaveBlob(a.ctx, repo.DataBlob, chunk)
-			if err != nil {
-				return node, err
-			}
-			node.Content = append(node.Content, tree.Chunk(tree.ID(id)))
-			total += int64(len(chunk))
-			a.prog.Bytes.Add(int64(len(chunk)))
+			futs = append(futs, a.saveAsync(chunk))
 		}
 		pos = e.Off + e.Len
 	}
 	if pos < size {
-		node.Content = append(node.Content, tree.Hole(uint64(size-pos)))
+		futs = append(futs, doneBlob(tree.Hole(uint64(size-pos))))
 	}
-	_ = total
-	return node, nil
+	var firstErr error
+	for _, fut := range futs {
+		res := <-fut
+		if res.err != nil && firstErr == nil {
+			firstErr = res.err
+		}
+		node.Content = append(node.Content, res.ref)
+	}
+	return node, firstErr
+}
+
+type blobResult struct {
+	ref tree.ContentRef
+	err error
+}
+
+func doneBlob(ref tree.ContentRef) chan blobResult {
+	c := make(chan blobResult, 1)
+	c <- blobResult{ref: ref}
+	return c
+}
+
+type blobJob struct {
+	buf *[]byte
+	fut chan blobResult
+}
+
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// saveAsync copies chunk and hands it to a saver.
+func (a *archiver) saveAsync(chunk []byte) chan blobResult {
+	bp := chunkBufs.Get().(*[]byte)
+	*bp = append((*bp)[:0], chunk...)
+	fut := make(chan blobResult, 1)
+	select {
+	case a.blobJobs <- blobJob{bp, fut}:
+	case <-a.ctx.Done():
+		chunkBufs.Put(bp)
+		fut <- blobResult{err: a.ctx.Err()}
+	}
+	return fut
+}
+
+func (a *archiver) drain(futs []chan blobResult) {
+	for _, f := range futs {
+		<-f
+	}
+}
+
+// saver stores chunks handed over by saveAsync.
+func (a *archiver) saver() {
+	for j := range a.blobJobs {
+		id, _, err := a.r.SaveBlob(a.ctx, repo.DataBlob, *j.buf)
+		a.prog.Bytes.Add(int64(len(*j.buf)))
+		if cap(*j.buf) <= 8<<20 {
+			chunkBufs.Put(j.buf)
+		}
+		j.fut <- blobResult{ref: tree.Chunk(tree.ID(id)), err: err}
+	}
 }
 
 // scan counts files and bytes ahead of the backup for the ETA.

@@ -496,7 +496,7 @@ func (c *checker) checkPackParity(ctx context.Context, params parity.Params, p *
 	}
 	if intact {
 		if len(bad) > 0 {
-			c.errorf(name, "%s damaged, the pack itself is intact (`bulwark repo repair` rewrites the parity object)", describeShards(h, bad))
+			c.errorf(name, "%s damaged, the pack itself is intact (`bulwark repo repair` rewrites the parity object)", h.Describe(bad))
 		}
 		return ""
 	}
@@ -504,28 +504,9 @@ func (c *checker) checkPackParity(ctx context.Context, params parity.Params, p *
 	case len(bad) == 0:
 		return "; its parity object describes other bytes: not repairable from parity"
 	case len(bad) <= h.ParityShards:
-		return fmt.Sprintf("; parity: %s damaged: repairable with `bulwark repo repair`", describeShards(h, bad))
+		return fmt.Sprintf("; parity: %s damaged: repairable with `bulwark repo repair`", h.Describe(bad))
 	}
-	return fmt.Sprintf("; parity: %s damaged, only %d can be rebuilt: not repairable from parity", describeShards(h, bad), h.ParityShards)
-}
-
-// describeShards names shards: "2 of 10 shards (data 3 at bytes 0..4096, parity 1)".
-func describeShards(h parity.Header, bad []int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d shards (", len(bad), h.DataShards+h.ParityShards)
-	for k, i := range bad {
-		if k > 0 {
-			b.WriteString(", ")
-		}
-		if i < h.DataShards {
-			s, e := h.ShardRange(i)
-			fmt.Fprintf(&b, "data %d at bytes %d..%d", i, s, e)
-		} else {
-			fmt.Fprintf(&b, "parity %d", i-h.DataShards)
-		}
-	}
-	b.WriteString(")")
-	return b.String()
+	return fmt.Sprintf("; parity: %s damaged, only %d can be rebuilt: not repairable from parity", h.Describe(bad), h.ParityShards)
 }
 
 // trimObject drops a leading "name: " that repeats the problem's object.

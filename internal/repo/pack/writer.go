@@ -142,3 +142,6 @@ func NewWriterSize(aead cipher.AEAD, ephemeral [32]byte, size int) *Writer {
 	w.buf = make([]byte, 0, size)
 	return w
 }
+
+// Bytes returns the Writer's buffer (its capacity tells its size).
+func (w *Writer) Bytes() []byte { return w.buf }

@@ -398,7 +398,7 @@ func repair(c *Coder, pack []byte, parityObj []byte) (fixed []byte, repaired []i
 		return buf[:h.PackLength], nil, nil
 	}
 	if len(bad) > h.ParityShards {
-		return nil, nil, fmt.Errorf("parity: %s damaged, only %d can be rebuilt: %w", h.describe(bad), h.ParityShards, ErrTooDamaged)
+		return nil, nil, fmt.Errorf("parity: %s damaged, only %d can be rebuilt: %w", h.Describe(bad), h.ParityShards, ErrTooDamaged)
 	}
 	if S == 0 {
 		return buf[:0], bad, nil // all shards are empty: nothing to rebuild
@@ -419,7 +419,7 @@ func repair(c *Coder, pack []byte, parityObj []byte) (fixed []byte, repaired []i
 		}
 	}
 	if err := c.enc.Reconstruct(shards); err != nil {
-		return nil, nil, fmt.Errorf("parity: rebuilding %s: %w", h.describe(bad), err)
+		return nil, nil, fmt.Errorf("parity: rebuilding %s: %w", h.Describe(bad), err)
 	}
 	for _, i := range bad {
 		if sha256.Sum256(shards[i]) != h.ShardHashes[i] {
@@ -437,10 +437,11 @@ func (h Header) ShardRange(i int) (start, end int64) {
 	return start, end
 }
 
-// describe names shards for an error: "3 shards (data 0 at 0..4096, data 7 at ..., parity 1)".
-func (h *Header) describe(bad []int) string {
+// Describe names shards for a message: "3 of 130 shards (data 0 at bytes
+// 0..4096, data 7 at bytes ..., parity 1)".
+func (h *Header) Describe(bad []int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d shards (", len(bad))
+	fmt.Fprintf(&b, "%d of %d shards (", len(bad), h.DataShards+h.ParityShards)
 	for k, i := range bad {
 		if k > 0 {
 			b.WriteString(", ")

@@ -242,9 +242,9 @@ func TestTooDamaged(t *testing.T) {
 		bad  []int
 		want string
 	}{
-		{Params{128, 2}, 1 << 20, []int{1, 2, 3}, "3 shards (data 1 at bytes 8192..16384, data 2 at bytes 16384..24576, data 3 at bytes 24576..32768) damaged, only 2 can be rebuilt"},
-		{Params{128, 2}, 1 << 20, []int{0, 50, 129}, "3 shards (data 0 at bytes 0..8192, data 50 at bytes 409600..417792, parity 1) damaged, only 2 can be rebuilt"},
-		{Params{255, 1}, 255 * 4096, []int{0, 254}, "2 shards (data 0 at bytes 0..4096, data 254 at bytes 1040384..1044480) damaged, only 1 can be rebuilt"},
+		{Params{128, 2}, 1 << 20, []int{1, 2, 3}, "3 of 130 shards (data 1 at bytes 8192..16384, data 2 at bytes 16384..24576, data 3 at bytes 24576..32768) damaged, only 2 can be rebuilt"},
+		{Params{128, 2}, 1 << 20, []int{0, 50, 129}, "3 of 130 shards (data 0 at bytes 0..8192, data 50 at bytes 409600..417792, parity 1) damaged, only 2 can be rebuilt"},
+		{Params{255, 1}, 255 * 4096, []int{0, 254}, "2 of 256 shards (data 0 at bytes 0..4096, data 254 at bytes 1040384..1044480) damaged, only 1 can be rebuilt"},
 	} {
 		t.Run(fmt.Sprint(tc.bad), func(t *testing.T) {
 			pack := randomPack(7, tc.n)

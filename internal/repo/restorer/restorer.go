@@ -349,41 +349,52 @@ func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf *[]byte) 
 	if err != nil {
 		return err
 	}
-	// One read covering every needed blob, unless they are far apart.
-	start := int64(needs[0].loc.Offset)
-	last := needs[len(needs)-1]
-	end := int64(last.loc.Offset) + int64(last.loc.Length)
-	var data []byte
-	if needed := sumLen(needs); end-start <= 2*needed+(1<<20) {
-		data, err = rs.r.Backend().Load(ctx, packHandle(packID), start, int(end-start))
+	// Needed blobs are read in windows of at most readWindow bytes: one
+	// request for neighbours (most blobs of a pack are usually needed), a
+	// new one across a gap, and bounded memory per worker.
+	for i := 0; i < len(needs); {
+		start := int64(needs[i].loc.Offset)
+		end := start + int64(needs[i].loc.Length)
+		j := i + 1
+		for ; j < len(needs); j++ {
+			off, e := int64(needs[j].loc.Offset), int64(needs[j].loc.Offset)+int64(needs[j].loc.Length)
+			if e-start > readWindow || off-end > readGap {
+				break
+			}
+			end = e
+		}
+		data, err := rs.r.Backend().Load(ctx, packHandle(packID), start, int(end-start))
 		if err != nil {
 			return err
 		}
-	}
-	for _, n := range needs {
-		var stored []byte
-		if data != nil {
+		for _, n := range needs[i:j] {
 			o := int64(n.loc.Offset) - start
-			stored = data[o : o+int64(n.loc.Length)]
-		} else if stored, err = rs.r.Backend().Load(ctx, packHandle(packID), int64(n.loc.Offset), int(n.loc.Length)); err != nil {
-			return err
-		}
-		plain, err := rs.r.OpenBlob(aead, n.loc, n.id, stored, *buf)
-		if err != nil {
-			return err
-		}
-		if cap(plain) > cap(*buf) {
-			*buf = plain[:0]
-		}
-		zero := allZero(plain)
-		for _, t := range n.targets {
-			if err := rs.write(t, plain, zero); err != nil {
+			plain, err := rs.r.OpenBlob(aead, n.loc, n.id, data[o:o+int64(n.loc.Length)], *buf)
+			if err != nil {
 				return err
 			}
+			if cap(plain) > cap(*buf) {
+				*buf = plain[:0]
+			}
+			zero := allZero(plain)
+			for _, t := range n.targets {
+				if err := rs.write(t, plain, zero); err != nil {
+					return err
+				}
+			}
 		}
+		i = j
 	}
 	return nil
 }
+
+// Reads of one pack: at most readWindow bytes per request (unless one blob
+// is larger), and gaps of up to readGap unneeded bytes are read through
+// rather than split into two requests.
+const (
+	readWindow = 4 << 20
+	readGap    = 256 << 10
+)
 
 // createFile creates a regular file for writing. An existing regular file
 // with one link is reused (truncated); anything else at the path (a
@@ -412,14 +423,6 @@ func createFile(path string) (*os.File, error) {
 		return nil, err
 	}
 	return os.OpenFile(path, flags|os.O_EXCL, 0o600)
-}
-
-func sumLen(needs []*need) int64 {
-	var s int64
-	for _, n := range needs {
-		s += int64(n.loc.Length)
-	}
-	return s
 }
 
 func (rs *restorer) write(t target, data []byte, zero bool) error {

@@ -602,16 +602,8 @@ func (d *decoder) nodes(t *Tree) error {
 		if err := d.node(n); err != nil {
 			return nodeErr(i, n.Name, err)
 		}
-		if err := n.validate(); err != nil {
-			return nodeErr(i, n.Name, err)
-		}
-		if i > 0 {
-			switch prev := t.Nodes[i-1].Name; {
-			case prev == n.Name:
-				return nodeErr(i, n.Name, errors.New("duplicate name"))
-			case prev > n.Name:
-				return nodeErr(i, n.Name, fmt.Errorf("not sorted: follows %q", truncate(prev)))
-			}
+		if err := t.validateNode(i); err != nil {
+			return err
 		}
 		if more, err = d.more(']'); err != nil {
 			return fmt.Errorf("tree: nodes: %w", err)

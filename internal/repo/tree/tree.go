@@ -191,17 +191,8 @@ func (t *Tree) Validate() error {
 		return fmt.Errorf("tree: %d nodes, more than %d", len(t.Nodes), MaxNodes)
 	}
 	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		if err := n.validate(); err != nil {
-			return nodeErr(i, n.Name, err)
-		}
-		if i > 0 {
-			switch prev := t.Nodes[i-1].Name; {
-			case prev == n.Name:
-				return nodeErr(i, n.Name, errors.New("duplicate name"))
-			case prev > n.Name:
-				return nodeErr(i, n.Name, fmt.Errorf("not sorted: follows %q", truncate(prev)))
-			}
+		if err := t.validateNode(i); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -345,4 +336,22 @@ func IsWarning(err error) bool {
 		return len(list) > 0
 	}
 	return false
+}
+
+// validateNode checks node i on its own and against node i-1 (order,
+// uniqueness).
+func (t *Tree) validateNode(i int) error {
+	n := &t.Nodes[i]
+	if err := n.validate(); err != nil {
+		return nodeErr(i, n.Name, err)
+	}
+	if i > 0 {
+		switch prev := t.Nodes[i-1].Name; {
+		case prev == n.Name:
+			return nodeErr(i, n.Name, errors.New("duplicate name"))
+		case prev > n.Name:
+			return nodeErr(i, n.Name, fmt.Errorf("not sorted: follows %q", truncate(prev)))
+		}
+	}
+	return nil
 }
