@@ -171,6 +171,7 @@ func CleanPaths(paths []string) ([]string, error) {
 // Backup snapshots paths into r.
 func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) (*Result, error) {
 	start := time.Now()
+	stored := r.Stats().BytesStored.Load()
 	paths, err := CleanPaths(paths)
 	if err != nil {
 		return nil, err
@@ -265,7 +266,7 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 	}
 	sum := repo.Summary{
 		FilesNew: a.sum.new.Load(), FilesChanged: a.sum.changed.Load(), FilesUnmodified: a.sum.unmodified.Load(),
-		Dirs: a.sum.dirs.Load(), BytesAdded: r.Stats().BytesStored.Load(), BytesProcessed: a.sum.processed.Load(),
+		Dirs: a.sum.dirs.Load(), BytesAdded: r.Stats().BytesStored.Load() - stored, BytesProcessed: a.sum.processed.Load(),
 		TotalFiles: a.sum.files.Load(), TotalBytes: a.sum.bytes.Load(),
 	}
 	sum.Duration = time.Since(start).Seconds()
@@ -752,6 +753,7 @@ func scan(ctx context.Context, paths []string, o Options, p *Progress) {
 // dumps piped in).
 func BackupReader(ctx context.Context, r *repo.Repository, rd io.Reader, name string, o Options) (*Result, error) {
 	start := time.Now()
+	stored := r.Stats().BytesStored.Load()
 	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
 		return nil, fmt.Errorf("--stdin-name %q: give a plain file name", name)
 	}
@@ -794,7 +796,7 @@ func BackupReader(ctx context.Context, r *repo.Repository, rd io.Reader, name st
 	path := "/" + name
 	snap := &repo.Snapshot{Time: now, Tree: tid, Paths: []string{path}, Hostname: o.Host, Tags: o.Tags,
 		ProgramVersion: o.ProgramVersion, Username: os.Getenv("USER")}
-	sum := repo.Summary{FilesNew: 1, BytesAdded: r.Stats().BytesStored.Load(), BytesProcessed: int64(node.Size),
+	sum := repo.Summary{FilesNew: 1, BytesAdded: r.Stats().BytesStored.Load() - stored, BytesProcessed: int64(node.Size),
 		TotalFiles: 1, TotalBytes: int64(node.Size), Duration: time.Since(start).Seconds()}
 	snap.Summary = &sum
 	if _, err := r.SaveSnapshot(ctx, snap); err != nil {

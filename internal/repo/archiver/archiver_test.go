@@ -1,0 +1,149 @@
+package archiver_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/archiver"
+	"github.com/bulwarkhq/bulwark/internal/repo/repotest"
+	"github.com/bulwarkhq/bulwark/internal/repo/tree"
+)
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t *testing.T, p string, data []byte) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	must(t, os.WriteFile(p, data, 0o644))
+}
+
+// paths lists every path in a snapshot.
+func paths(t *testing.T, r *repo.Repository, id repo.ID, dir string, out map[string]*tree.Node) {
+	tr, err := r.LoadTree(ctx, id)
+	must(t, err)
+	for i := range tr.Nodes {
+		n := &tr.Nodes[i]
+		out[dir+n.Name] = n
+		if n.Type == tree.TypeDir {
+			paths(t, r, repo.ID(*n.Subtree), dir+n.Name+"/", out)
+		}
+	}
+}
+
+func TestExcludes(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	for _, p := range []string{"keep.txt", "a.tmp", "sub/b.tmp", "sub/keep", "cache/x", "node_modules/m/index.js"} {
+		write(t, filepath.Join(src, p), []byte(p))
+	}
+	r, _ := repotest.New(t, repotest.Options{})
+	res, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{Excludes: []string{"*.tmp", "node_modules", src + "/cache"}})
+	must(t, err)
+	got := map[string]*tree.Node{}
+	paths(t, r, res.Snapshot.Tree, "/", got)
+	for _, p := range []string{"keep.txt", "sub/keep"} {
+		if got[src+"/"+p] == nil {
+			t.Errorf("%s missing", p)
+		}
+	}
+	for _, p := range []string{"a.tmp", "sub/b.tmp", "cache", "node_modules"} {
+		if got[src+"/"+p] != nil {
+			t.Errorf("%s not excluded", p)
+		}
+	}
+	if _, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{Excludes: []string{"[bad"}}); err == nil || !strings.Contains(err.Error(), "[bad") {
+		t.Fatalf("bad pattern: %v", err)
+	}
+}
+
+// TestLargeFileOrder: the chunks of a large file are saved in parallel but
+// recorded in file order, and an unchanged re-run reuses them unread.
+func TestLargeFileOrder(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	data := make([]byte, 24<<20)
+	rnd := rand.New(rand.NewPCG(7, 8))
+	for i := range data {
+		data[i] = byte(rnd.Uint32())
+	}
+	write(t, filepath.Join(src, "big"), data)
+	r, _ := repotest.New(t, repotest.Options{})
+	res, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{})
+	must(t, err)
+	got := map[string]*tree.Node{}
+	paths(t, r, res.Snapshot.Tree, "/", got)
+	n := got[src+"/big"]
+	if n == nil || len(n.Content) < 10 {
+		t.Fatalf("big: %+v", n)
+	}
+	var back []byte
+	for _, c := range n.Content {
+		b, err := r.LoadBlob(ctx, repo.DataBlob, repo.ID(c.ID), nil)
+		must(t, err)
+		back = append(back, b...)
+	}
+	if string(back) != string(data) {
+		t.Fatal("chunks out of order")
+	}
+	res2, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{})
+	must(t, err)
+	if res2.Summary.FilesUnmodified != 1 || res2.Summary.BytesAdded > 64<<10 {
+		t.Fatalf("unchanged re-run: %+v", res2.Summary)
+	}
+}
+
+func TestCleanPaths(t *testing.T) {
+	got, err := archiver.CleanPaths([]string{"/b/c", "/a", "/b", "/a/x", "/ab"})
+	must(t, err)
+	if strings.Join(got, " ") != "/a /ab /b" {
+		t.Fatalf("CleanPaths: %v", got)
+	}
+	if _, err := archiver.CleanPaths([]string{""}); err == nil {
+		t.Fatal("empty path accepted")
+	}
+}
+
+func TestBackupReaderName(t *testing.T) {
+	r, _ := repotest.New(t, repotest.Options{})
+	for _, name := range []string{"", "a/b", ".", ".."} {
+		if _, err := archiver.BackupReader(ctx, r, strings.NewReader("x"), name, archiver.Options{}); err == nil {
+			t.Errorf("name %q accepted", name)
+		}
+	}
+}
+
+func TestMissingPath(t *testing.T) {
+	r, _ := repotest.New(t, repotest.Options{})
+	if _, err := archiver.Backup(ctx, r, []string{"/nonexistent/path"}, archiver.Options{}); err == nil || !strings.Contains(err.Error(), "/nonexistent/path") {
+		t.Fatalf("missing path: %v", err)
+	}
+}
+
+// TestUnreadableFileWarns: a file that cannot be read is reported and left
+// out; the rest is saved.
+func TestUnreadableFileWarns(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads files whatever their mode")
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	write(t, filepath.Join(src, "ok"), []byte("ok"))
+	write(t, filepath.Join(src, "secret"), []byte("secret"))
+	must(t, os.Chmod(filepath.Join(src, "secret"), 0))
+	r, _ := repotest.New(t, repotest.Options{})
+	var warned []string
+	res, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{Warn: func(p string, err error) { warned = append(warned, p) }})
+	must(t, err)
+	if res.Warnings != 1 || len(warned) != 1 || !strings.HasSuffix(warned[0], "secret") {
+		t.Fatalf("warnings: %d %v", res.Warnings, warned)
+	}
+}
