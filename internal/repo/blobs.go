@@ -51,6 +51,11 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t uint8, id ID, plainte
 		return false, nil
 	}
 	r.mu.Lock()
+	if r.upErr != nil {
+		err := r.upErr
+		r.mu.Unlock()
+		return false, err
+	}
 	if r.inflight[k] {
 		r.mu.Unlock()
 		return false, nil
@@ -80,38 +85,52 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t uint8, id ID, plainte
 
 func (r *Repository) addToPacker(ctx context.Context, t uint8, id ID, body []byte, compressed bool, rawLen int) error {
 	r.mu.Lock()
+	// Back-pressure: while maxPendingPacks full packs wait for their upload,
+	// savers wait too, so memory stays bounded however many cores save.
+	for r.pendingPacks >= maxPendingPacks && r.upErr == nil {
+		r.packCond.Wait()
+	}
 	if r.upErr != nil {
 		err := r.upErr
 		r.mu.Unlock()
 		return err
 	}
-	// A pack is closed before a blob would take it past pack_size, so its
-	// buffer (allocated once at pack_size and reused) never grows.
+	// A pack is closed before a blob would take it past pack_size (so its
+	// buffer, allocated once at pack_size and reused, never grows) or past
+	// the format's blob count.
 	var full *packer
 	p := r.packers[t]
-	if p != nil && p.w.Count() > 0 && p.w.Size()+len(body)+pack.TagSize+pack.RecordSize > r.cfg.PackSize {
+	if p != nil && p.w.Count() > 0 && (p.w.Size()+len(body)+pack.TagSize+pack.RecordSize > r.cfg.PackSize || p.w.Count() >= pack.MaxBlobs) {
 		full, p, r.packers[t] = p, nil, nil
+		r.pendingPacks++
 	}
+	var err error
 	if p == nil {
-		aead, E, err := r.sec.SealTo(crypto.PurposePack)
-		if err != nil {
-			r.mu.Unlock()
-			return err
+		var aead cipher.AEAD
+		var E [32]byte
+		if aead, E, err = r.sec.SealTo(crypto.PurposePack); err == nil {
+			p = r.newPacker(t, aead, E)
+			r.packers[t] = p
 		}
-		p = r.newPacker(t, aead, E)
-		r.packers[t] = p
 	}
-	if _, err := p.w.Add(pack.BlobType(t), id, body, compressed, rawLen); err != nil {
-		r.mu.Unlock()
-		return err
+	if err == nil {
+		if _, err = p.w.Add(pack.BlobType(t), id, body, compressed, rawLen); err == nil {
+			p.keys = append(p.keys, blobKey{id, t})
+		}
 	}
-	p.keys = append(p.keys, blobKey{id, t})
 	r.mu.Unlock()
 	if full != nil {
-		return r.upload(ctx, full)
+		// Uploaded even when this blob failed: its blobs are claimed.
+		if uerr := r.upload(ctx, full); uerr != nil && err == nil {
+			err = uerr
+		}
 	}
-	return nil
+	return err
 }
+
+// maxPendingPacks is how many full packs may wait for (or be in) their
+// upload at once.
+const maxPendingPacks = 2
 
 // newPacker takes a finished packer from the free list or makes one whose
 // buffer holds a whole pack. Tree packs, usually small, grow as needed.
@@ -130,23 +149,29 @@ func (r *Repository) newPacker(t uint8, aead cipher.AEAD, E [32]byte) *packer {
 	return &packer{w: pack.NewWriterSize(aead, E, r.cfg.PackSize)}
 }
 
-// upload finishes a pack and stores it in the background; at most two
-// uploads run at once, which bounds memory at about three packs per type.
+// upload finishes a pack and stores it in the background, one at a time.
+// An upload that cannot start (cancelled) makes the error sticky: its blobs
+// were claimed, so nothing may be saved as if they were stored.
 func (r *Repository) upload(ctx context.Context, p *packer) error {
+	done := func(err error) {
+		r.mu.Lock()
+		if err != nil && r.upErr == nil {
+			r.upErr = err
+		}
+		r.pendingPacks--
+		r.packCond.Broadcast()
+		r.mu.Unlock()
+	}
 	select {
 	case r.upSem <- struct{}{}:
 	case <-ctx.Done():
+		done(ctx.Err())
 		return ctx.Err()
 	}
 	r.uploads.Add(1)
 	go func() {
 		defer func() { <-r.upSem; r.uploads.Done() }()
-		err := r.storePack(ctx, p)
-		r.mu.Lock()
-		if err != nil && r.upErr == nil {
-			r.upErr = err
-		}
-		r.mu.Unlock()
+		done(r.storePack(ctx, p))
 	}()
 	return nil
 }
@@ -423,6 +448,10 @@ func (r *Repository) SaveBlobCopy(ctx context.Context, t uint8, id ID, plaintext
 	defer bufPool.Put(bp)
 	body, compressed := pack.Compress((*bp)[:0], plaintext)
 	if err := r.addToPacker(ctx, t, id, body, compressed, len(plaintext)); err != nil {
+		r.mu.Lock()
+		delete(r.inflight, k)
+		delete(r.copied, k)
+		r.mu.Unlock()
 		return err
 	}
 	if compressed {
@@ -441,6 +470,9 @@ func (r *Repository) FlushPacks(ctx context.Context) ([]index.Pack, error) {
 	r.mu.Unlock()
 	for _, p := range ps {
 		if p != nil && p.w.Count() > 0 {
+			r.mu.Lock()
+			r.pendingPacks++
+			r.mu.Unlock()
 			if err := r.upload(ctx, p); err != nil {
 				return nil, err
 			}

@@ -73,6 +73,9 @@ type Repository struct {
 	packers [2]*packer
 	free    []*packer // finished packers whose buffers are reused
 
+	pendingPacks int        // full packs waiting for or in their upload
+	packCond     *sync.Cond // signalled when pendingPacks drops or an upload fails
+
 	coderOnce sync.Once
 	coder     *parity.Coder
 	coderErr  error
@@ -197,7 +200,7 @@ func Init(ctx context.Context, be backend.Backend, password []byte, o InitOption
 }
 
 func newRepository(be backend.Backend, sec *crypto.Secrets, keyID ID, cfg Config) *Repository {
-	return &Repository{
+	r := &Repository{
 		be: be, sec: sec, keyID: keyID, cfg: cfg,
 		table:    chunker.NewTable(sec.ChunkerSeed),
 		idx:      index.New(),
@@ -206,6 +209,8 @@ func newRepository(be backend.Backend, sec *crypto.Secrets, keyID ID, cfg Config
 		Now:      time.Now,
 		aeads:    aeadCache{m: make(map[ID]aeadEntry)},
 	}
+	r.packCond = sync.NewCond(&r.mu)
+	return r
 }
 
 func hostUser() (string, string) {

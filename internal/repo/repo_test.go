@@ -397,3 +397,60 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// TestPackBlobLimit: a pack is closed at the format's 131,072 blobs even
+// when far from pack_size (many tiny blobs), and every blob reads back.
+func TestPackBlobLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("saves 140,000 blobs")
+	}
+	r, dir := repotest.New(t, repotest.Options{})
+	const n = 140000
+	ids := make([]repo.ID, 0, n)
+	for i := 0; i < n; i++ {
+		id, _, err := r.SaveBlob(ctx, repo.DataBlob, []byte(fmt.Sprint("tiny blob ", i)))
+		must(t, err)
+		ids = append(ids, id)
+	}
+	must(t, r.Flush(ctx))
+	r2 := repotest.Open(t, dir, repotest.Password)
+	if len(r2.Index().Packs()) < 2 {
+		t.Fatalf("%d blobs in %d pack(s)", n, len(r2.Index().Packs()))
+	}
+	for _, i := range []int{0, 131071, 131072, n - 1} {
+		b, err := r2.LoadBlob(ctx, repo.DataBlob, ids[i], nil)
+		must(t, err)
+		if string(b) != fmt.Sprint("tiny blob ", i) {
+			t.Fatalf("blob %d: %q", i, b)
+		}
+	}
+}
+
+// TestCancelledUploadIsSticky: once an upload could not be made, the
+// repository refuses further saves instead of claiming the lost blobs.
+func TestCancelledUploadIsSticky(t *testing.T) {
+	r, _ := repotest.New(t, repotest.Options{PackSize: 1 << 20})
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	big := make([]byte, 900<<10)
+	rnd := rand.New(rand.NewPCG(5, 6))
+	var err error
+	for i := 0; i < 20 && err == nil; i++ {
+		for j := range big {
+			big[j] = byte(rnd.Uint32())
+		}
+		if i == 3 {
+			cancel()
+		}
+		_, _, err = r.SaveBlob(cctx, repo.DataBlob, big)
+	}
+	if err == nil {
+		t.Fatal("saves after cancellation kept succeeding")
+	}
+	if _, _, err := r.SaveBlob(ctx, repo.DataBlob, []byte("after")); err == nil {
+		t.Fatal("a save after a lost upload succeeded")
+	}
+	if err := r.Flush(ctx); err == nil {
+		t.Fatal("Flush after a lost upload succeeded")
+	}
+}

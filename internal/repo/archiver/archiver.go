@@ -119,6 +119,7 @@ type archiver struct {
 	rootMu   sync.Mutex
 	rootDev  map[string]uint64
 	walkers  chan struct{}
+	walking  sync.WaitGroup        // walker goroutines still able to send jobs
 	chunkers chan *chunker.Chunker // a pool; nil entries are made on first use
 	blobJobs chan blobJob          // chunks of large files, for the savers
 }
@@ -240,6 +241,12 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 		rootFut = a.finishDir(tree.Node{Type: tree.TypeDir}, a.saveVirtual(paths, "/", parentTree), false)
 	}
 	res := <-rootFut
+	if res.err != nil {
+		a.cancel()
+	}
+	// The root can fail before every walker is done: wait for them before
+	// closing the job queue they send to.
+	a.walking.Wait()
 	close(a.jobs)
 	a.wg.Wait()
 	if a.err != nil {
@@ -509,9 +516,11 @@ func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future
 			select {
 			case a.walkers <- struct{}{}:
 				fut := make(future, 1)
+				a.walking.Add(1)
 				go func() {
 					inner := a.saveEntry(child, name, pn, false)
 					<-a.walkers
+					a.walking.Done() // no more sends on a.jobs from here
 					fut <- <-inner
 				}()
 				futs = append(futs, fut)
@@ -667,24 +676,33 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 		futs = append(futs, doneBlob(tree.Hole(uint64(size-pos))))
 	}
 	var firstErr error
+	var got uint64
 	for _, fut := range futs {
 		res := <-fut
 		if res.err != nil && firstErr == nil {
 			firstErr = res.err
 		}
 		node.Content = append(node.Content, res.ref)
+		got += res.n
+	}
+	if firstErr == nil && got != node.Size {
+		// The file shrank (or grew) while it was read: record what was
+		// read, so the snapshot is consistent, and say so.
+		a.warn(path, fmt.Errorf("file changed size while it was read (%d bytes at the start, %d read); the snapshot has what was read", node.Size, got))
+		node.Size = got
 	}
 	return node, firstErr
 }
 
 type blobResult struct {
 	ref tree.ContentRef
+	n   uint64 // bytes covered
 	err error
 }
 
 func doneBlob(ref tree.ContentRef) chan blobResult {
 	c := make(chan blobResult, 1)
-	c <- blobResult{ref: ref}
+	c <- blobResult{ref: ref, n: ref.Hole}
 	return c
 }
 
@@ -718,12 +736,13 @@ func (a *archiver) drain(futs []chan blobResult) {
 // saver stores chunks handed over by saveAsync.
 func (a *archiver) saver() {
 	for j := range a.blobJobs {
+		n := len(*j.buf)
 		id, _, err := a.r.SaveBlob(a.ctx, repo.DataBlob, *j.buf)
-		a.prog.Bytes.Add(int64(len(*j.buf)))
+		a.prog.Bytes.Add(int64(n))
 		if cap(*j.buf) <= 8<<20 {
 			chunkBufs.Put(j.buf)
 		}
-		j.fut <- blobResult{ref: tree.Chunk(tree.ID(id)), err: err}
+		j.fut <- blobResult{ref: tree.Chunk(tree.ID(id)), n: uint64(n), err: err}
 	}
 }
 

@@ -361,7 +361,7 @@ func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf *[]byte) 
 			if e-start > readWindow || off-end > readGap {
 				break
 			}
-			end = e
+			end = max(end, e)
 		}
 		data, err := rs.r.Backend().Load(ctx, packHandle(packID), start, int(end-start))
 		if err != nil {
@@ -369,6 +369,9 @@ func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf *[]byte) 
 		}
 		for _, n := range needs[i:j] {
 			o := int64(n.loc.Offset) - start
+			if o+int64(n.loc.Length) > int64(len(data)) {
+				return fmt.Errorf("pack %s: blob %s at %d+%d lies outside the %d bytes read (inconsistent index)", repo.Short(packID), repo.Short(n.id), n.loc.Offset, n.loc.Length, len(data))
+			}
 			plain, err := rs.r.OpenBlob(aead, n.loc, n.id, data[o:o+int64(n.loc.Length)], *buf)
 			if err != nil {
 				return err
