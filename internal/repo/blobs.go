@@ -65,17 +65,7 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t uint8, id ID, plainte
 	r.inflight[k] = true
 	r.mu.Unlock()
 
-	bp := bufPool.Get().(*[]byte)
-	body, compressed := pack.Compress((*bp)[:0], plaintext)
-	err := r.addToPacker(ctx, t, id, body, compressed, len(plaintext))
-	if compressed {
-		*bp = body[:0]
-	}
-	bufPool.Put(bp)
-	if err != nil {
-		r.mu.Lock()
-		delete(r.inflight, k)
-		r.mu.Unlock()
+	if err := r.packBlob(ctx, k, plaintext); err != nil {
 		return false, err
 	}
 	r.stats.BlobsAdded.Add(1)
@@ -337,20 +327,16 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 // blobs of one pack derives its key once.
 type aeadCache struct {
 	mu sync.Mutex
-	m  map[ID]aeadEntry
-}
-
-type aeadEntry struct {
-	aead cipher.AEAD
+	m  map[ID]cipher.AEAD
 }
 
 // PackAEAD derives the key of a pack from its trailer.
 func (r *Repository) PackAEAD(ctx context.Context, packID ID) (cipher.AEAD, error) {
 	r.aeads.mu.Lock()
-	e, ok := r.aeads.m[packID]
+	cached, ok := r.aeads.m[packID]
 	r.aeads.mu.Unlock()
 	if ok {
-		return e.aead, nil
+		return cached, nil
 	}
 	h := backend.Handle{Type: backend.PackFile, Name: Hex(packID)}
 	fi, err := r.be.Stat(ctx, h)
@@ -377,7 +363,7 @@ func (r *Repository) PackAEAD(ctx context.Context, packID ID) (cipher.AEAD, erro
 	if len(r.aeads.m) > 4096 {
 		clear(r.aeads.m)
 	}
-	r.aeads.m[packID] = aeadEntry{aead}
+	r.aeads.m[packID] = aead
 	r.aeads.mu.Unlock()
 	return aead, nil
 }
@@ -444,20 +430,31 @@ func (r *Repository) SaveBlobCopy(ctx context.Context, t uint8, id ID, plaintext
 	}
 	r.copied[k] = true
 	r.mu.Unlock()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	body, compressed := pack.Compress((*bp)[:0], plaintext)
-	if err := r.addToPacker(ctx, t, id, body, compressed, len(plaintext)); err != nil {
+	if err := r.packBlob(ctx, k, plaintext); err != nil {
 		r.mu.Lock()
-		delete(r.inflight, k)
 		delete(r.copied, k)
 		r.mu.Unlock()
 		return err
 	}
+	return nil
+}
+
+// packBlob compresses a claimed blob (its key already in inflight) into a
+// pooled buffer and adds it to its packer; on failure it drops the claim.
+func (r *Repository) packBlob(ctx context.Context, k blobKey, plaintext []byte) error {
+	bp := bufPool.Get().(*[]byte)
+	body, compressed := pack.Compress((*bp)[:0], plaintext)
+	err := r.addToPacker(ctx, k.t, k.id, body, compressed, len(plaintext))
 	if compressed {
 		*bp = body[:0]
 	}
-	return nil
+	bufPool.Put(bp)
+	if err != nil {
+		r.mu.Lock()
+		delete(r.inflight, k)
+		r.mu.Unlock()
+	}
+	return err
 }
 
 // FlushPacks uploads the open packs and waits for every upload, like Flush,

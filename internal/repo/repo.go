@@ -8,6 +8,7 @@ package repo
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -207,7 +208,7 @@ func newRepository(be backend.Backend, sec *crypto.Secrets, keyID ID, cfg Config
 		inflight: make(map[blobKey]bool),
 		upSem:    make(chan struct{}, 1),
 		Now:      time.Now,
-		aeads:    aeadCache{m: make(map[ID]aeadEntry)},
+		aeads:    aeadCache{m: make(map[ID]cipher.AEAD)},
 	}
 	r.packCond = sync.NewCond(&r.mu)
 	return r

@@ -242,15 +242,31 @@ func (rs *restorer) planTree(ctx context.Context, t *tree.Tree, dir string, link
 }
 
 func (rs *restorer) planFile(f *file) error {
-	chunks := 0
-	for _, c := range f.node.Content {
-		if !c.IsHole() {
-			chunks++
-		}
+	// Each chunk's location, looked up once: it gives the chunk's offset
+	// in the file and tells whether the file is one chunk exactly.
+	type chunkAt struct {
+		id  repo.ID
+		loc index.Location
+		off int64
 	}
-	f.left = chunks
-	f.multi = chunks > 1 || uint64(chunkBytes(rs, f.node)) != f.node.Size
-	if chunks == 0 || f.multi {
+	var chunks []chunkAt
+	var off int64
+	for _, c := range f.node.Content {
+		if c.IsHole() {
+			off += int64(c.Hole)
+			continue
+		}
+		id := repo.ID(c.ID)
+		loc, ok := rs.r.Index().Lookup(repo.DataBlob, id)
+		if !ok {
+			return fmt.Errorf("chunk %s: %w", repo.Short(id), repo.ErrBlobNotFound)
+		}
+		chunks = append(chunks, chunkAt{id, loc, off})
+		off += int64(loc.RawLength)
+	}
+	f.left = len(chunks)
+	f.multi = len(chunks) > 1 || uint64(off) != f.node.Size
+	if len(chunks) == 0 || f.multi {
 		// Created now, at full length: holes and skipped zero chunks read
 		// back as zeros.
 		fh, err := createFile(f.path)
@@ -264,45 +280,20 @@ func (rs *restorer) planFile(f *file) error {
 		if err := fh.Close(); err != nil {
 			return err
 		}
-		if chunks == 0 {
+		if len(chunks) == 0 {
 			rs.prog.Files.Add(1)
 		}
 	}
-	var off int64
-	for _, c := range f.node.Content {
-		if c.IsHole() {
-			off += int64(c.Hole)
-			continue
-		}
-		id := repo.ID(c.ID)
-		loc, ok := rs.r.Index().Lookup(repo.DataBlob, id)
-		if !ok {
-			return fmt.Errorf("chunk %s: %w", repo.Short(id), repo.ErrBlobNotFound)
-		}
-		n := rs.blobs[id]
+	for _, c := range chunks {
+		n := rs.blobs[c.id]
 		if n == nil {
-			n = &need{id: id, loc: loc}
-			rs.blobs[id] = n
-			rs.packs[loc.Pack] = append(rs.packs[loc.Pack], n)
+			n = &need{id: c.id, loc: c.loc}
+			rs.blobs[c.id] = n
+			rs.packs[c.loc.Pack] = append(rs.packs[c.loc.Pack], n)
 		}
-		n.targets = append(n.targets, target{f, off})
-		off += int64(loc.RawLength)
+		n.targets = append(n.targets, target{f, c.off})
 	}
 	return nil
-}
-
-func chunkBytes(rs *restorer, n *tree.Node) int64 {
-	var s int64
-	for _, c := range n.Content {
-		if c.IsHole() {
-			s += int64(c.Hole)
-			continue
-		}
-		if loc, ok := rs.r.Index().Lookup(repo.DataBlob, repo.ID(c.ID)); ok {
-			s += int64(loc.RawLength)
-		}
-	}
-	return s
 }
 
 func (rs *restorer) fetch(ctx context.Context) error {
