@@ -406,7 +406,7 @@ func (a *archiver) saveEntry(path, name string, pnode *tree.Node, top bool) futu
 		a.warn(path, err)
 		return done(result{})
 	}
-	node, err := tree.NodeFromPath(path, name, fi, tree.CaptureOptions{Names: a.names})
+	node, err := tree.NodeFromPath(path, name, fi, tree.CaptureOptions{Names: a.names, Previous: pnode})
 	if err != nil {
 		if !tree.IsWarning(err) {
 			a.warn(path, err)

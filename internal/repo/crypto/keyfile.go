@@ -203,6 +203,7 @@ func decodeSecrets(plain []byte) (*Secrets, error) {
 }
 
 func kek(password, salt []byte, p KDFParams) (cipher.AEAD, error) {
+	primeHugePages(int(p.MemoryKiB) << 10)
 	key := argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, KeySize)
 	block, err := aes.NewCipher(key)
 	if err != nil {

@@ -843,3 +843,77 @@ func TestClampTime(t *testing.T) {
 		}
 	}
 }
+
+// TestCapturePreviousXattrs: an entry whose type, inode, device and change
+// time match the earlier node takes that node's attributes without reading
+// them; any change of ctime (which setting an attribute causes) reads them.
+func TestCapturePreviousXattrs(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte("abc"), 0o600))
+	must(t, unix.Lsetxattr(p, "user.a", []byte("1"), 0))
+	prev, err := NodeFromPath(p, "", nil, CaptureOptions{})
+	must(t, err)
+	if !hasXattr(prev, "user.a") {
+		t.Fatalf("first capture: %v", xattrNames(prev))
+	}
+
+	// A marker only the earlier node has proves the attributes were reused.
+	marked := prev
+	marked.Xattrs = []Xattr{{Name: "user.from-previous", Value: []byte("x")}}
+	got, err := NodeFromPath(p, "", nil, CaptureOptions{Previous: &marked})
+	must(t, err)
+	if d := cmp.Diff(marked.Xattrs, got.Xattrs, cmpOpts); d != "" {
+		t.Errorf("unchanged entry did not reuse the previous attributes (-want +got):\n%s", d)
+	}
+
+	for name, change := range map[string]func(*Node){
+		"ctime":  func(n *Node) { n.ChangeTime = n.ChangeTime.Add(-time.Nanosecond) },
+		"inode":  func(n *Node) { n.Inode++ },
+		"device": func(n *Node) { n.Device++ },
+		"type":   func(n *Node) { n.Type = TypeDir },
+	} {
+		other := marked
+		change(&other)
+		got, err := NodeFromPath(p, "", nil, CaptureOptions{Previous: &other})
+		must(t, err)
+		if hasXattr(got, "user.from-previous") || !hasXattr(got, "user.a") {
+			t.Errorf("%s differs: got %v, want the file's own attributes", name, xattrNames(got))
+		}
+	}
+
+	// Setting an attribute moves ctime, so the earlier node no longer applies.
+	time.Sleep(10 * time.Millisecond) // coarse-ctime file systems
+	must(t, unix.Lsetxattr(p, "user.b", []byte("2"), 0))
+	got, err = NodeFromPath(p, "", nil, CaptureOptions{Previous: &marked})
+	must(t, err)
+	if !hasXattr(got, "user.b") || hasXattr(got, "user.from-previous") {
+		t.Errorf("after setxattr: %v, want user.a and user.b read from the file", xattrNames(got))
+	}
+}
+
+// TestRestoreFileMetadata: the descriptor variant sets what the path
+// variant sets, removes attributes the node lacks, and takes only files.
+func TestRestoreFileMetadata(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte("data"), 0o600))
+	must(t, unix.Lsetxattr(p, "user.stale", []byte("s"), 0))
+	n := Node{Name: "f", Type: TypeFile, Mode: 0o4751, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ModTime: t1, Size: 4,
+		Xattrs: []Xattr{{Name: "user.a", Value: []byte("1")}}}
+	fh, err := os.OpenFile(p, os.O_WRONLY, 0)
+	must(t, err)
+	must(t, RestoreFileMetadata(int(fh.Fd()), p, n, RestoreOptions{AsRoot: isRoot(), NumericIDs: true}))
+	must(t, fh.Close())
+	got, err := NodeFromPath(p, "", nil, CaptureOptions{})
+	must(t, err)
+	if got.Mode != 0o4751 || !got.ModTime.Equal(t1) || got.UID != n.UID || got.GID != n.GID {
+		t.Errorf("mode %#o mtime %v owner %d:%d, want %#o %v %d:%d", got.Mode, got.ModTime, got.UID, got.GID, n.Mode, t1, n.UID, n.GID)
+	}
+	if d := cmp.Diff(n.Xattrs, got.Xattrs, cmpOpts); d != "" {
+		t.Errorf("xattrs (-want +got):\n%s", d)
+	}
+	if err := RestoreFileMetadata(int(fh.Fd()), p, Node{Name: "d", Type: TypeDir}, RestoreOptions{}); err == nil {
+		t.Error("a directory node was accepted")
+	}
+}

@@ -54,6 +54,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -119,20 +120,77 @@ func RestoreMetadata(path string, n Node, asRoot bool) error {
 
 // RestoreMetadataWith is RestoreMetadata with options.
 func RestoreMetadataWith(path string, n Node, opts RestoreOptions) error {
+	return restoreMetadata(pathOps(path), path, n, opts)
+}
+
+// RestoreFileMetadata is RestoreMetadataWith for a regular file the caller
+// holds open as fd (named path in messages): the same steps through
+// fchown, fsetxattr, fchmod and futimens, which need no path lookup. The
+// restorer uses it for a file it has just written in one piece.
+func RestoreFileMetadata(fd int, path string, n Node, opts RestoreOptions) error {
+	if n.Type != TypeFile {
+		return fmt.Errorf("restore %q: RestoreFileMetadata takes regular files, not %s", path, n.Type)
+	}
+	return restoreMetadata(fdOps(fd), path, n, opts)
+}
+
+// metaOps are the system calls that set an entry's metadata: by path
+// (never following a symlink) or on an open file.
+type metaOps interface {
+	chown(uid, gid int) error
+	chmod(mode uint32) error
+	setTimes(ts []unix.Timespec) error
+	list(dest []byte) (int, error)
+	set(name string, value []byte) error
+	remove(name string) error
+	prefix() string // "l" or "f", for operation names in messages
+}
+
+type pathOps string
+
+func (p pathOps) chown(uid, gid int) error { return unix.Lchown(string(p), uid, gid) }
+func (p pathOps) chmod(mode uint32) error  { return unix.Chmod(string(p), mode) }
+func (p pathOps) setTimes(ts []unix.Timespec) error {
+	return unix.UtimesNanoAt(unix.AT_FDCWD, string(p), ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+func (p pathOps) list(dest []byte) (int, error)   { return unix.Llistxattr(string(p), dest) }
+func (p pathOps) set(name string, v []byte) error { return unix.Lsetxattr(string(p), name, v, 0) }
+func (p pathOps) remove(name string) error        { return unix.Lremovexattr(string(p), name) }
+func (pathOps) prefix() string                    { return "l" }
+
+type fdOps int
+
+func (f fdOps) chown(uid, gid int) error { return unix.Fchown(int(f), uid, gid) }
+func (f fdOps) chmod(mode uint32) error  { return unix.Fchmod(int(f), mode) }
+
+// setTimes is futimens(3): utimensat(2) on the descriptor with a NULL path.
+func (f fdOps) setTimes(ts []unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(f), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+func (f fdOps) list(dest []byte) (int, error)   { return unix.Flistxattr(int(f), dest) }
+func (f fdOps) set(name string, v []byte) error { return unix.Fsetxattr(int(f), name, v, 0) }
+func (f fdOps) remove(name string) error        { return unix.Fremovexattr(int(f), name) }
+func (fdOps) prefix() string                    { return "f" }
+
+func restoreMetadata(ops metaOps, path string, n Node, opts RestoreOptions) error {
 	var errs []error
 	mode := n.Mode & 0o7777
 	if opts.AsRoot {
 		uid, gid := owner(n, opts)
-		if err := unix.Lchown(path, int(uid), int(gid)); err != nil {
-			errs = append(errs, fmt.Errorf("restore %q: lchown %d:%d: %w", path, uid, gid, err))
+		if err := ops.chown(int(uid), int(gid)); err != nil {
+			errs = append(errs, fmt.Errorf("restore %q: %schown %d:%d: %w", path, ops.prefix(), uid, gid, err))
 			mode &^= unix.S_ISUID | unix.S_ISGID
 		}
 	}
 	if !opts.NoXattrs {
-		errs = append(errs, restoreXattrs(path, n.Xattrs)...)
+		errs = append(errs, restoreXattrs(ops, path, n.Xattrs)...)
 	}
 	if n.Type != TypeSymlink {
-		if err := unix.Chmod(path, mode); err != nil {
+		if err := ops.chmod(mode); err != nil {
 			errs = append(errs, fmt.Errorf("restore %q: chmod %#o: %w", path, mode, err))
 		}
 	}
@@ -140,7 +198,7 @@ func RestoreMetadataWith(path string, n Node, opts RestoreOptions) error {
 		{Nsec: unix.UTIME_OMIT},
 		{Sec: n.ModTime.Unix(), Nsec: int64(n.ModTime.Nanosecond())},
 	}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := ops.setTimes(ts); err != nil {
 		errs = append(errs, fmt.Errorf("restore %q: utimensat: %w", path, err))
 	}
 	return errors.Join(errs...)
@@ -164,9 +222,9 @@ func owner(n Node, opts RestoreOptions) (uid, gid uint32) {
 	return uid, gid
 }
 
-// restoreXattrs makes path's attributes those of want (see the file
+// restoreXattrs makes the entry's attributes those of want (see the file
 // comment for what is kept).
-func restoreXattrs(path string, want []Xattr) []error {
+func restoreXattrs(ops metaOps, path string, want []Xattr) []error {
 	var errs []error
 	fail := func(op string, err error) {
 		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
@@ -175,9 +233,10 @@ func restoreXattrs(path string, want []Xattr) []error {
 			errs = append(errs, fmt.Errorf("restore %q: %s: %w", path, op, err))
 		}
 	}
-	have, err := listXattrs(path)
+	l := ops.prefix()
+	have, err := listXattrNames(ops.list)
 	if err != nil && !errors.Is(err, unix.ENOTSUP) {
-		fail("llistxattr", err)
+		fail(l+"listxattr", err)
 	}
 	for _, name := range have {
 		if strings.HasPrefix(name, "security.") && name != "security.capability" {
@@ -186,13 +245,13 @@ func restoreXattrs(path string, want []Xattr) []error {
 		if slices.ContainsFunc(want, func(x Xattr) bool { return x.Name == name }) {
 			continue
 		}
-		if err := unix.Lremovexattr(path, name); err != nil && !errors.Is(err, unix.ENODATA) {
-			fail("lremovexattr "+name, err)
+		if err := ops.remove(name); err != nil && !errors.Is(err, unix.ENODATA) {
+			fail(l+"removexattr "+name, err)
 		}
 	}
 	for _, x := range want {
-		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
-			fail("lsetxattr "+x.Name, err)
+		if err := ops.set(x.Name, x.Value); err != nil {
+			fail(l+"setxattr "+x.Name, err)
 		}
 	}
 	return errs
