@@ -132,10 +132,12 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 	// the real work starts, so they do not add to the peak.
 	debug.FreeOSMemory()
 	// Backups and restores keep a bounded working set (packs, chunk
-	// buffers); a soft limit makes the collector keep the heap near it
-	// instead of doubling it. GOMEMLIMIT, when set, wins.
+	// buffers: about 75 MiB live at most); a soft limit makes the collector
+	// keep the heap near it instead of doubling it. 112 MiB gives a peak RSS
+	// near 128 MiB at no measurable cost in time (128 MiB gave 144).
+	// GOMEMLIMIT, when set, wins.
 	if e.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(128 << 20)
+		debug.SetMemoryLimit(112 << 20)
 	}
 	if loadIndex {
 		if err := r.LoadIndex(ctx); err != nil {

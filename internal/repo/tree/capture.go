@@ -270,21 +270,26 @@ const MinHole = 64 << 10
 // hole gives no extents. It uses the file's descriptor directly and leaves
 // the file offset where it was.
 func DataExtents(f *os.File, size int64) ([]Extent, error) {
-	if size < 0 {
-		return nil, fmt.Errorf("data extents of %q: negative size %d", f.Name(), size)
-	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("data extents of %q: %w", f.Name(), err)
 	}
-	var raw []Extent
+	var ext []Extent
 	var serr error
-	err = rc.Control(func(fd uintptr) { raw, serr = seekExtents(int(fd), size) })
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
+	if err := rc.Control(func(fd uintptr) { ext, serr = DataExtentsFd(int(fd), f.Name(), size) }); err != nil {
 		return nil, fmt.Errorf("data extents of %q: %w", f.Name(), err)
+	}
+	return ext, serr
+}
+
+// DataExtentsFd is DataExtents for a raw descriptor (name is for messages).
+func DataExtentsFd(fd int, name string, size int64) ([]Extent, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("data extents of %q: negative size %d", name, size)
+	}
+	raw, err := seekExtents(fd, size)
+	if err != nil {
+		return nil, fmt.Errorf("data extents of %q: %w", name, err)
 	}
 	return mergeExtents(raw, size), nil
 }
