@@ -22,6 +22,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/app"
+	"github.com/bulwarkhq/bulwark/internal/certs"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 )
@@ -94,7 +95,7 @@ func startAPIServer(t *testing.T) *testServer {
 		}
 	})
 	cert := filepath.Join(data, "tls", "cert.pem")
-	fp, err := app.CertFingerprint(cert)
+	fp, err := certs.CertFingerprint(cert)
 	if err != nil {
 		t.Fatalf("CertFingerprint: %v", err)
 	}
@@ -463,7 +464,7 @@ func TestLoginTrustOnFirstUse(t *testing.T) {
 func writeOtherCert(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cert, _, err := app.EnsureSelfSigned(dir, "127.0.0.1:0", time.Now())
+	cert, _, err := certs.EnsureSelfSigned(dir, "127.0.0.1:0", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

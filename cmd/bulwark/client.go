@@ -220,7 +220,7 @@ func normalizeFingerprint(s string) (string, error) {
 	return s, nil
 }
 
-// certFingerprint is the pin of a DER certificate, as app.CertFingerprint
+// certFingerprint is the pin of a DER certificate, as certs.CertFingerprint
 // computes it from the server's PEM file.
 func certFingerprint(der []byte) string {
 	sum := sha256.Sum256(der)

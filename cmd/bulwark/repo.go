@@ -94,7 +94,7 @@ password from BULWARK_FROM_PASSWORD or --from-password-file).`,
 				if err != nil {
 					return err
 				}
-				obe, err := openBackend(copyFrom, false)
+				obe, err := openBackend(ctx, e, &f.transport, copyFrom, false)
 				if err != nil {
 					return err
 				}
@@ -105,7 +105,7 @@ password from BULWARK_FROM_PASSWORD or --from-password-file).`,
 				defer other.Close()
 				o.CopyFrom = other
 			}
-			be, err := openBackend(loc, true)
+			be, err := openBackend(ctx, e, &f.transport, loc, true)
 			if err != nil {
 				return fmt.Errorf("repository %s: %w", loc, err)
 			}

@@ -24,15 +24,36 @@ type repoFlags struct {
 	repo, passwordFile, cacheDir string
 	noCache, asJSON              bool
 	lockWait                     time.Duration
+	transport                    transportFlags
+}
+
+// transportFlags reach a remote repository (vault over HTTPS, S3).
+type transportFlags struct {
+	cacert   string // PEM file of certificates to trust (default $BULWARK_CACERT)
+	insecure bool   // allow plain http://, only to a loopback address
+}
+
+func (t *transportFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.cacert, "cacert", "", "trust the certificates in PEM `FILE` for a vault or S3 repository (default $BULWARK_CACERT)")
+	fs.BoolVar(&t.insecure, "insecure", false, "allow plain http:// to a vault or S3 server on a loopback address (never elsewhere)")
+}
+
+// caFile is --cacert or $BULWARK_CACERT.
+func (t *transportFlags) caFile(e *Env) string {
+	if t.cacert != "" {
+		return t.cacert
+	}
+	return e.Getenv("BULWARK_CACERT")
 }
 
 func (f *repoFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.repo, "repo", "", "repository `LOCATION`: a directory (default $BULWARK_REPO)")
+	fs.StringVar(&f.repo, "repo", "", "repository `LOCATION`: a directory, https://HOST:PORT/NAME (a vault) or s3:https://HOST:PORT/BUCKET/PREFIX (default $BULWARK_REPO)")
 	fs.StringVar(&f.passwordFile, "password-file", "", "read the repository password from `FILE` (default $BULWARK_PASSWORD, or $BULWARK_PASSWORD_FILE)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "local cache `DIR` (default $BULWARK_CACHE_DIR, $XDG_CACHE_HOME/bulwark or ~/.cache/bulwark)")
 	fs.BoolVar(&f.noCache, "no-cache", false, "use no local cache")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON instead of text")
 	fs.DurationVar(&f.lockWait, "lock-wait", 0, "wait up to `DURATION` for a conflicting lock to be released")
+	f.transport.register(fs)
 }
 
 func (f *repoFlags) location(e *Env) (string, error) {
@@ -91,10 +112,18 @@ func (f *repoFlags) cache(e *Env) string {
 	return "-"
 }
 
-func openBackend(loc string, create bool) (backend.Backend, error) {
+// openBackend opens the storage at loc: s3:URL (openS3), http(s)://
+// (a vault, openVault), else a local directory (optionally "local:DIR").
+func openBackend(ctx context.Context, e *Env, t *transportFlags, loc string, create bool) (backend.Backend, error) {
+	switch {
+	case strings.HasPrefix(loc, "s3:"):
+		return openS3(ctx, e, t, loc, create)
+	case strings.HasPrefix(loc, "https://"), strings.HasPrefix(loc, "http://"):
+		return openVault(ctx, e, t, loc, create)
+	}
 	dir := strings.TrimPrefix(loc, "local:")
-	if strings.Contains(dir, "://") || strings.HasPrefix(dir, "s3:") {
-		return nil, usageError("repository %q: only local directories are supported by this build", loc)
+	if strings.Contains(dir, "://") {
+		return nil, usageError("repository %q: unknown scheme (use a directory, https://HOST:PORT/NAME or s3:https://HOST/BUCKET/PREFIX)", loc)
 	}
 	if create {
 		return local.Create(dir)
@@ -116,7 +145,7 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 	if err != nil {
 		return nil, err
 	}
-	be, err := openBackend(loc, false)
+	be, err := openBackend(ctx, e, &f.transport, loc, false)
 	if err != nil {
 		return nil, err
 	}

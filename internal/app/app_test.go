@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/app"
 	"github.com/bulwarkhq/bulwark/internal/audit"
+	"github.com/bulwarkhq/bulwark/internal/certs"
 	"github.com/bulwarkhq/bulwark/internal/store/storetest"
 )
 
@@ -194,7 +195,7 @@ func TestSQLiteDefaultAndConfigErrors(t *testing.T) {
 func TestSelfSignedCertificate(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	cert, key, err := app.EnsureSelfSigned(dir, "127.0.0.1:8443", now)
+	cert, key, err := certs.EnsureSelfSigned(dir, "127.0.0.1:8443", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,19 +209,19 @@ func TestSelfSignedCertificate(t *testing.T) {
 	if err := pair.Leaf.VerifyHostname("localhost"); err != nil {
 		t.Errorf("cert for localhost: %v", err)
 	}
-	fp1, _ := app.CertFingerprint(cert)
+	fp1, _ := certs.CertFingerprint(cert)
 	// Still valid: kept. Near expiry: renewed.
-	if _, _, err := app.EnsureSelfSigned(dir, "127.0.0.1:8443", now.Add(24*time.Hour)); err != nil {
+	if _, _, err := certs.EnsureSelfSigned(dir, "127.0.0.1:8443", now.Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	fp2, _ := app.CertFingerprint(cert)
+	fp2, _ := certs.CertFingerprint(cert)
 	if fp1 != fp2 {
 		t.Errorf("valid certificate was replaced")
 	}
-	if _, _, err := app.EnsureSelfSigned(dir, "127.0.0.1:8443", now.Add(340*24*time.Hour)); err != nil {
+	if _, _, err := certs.EnsureSelfSigned(dir, "127.0.0.1:8443", now.Add(340*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	fp3, _ := app.CertFingerprint(cert)
+	fp3, _ := certs.CertFingerprint(cert)
 	if fp3 == fp1 {
 		t.Errorf("certificate near expiry was not renewed")
 	}

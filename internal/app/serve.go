@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/api"
+	"github.com/bulwarkhq/bulwark/internal/certs"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -88,7 +89,7 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	certFile, keyFile := a.Config.TLS.CertFile, a.Config.TLS.KeyFile
 	if certFile == "" {
 		var err error
-		if certFile, keyFile, err = EnsureSelfSigned(a.DataDir, a.Config.Listen, a.now()); err != nil {
+		if certFile, keyFile, err = certs.EnsureSelfSigned(a.DataDir, a.Config.Listen, a.now()); err != nil {
 			return err
 		}
 	}

@@ -55,6 +55,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 	"unicode/utf8"
 )
 
@@ -265,4 +266,18 @@ type Backend interface {
 
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// Retainer is implemented by backends that can put objects under a
+// retention lock (S3 object lock): until a lock expires, nobody, whatever
+// their credentials, can remove or overwrite the object. Prune uses it to
+// leave locked objects alone and to extend the locks of objects that kept
+// snapshots still need.
+type Retainer interface {
+	// RetainUntil returns when h's lock expires; the zero time means h is
+	// not locked.
+	RetainUntil(ctx context.Context, h Handle) (time.Time, error)
+	// ExtendRetention moves h's lock expiry to until if that is later
+	// (locks are never shortened).
+	ExtendRetention(ctx context.Context, h Handle, until time.Time) error
 }
