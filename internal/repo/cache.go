@@ -175,3 +175,37 @@ func (r *Repository) FindParent(ctx context.Context, host string, paths []string
 	}
 	return &Snapshot{ID: id, Tree: t, Time: ts, Hostname: host, Paths: paths}
 }
+
+// RememberCopy records in the local cache that the snapshot whose original
+// is src has been copied into this repository (a write-only key cannot
+// read the copies' Original fields to know it).
+func (r *Repository) RememberCopy(src ID) {
+	c := r.cache
+	if c == nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(c.dir, "copied"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	_, _ = f.WriteString(Hex(src) + "\n")
+	_ = f.Close()
+}
+
+// CopiedBefore returns the originals RememberCopy recorded (a new map).
+func (r *Repository) CopiedBefore() map[ID]bool {
+	out := map[ID]bool{}
+	if r.cache == nil {
+		return out
+	}
+	b, err := os.ReadFile(filepath.Join(r.cache.dir, "copied"))
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if id, err := ParseID(line); err == nil {
+			out[id] = true
+		}
+	}
+	return out
+}

@@ -272,7 +272,9 @@ func (rs *restorer) planFile(f *file) error {
 		off += int64(loc.RawLength)
 	}
 	f.left = len(chunks)
-	f.multi = len(chunks) > 1 || uint64(off) != f.node.Size
+	// One piece: a single chunk that is the whole file. A chunk after a
+	// hole is written at its offset like the chunks of larger files.
+	f.multi = len(chunks) > 1 || (len(chunks) == 1 && chunks[0].off != 0) || uint64(off) != f.node.Size
 	if len(chunks) == 0 || f.multi {
 		// Created now, at full length: holes and skipped zero chunks read
 		// back as zeros.

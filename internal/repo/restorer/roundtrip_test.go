@@ -73,6 +73,12 @@ func buildSource(t *testing.T, src string, smallFiles int) {
 	must(t, err)
 	must(t, sp.Truncate(5<<30))
 	must(t, sp.Close())
+	// A hole, then one chunk that ends the file: one chunk, not at offset 0.
+	sp, err = os.Create(filepath.Join(src, "hole-then-data"))
+	must(t, err)
+	_, err = sp.WriteAt([]byte("after a 20 MiB hole"), 20<<20)
+	must(t, err)
+	must(t, sp.Close())
 	for i := 0; i < smallFiles; i++ {
 		write(t, filepath.Join(src, "many", fmt.Sprintf("d%03d", i/1000), fmt.Sprintf("f%05d", i)), []byte(fmt.Sprintf("small file %d\n", i)), 0o644)
 	}
