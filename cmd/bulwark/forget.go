@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend"
 	"github.com/bulwarkhq/bulwark/internal/repo/prune"
 )
 
@@ -129,14 +132,38 @@ left alone. Removing snapshots frees no space by itself: --prune (or a later
 					removeIDs = append(removeIDs, d.Snapshot.ID)
 				}
 			}
+			// Snapshots under an object lock cannot be removed by anyone
+			// before it expires: leave them, say until when.
+			var locked []lockedSnapshot
+			if ret, ok := backend.AsRetainer(r.Backend()); ok {
+				var free []repo.ID
+				for _, id := range removeIDs {
+					until, err := ret.RetainUntil(ctx, backend.Handle{Type: backend.SnapshotFile, Name: repo.Hex(id)})
+					if err != nil {
+						return fmt.Errorf("object lock of snapshot %s: %w", repo.Short(id), err)
+					}
+					if until.After(time.Now()) {
+						locked = append(locked, lockedSnapshot{repo.Hex(id), until.UTC()})
+						continue
+					}
+					free = append(free, id)
+				}
+				removeIDs = free
+			}
 			removed := 0
 			if !dryRun {
 				for _, id := range removeIDs {
 					if err := r.RemoveSnapshot(ctx, id); err != nil {
+						if errors.Is(err, backend.ErrForbidden) && removed == 0 {
+							return fmt.Errorf("the repository refused to delete snapshot %s (an append-only credential, or a lock): no snapshot was removed: %w", repo.Short(id), err)
+						}
 						return fmt.Errorf("removed %d of %d snapshots, then: snapshot %s: %w", removed, len(removeIDs), repo.Short(id), err)
 					}
 					removed++
 				}
+			}
+			for _, l := range locked {
+				fmt.Fprintf(e.Stderr, "snapshot %s is under object lock until %s and stays; forget it again after that\n", l.ID[:8], l.Until.Format(time.RFC3339))
 			}
 			if !f.asJSON {
 				printForget(e, groups, p, dryRun, removed, len(removeIDs))
@@ -161,8 +188,9 @@ left alone. Removing snapshots frees no space by itself: --prune (or a later
 					Groups   []forgetGroupJSON `json:"groups"`
 					ToRemove int               `json:"to_remove"`
 					Removed  int               `json:"removed"`
+					Locked   []lockedSnapshot  `json:"locked"`
 					Prune    *prune.Report     `json:"prune,omitempty"`
-				}{dryRun, p.String(), []forgetGroupJSON{}, len(removeIDs), removed, rep}
+				}{dryRun, p.String(), []forgetGroupJSON{}, len(removeIDs), removed, append([]lockedSnapshot{}, locked...), rep}
 				for _, g := range groups {
 					gj := forgetGroupJSON{Hostname: g.Hostname, Paths: g.Paths, Keep: []forgetSnapshotJSON{}, Remove: []forgetSnapshotJSON{}}
 					for _, d := range g.Keep {
@@ -226,4 +254,10 @@ func newer(a, b *repo.Snapshot) bool {
 		return a.Time.After(b.Time)
 	}
 	return repo.Hex(a.ID) > repo.Hex(b.ID)
+}
+
+// lockedSnapshot is a snapshot forget would remove but an object lock keeps.
+type lockedSnapshot struct {
+	ID    string    `json:"id"`
+	Until time.Time `json:"locked_until"`
 }

@@ -126,7 +126,16 @@ func printPruneReport(w io.Writer, rep *prune.Report) error {
 	if rep.Verified.Packs > 0 {
 		row(would("verified:", "verify:"), rep.Verified, fmt.Sprintf("written by write-only keys: %d blobs checked before signing", rep.VerifiedBlobs))
 	}
+	if rep.Locked.Packs > 0 {
+		row("locked:", rep.Locked, "kept under an object lock that has not expired; pruned after it does")
+	}
 	row("after:", rep.After, "")
+	if rep.LockedLeft > 0 {
+		fmt.Fprintf(w, "%d leftover objects are still under object lock and stay until it expires\n", rep.LockedLeft)
+	}
+	if rep.LocksExtended > 0 {
+		fmt.Fprintf(w, "object locks extended on %d objects that kept snapshots need\n", rep.LocksExtended)
+	}
 	for _, m := range rep.MissingPacks {
 		fmt.Fprintf(w, "warning: pack %s is listed in the index but missing (none of its blobs is used): dropped from the index\n", m)
 	}

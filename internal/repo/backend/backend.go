@@ -281,3 +281,18 @@ type Retainer interface {
 	// (locks are never shortened).
 	ExtendRetention(ctx context.Context, h Handle, until time.Time) error
 }
+
+// AsRetainer returns be as a Retainer, looking through wrappers (such as
+// retry.Backend) that have an Unwrap() Backend method.
+func AsRetainer(be Backend) (Retainer, bool) {
+	for {
+		if r, ok := be.(Retainer); ok {
+			return r, true
+		}
+		u, ok := be.(interface{ Unwrap() Backend })
+		if !ok {
+			return nil, false
+		}
+		be = u.Unwrap()
+	}
+}

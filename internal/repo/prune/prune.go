@@ -82,6 +82,12 @@ type Options struct {
 	// Workers read trees and packs in parallel (default: GOMAXPROCS, 2..8).
 	Workers  int
 	Progress *Progress
+	// Retention is how far ahead object locks are extended on a backend
+	// with object lock (see retention.go); 0: the backend's period, else
+	// DefaultRetention.
+	Retention time.Duration
+	// Now is the clock for lock expiry (default time.Now).
+	Now func() time.Time
 }
 
 // Progress is updated while Prune runs.
@@ -157,7 +163,15 @@ type Report struct {
 	// MissingPacks are listed by the index but absent from data/; none of
 	// their blobs is used (else prune stops), so they are dropped from the
 	// index.
-	MissingPacks []string  `json:"missing_packs,omitempty"`
+	MissingPacks []string `json:"missing_packs,omitempty"`
+	// Locked are packs kept only because their object lock has not expired
+	// (they would be removed or repacked).
+	Locked PackStats `json:"locked"`
+	// LockedLeft counts unreferenced packs, old index files and parity left
+	// in place because they are still locked.
+	LockedLeft int `json:"locked_left"`
+	// LocksExtended counts objects whose lock prune extended.
+	LocksExtended int `json:"locks_extended"`
 	ForeignFiles []string  `json:"foreign_files,omitempty"` // in data/, not pack names: left alone
 	After        PackStats `json:"after"`
 	BytesFreed   int64     `json:"bytes_freed"`
@@ -213,6 +227,7 @@ type packInfo struct {
 	action   action
 	chosen   []int // listing positions of chosen copies (repack)
 	verified bool
+	locked   bool // under an object lock that has not expired: keep
 }
 
 type copyRef struct {
@@ -242,6 +257,7 @@ type pruner struct {
 	unref   []backend.FileInfo
 	parity  []backend.Handle // parity objects to remove
 	written []index.Pack
+	ret     backend.Retainer // nil unless the backend has object lock
 }
 
 // Prune removes unreferenced data from r (see the design comment above).
@@ -271,6 +287,7 @@ func Prune(ctx context.Context, r *repo.Repository, o Options) (*Report, error) 
 	p := &pruner{r: r, be: r.Backend(), o: o, rep: &Report{DryRun: o.DryRun},
 		packs: map[repo.ID]*packInfo{}, first: map[blobKey]copyRef{}, extra: map[blobKey][]copyRef{},
 		used: map[blobKey]struct{}{}, chosen: map[blobKey]copyRef{}}
+	p.ret, _ = backend.AsRetainer(p.be)
 	err := p.run(ctx)
 	p.rep.Duration = time.Since(start).Seconds()
 	if err != nil {
@@ -294,6 +311,9 @@ func (p *pruner) run(ctx context.Context) error {
 		return err
 	}
 	p.classify()
+	if err := p.keepLocked(ctx); err != nil {
+		return err
+	}
 	if err := p.listParity(ctx); err != nil {
 		return err
 	}
@@ -302,16 +322,18 @@ func (p *pruner) run(ctx context.Context) error {
 	if p.o.DryRun {
 		return nil
 	}
-	if p.rep.NothingToDo {
-		return nil
+	if !p.rep.NothingToDo {
+		if err := p.verifyUnsigned(ctx); err != nil {
+			return err
+		}
+		if err := p.repack(ctx); err != nil {
+			return err
+		}
+		if err := p.commit(ctx); err != nil {
+			return err
+		}
 	}
-	if err := p.verifyUnsigned(ctx); err != nil {
-		return err
-	}
-	if err := p.repack(ctx); err != nil {
-		return err
-	}
-	return p.commit(ctx)
+	return p.extendLocks(ctx, snaps)
 }
 
 func (p *pruner) loadIndex(ctx context.Context) error {
@@ -611,7 +633,19 @@ func (p *pruner) classify() {
 	if switched {
 		p.decide()
 	}
+	p.tally()
+}
+
+// tally fills the report's figures from the packs' actions.
+func (p *pruner) tally() {
+	rep := p.rep
+	rep.Keep, rep.KeepUnusedBytes, rep.Verified, rep.VerifiedBlobs = PackStats{}, 0, PackStats{}, 0
+	rep.Repack, rep.RepackUsedBytes, rep.Remove, rep.Locked = PackStats{}, 0, PackStats{}, PackStats{}
+	rep.Unreferenced, rep.UsedBytes, rep.Written = PackStats{}, 0, PackStats{}
 	for _, pi := range p.order {
+		if pi.locked && pi.used < pi.total {
+			rep.Locked.add(pi.size)
+		}
 		switch pi.action {
 		case actKeep:
 			rep.Keep.add(pi.size)
@@ -706,6 +740,8 @@ func (p *pruner) decide() {
 	for _, pi := range p.order {
 		sort.Ints(pi.chosen)
 		switch {
+		case pi.locked:
+			pi.action = actKeep
 		case pi.used == 0:
 			pi.action = actRemove
 		case pi.used == pi.total:
@@ -917,6 +953,10 @@ func (p *pruner) commit(ctx context.Context) error {
 				old = append(old, backend.Handle{Type: backend.IndexFile, Name: repo.Hex(ix.Name)})
 			}
 		}
+		old, err = p.removable(ctx, old)
+		if err != nil {
+			return err
+		}
 		n, err := p.remove(ctx, "removing old index files", old)
 		rep.IndexFilesRemoved = n
 		if err != nil {
@@ -936,6 +976,10 @@ func (p *pruner) commit(ctx context.Context) error {
 	for _, fi := range p.unref {
 		packs = append(packs, backend.Handle{Type: backend.PackFile, Name: fi.Name})
 	}
+	packs, err := p.removable(ctx, packs)
+	if err != nil {
+		return err
+	}
 	if _, err := p.remove(ctx, "removing packs", packs); err != nil {
 		return err
 	}
@@ -945,6 +989,9 @@ func (p *pruner) commit(ctx context.Context) error {
 		if !written[h.Name] {
 			parity = append(parity, h)
 		}
+	}
+	if parity, err = p.removable(ctx, parity); err != nil {
+		return err
 	}
 	n, err := p.remove(ctx, "removing parity", parity)
 	rep.ParityRemoved = n
