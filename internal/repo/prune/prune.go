@@ -171,10 +171,10 @@ type Report struct {
 	// in place because they are still locked.
 	LockedLeft int `json:"locked_left"`
 	// LocksExtended counts objects whose lock prune extended.
-	LocksExtended int `json:"locks_extended"`
-	ForeignFiles []string  `json:"foreign_files,omitempty"` // in data/, not pack names: left alone
-	After        PackStats `json:"after"`
-	BytesFreed   int64     `json:"bytes_freed"`
+	LocksExtended int       `json:"locks_extended"`
+	ForeignFiles  []string  `json:"foreign_files,omitempty"` // in data/, not pack names: left alone
+	After         PackStats `json:"after"`
+	BytesFreed    int64     `json:"bytes_freed"`
 	// NewIndex is the index file that replaced the others ("" when the
 	// index did not need rewriting).
 	NewIndex          string  `json:"new_index,omitempty"`
