@@ -50,6 +50,8 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// Bootstrap holds what is needed to create the first administrator.
 	Bootstrap Bootstrap `yaml:"bootstrap"`
+	// Continuity holds backup repositories and policies.
+	Continuity Continuity `yaml:"continuity"`
 }
 
 // Log configures logging.

@@ -402,7 +402,9 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
-		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		d.record(ip, item) // so rules about a whole item name its line
+		d.decode(item, s.Index(i), ip)
 	}
 	v.Set(s)
 }

@@ -95,13 +95,15 @@ func TestExampleShowsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sections marked "(example)": their values are illustrations.
-	changed := map[string]bool{"data_dir": true, "tls": true, "store": true, "require_2fa_roles": true, "audit.anchor": true, "bootstrap": true, "api.trusted_proxies": true}
+	changed := map[string]bool{"data_dir": true, "tls": true, "store": true, "require_2fa_roles": true, "audit.anchor": true, "bootstrap": true, "api.trusted_proxies": true,
+		"continuity.repositories": true, "continuity.policies": true}
 	cfg, err := Parse("e.yaml", data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.DataDir, cfg.TLS, cfg.Store, cfg.Auth.Require2FARoles, cfg.Audit.Anchor, cfg.Bootstrap = "", TLS{}, Default().Store, nil, "", Bootstrap{}
 	cfg.API.TrustedProxies = Default().API.TrustedProxies
+	cfg.Continuity = Default().Continuity
 	if !reflect.DeepEqual(cfg, Default()) {
 		t.Errorf("the example's values differ from Default() outside the (example) keys %v:\n got %+v\nwant %+v", changed, cfg, Default())
 	}

@@ -107,6 +107,9 @@ func (c *checker) walk(v reflect.Value, path string) {
 // the file. Fields that already failed to decode are not reported twice.
 func (c *checker) errorf(field, format string, args ...any) {
 	full := joinPath(c.path, field)
+	if field == "" {
+		full = c.path
+	}
 	if strings.HasPrefix(field, "[") {
 		full = c.path + field
 	}
