@@ -103,12 +103,26 @@ const (
 	TypeAuditVerifyFailed Type = "audit.verify_failed"
 	TypeSystemStarted     Type = "system.started"
 	TypeSystemStopping    Type = "system.stopping"
+
+	// Continuity: offsite copies, restore tests, scrubs and repairs, and
+	// the recovery-point objective.
+	TypeCopyCompleted     Type = "copy.completed"
+	TypeCopyFailed        Type = "copy.failed"
+	TypeRestoreTestPassed Type = "restore_test.passed"
+	TypeRestoreTestFailed Type = "restore_test.failed"
+	TypeScrubCompleted    Type = "scrub.completed"
+	TypeScrubFailed       Type = "scrub.failed"
+	TypeRepairCompleted   Type = "repair.completed"
+	TypeRPOBreached       Type = "rpo.breached"
+	TypeRPORecovered      Type = "rpo.recovered"
 )
 
 var knownTypes = []Type{
 	TypeBackupCompleted, TypeBackupFailed, TypeRestoreCompleted, TypeRestoreFailed,
 	TypeBanAdded, TypeBanRemoved, TypeIntegrityChanged, TypeCheckFailed, TypeCheckRecovered,
 	TypeUserLocked, TypeUserLoginFailed, TypeAuditVerifyFailed, TypeSystemStarted, TypeSystemStopping,
+	TypeCopyCompleted, TypeCopyFailed, TypeRestoreTestPassed, TypeRestoreTestFailed,
+	TypeScrubCompleted, TypeScrubFailed, TypeRepairCompleted, TypeRPOBreached, TypeRPORecovered,
 }
 
 // KnownTypes returns the well-known types, for pickers in the console and
