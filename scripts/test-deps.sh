@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs, idempotently: PostgreSQL (the
-# store's second engine) and MariaDB for later capabilities. Safe to run as
+# store's second engine, database dumps), MariaDB (database dumps) and
+# versitygw (the S3 server the S3 backend is tested against). Safe to run as
 # often as you like; on a machine that already has them running it does
 # nothing but check.
 set -euo pipefail
@@ -10,6 +11,8 @@ log() { printf 'test-deps: %s\n' "$*" >&2; }
 need_apt=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
+command -v mariadb-dump >/dev/null 2>&1 || need_apt+=(mariadb-client)
 if ((${#need_apt[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		log "missing ${need_apt[*]} and not root: install them or run as root"
@@ -39,10 +42,21 @@ if ! psql "postgres://root@127.0.0.1:5432/test?sslmode=disable" -qtAc 'select 1'
 fi
 psql "postgres://root@127.0.0.1:5432/test?sslmode=disable" -qtAc 'select 1' >/dev/null
 
-# MariaDB is used by later capabilities' tests (database dumps); start it if
-# installed and down, but do not fail the run for it.
-if command -v mariadbd >/dev/null 2>&1 && ! mariadb-admin -h 127.0.0.1 ping >/dev/null 2>&1; then
+# MariaDB: the database-dump tests back up and restore real databases.
+my_up() { mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; }
+if ! my_up; then
 	log "starting MariaDB"
+	mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
 	start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+	for _ in $(seq 1 30); do my_up && break; sleep 1; done
+	my_up || { log "MariaDB did not start"; exit 1; }
 fi
+if ! mariadb -h 127.0.0.1 -u root -e 'select 1' test >/dev/null 2>&1; then
+	log "creating MariaDB database test (root, no password, on 127.0.0.1)"
+	mariadb -u root -e "CREATE DATABASE IF NOT EXISTS test" || true
+fi
+
+# versitygw, the S3 server (posix backend on a temporary directory) that the
+# S3 backend's tests start on 127.0.0.1.
+"$(dirname "$0")/versitygw.sh" install
 log "ready"

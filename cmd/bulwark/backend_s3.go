@@ -2,12 +2,97 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/repo/backend"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend/retry"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend/s3"
 )
 
 // openS3 opens an S3 repository, s3:https://HOST[:PORT]/BUCKET[/PREFIX].
-// (Placeholder until internal/repo/backend/s3 lands.)
+// Credentials and region come from the AWS environment variables (or the
+// shared credentials file), TLS trust from --cacert/$BULWARK_CACERT, and on
+// a bucket with object lock the retention from $BULWARK_S3_RETENTION (a Go
+// duration or Nd, default 40d) and $BULWARK_S3_LOCK_MODE (COMPLIANCE, the
+// default, or GOVERNANCE). create makes a new repository under the prefix;
+// the bucket must exist. The backend is wrapped in retry.New; its
+// Retainer methods stay reachable on the result (see s3Backend).
 func openS3(ctx context.Context, e *Env, t *transportFlags, loc string, create bool) (backend.Backend, error) {
-	return nil, usageError("repository %q: S3 repositories are not supported by this build yet", loc)
+	c := s3.ConfigFromEnv(loc, e.Getenv)
+	c.CAFile = t.caFile(e)
+	c.Insecure = t.insecure
+	if v := e.Getenv("BULWARK_S3_RETENTION"); v != "" {
+		d, err := parseDays(v)
+		if err != nil {
+			return nil, usageError("BULWARK_S3_RETENTION=%q: %v (want a duration such as 40d or 960h)", v, err)
+		}
+		c.Retention = d
+	}
+	if v := e.Getenv("BULWARK_S3_LOCK_MODE"); v != "" {
+		c.Mode = s3.Mode(strings.ToUpper(v))
+		if c.Mode != s3.Compliance && c.Mode != s3.Governance {
+			return nil, usageError("BULWARK_S3_LOCK_MODE=%q: want COMPLIANCE or GOVERNANCE", v)
+		}
+	}
+	if _, err := s3.ParseLocation(loc); err != nil {
+		return nil, usageError("%v", err)
+	}
+	var (
+		b   *s3.Backend
+		err error
+	)
+	if create {
+		b, err = s3.Create(ctx, c)
+	} else {
+		b, err = s3.Open(ctx, c)
+	}
+	if err != nil {
+		if !create && errors.Is(err, backend.ErrNotExist) {
+			return nil, fmt.Errorf("repository %s: %w", loc, err)
+		}
+		return nil, err
+	}
+	return &s3Backend{Backend: retry.New(b, retry.DefaultPolicy), s3: b}, nil
+}
+
+// s3Backend is the retrying backend plus the S3 backend's Retainer, so
+// that prune finds it with a type assertion.
+type s3Backend struct {
+	*retry.Backend
+	s3 *s3.Backend
+}
+
+var _ backend.Retainer = (*s3Backend)(nil)
+
+// RetainUntil returns when h's object lock expires.
+func (b *s3Backend) RetainUntil(ctx context.Context, h backend.Handle) (time.Time, error) {
+	return b.s3.RetainUntil(ctx, h)
+}
+
+// ExtendRetention extends h's object lock to until (never shortens it).
+func (b *s3Backend) ExtendRetention(ctx context.Context, h backend.Handle, until time.Time) error {
+	return b.s3.ExtendRetention(ctx, h, until)
+}
+
+// parseDays parses a Go duration or a number of days ("30d").
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 || days > 36500 {
+			return 0, errors.New("not a number of days from 1 to 36500")
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, errors.New("not positive")
+	}
+	return d, nil
 }
