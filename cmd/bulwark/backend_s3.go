@@ -78,6 +78,9 @@ func (b *s3Backend) ExtendRetention(ctx context.Context, h backend.Handle, until
 	return b.s3.ExtendRetention(ctx, h, until)
 }
 
+// RetentionPeriod is the S3 backend's lock period (prune extends to it).
+func (b *s3Backend) RetentionPeriod() time.Duration { return b.s3.RetentionPeriod() }
+
 // parseDays parses a Go duration or a number of days ("30d").
 func parseDays(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {

@@ -504,6 +504,10 @@ func check(ctx context.Context, op string, h backend.Handle) error {
 	return nil
 }
 
+// RetentionPeriod is how long new objects are locked (Config.Retention);
+// prune extends locks of what kept snapshots need to the same horizon.
+func (b *Backend) RetentionPeriod() time.Duration { return b.retention }
+
 // retentionFor returns the put options that lock a new version of h.
 func (b *Backend) retentionFor(h backend.Handle, opts *minio.PutObjectOptions) {
 	if b.locked && h.Type != backend.LockFile {
