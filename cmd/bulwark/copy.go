@@ -37,9 +37,8 @@ $BULWARK_TO_PASSWORD_FILE; a write-only key is enough. For a vault
 destination, $BULWARK_TO_VAULT_TOKEN (else $BULWARK_VAULT_TOKEN) is its
 token; --cacert and --insecure apply to both repositories.`,
 		Examples: []string{
-			"bulwark repo init --repo /mnt/offsite --copy-params-from /srv/backup",
 			"bulwark copy --repo /srv/backup --to /mnt/offsite",
-			"BULWARK_TO_VAULT_TOKEN=... bulwark copy --repo /srv/backup --to https://vault.example:8443/web1 --cacert vault.pem latest",
+			"bulwark copy --repo /srv/backup --to https://vault.example:8443/web1 --cacert vault.pem latest",
 		},
 		Flags: func(fs *flag.FlagSet) {
 			f.register(fs)
