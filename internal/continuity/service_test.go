@@ -1,0 +1,211 @@
+package continuity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend/local"
+	"github.com/bulwarkhq/bulwark/internal/repo/repotest"
+	"github.com/bulwarkhq/bulwark/internal/store/storetest"
+)
+
+var ctx = context.Background()
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixture is a service over local repositories "primary" and "offsite"
+// (the offsite shares the primary's parameters), a real event bus and
+// run history on SQLite, and a directory to back up.
+type fixture struct {
+	svc      *Service
+	data     string
+	dirs     map[string]string
+	bus      *events.Bus
+	env      map[string]string
+	cacheDir string
+}
+
+func newFixture(t *testing.T, p config.Policy) *fixture {
+	t.Helper()
+	f := &fixture{dirs: map[string]string{}, env: map[string]string{"PW": repotest.Password}, cacheDir: t.TempDir()}
+	f.data = filepath.Join(t.TempDir(), "data")
+	must(t, os.MkdirAll(filepath.Join(f.data, "sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(f.data, "a.txt"), []byte("alpha\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(f.data, "sub", "b.bin"), []byte(strings.Repeat("b", 300000)), 0o600))
+
+	primary, pdir := repotest.New(t, repotest.Options{})
+	f.dirs["primary"] = pdir
+	odir := filepath.Join(t.TempDir(), "offsite")
+	be, err := local.Create(odir)
+	must(t, err)
+	_, err = repo.Init(ctx, be, []byte(repotest.Password), repo.InitOptions{KDF: repotest.FastKDF, CopyFrom: primary, CacheDir: "-"})
+	must(t, err)
+	f.dirs["offsite"] = odir
+
+	db := storetest.SQLite(t, events.Migrations, Migrations)
+	f.bus = events.NewBus(db, events.Options{})
+	t.Cleanup(func() { f.bus.Close(context.Background()) })
+	if p.Repository == "" {
+		p.Repository = "primary"
+	}
+	cfg := config.Continuity{
+		Repositories: []config.Repository{
+			{Name: "primary", Location: pdir, Password: config.EnvSecret("PW")},
+			{Name: "offsite", Location: odir, Password: config.EnvSecret("PW")},
+		},
+		Policies: []config.Policy{p},
+	}
+	f.svc = &Service{Config: cfg, History: NewHistory(db), Bus: f.bus, Getenv: func(k string) string { return f.env[k] },
+		Open: func(ctx context.Context, rc config.Repository) (*repo.Repository, error) {
+			pw, err := rc.Password.Resolve(func(k string) string { return f.env[k] }, os.ReadFile)
+			if err != nil {
+				return nil, err
+			}
+			be, err := local.Open(rc.Location)
+			if err != nil {
+				return nil, err
+			}
+			r, err := repo.Open(ctx, be, []byte(pw), repo.OpenOptions{CacheDir: filepath.Join(f.cacheDir, rc.Name)})
+			if err != nil {
+				return nil, err
+			}
+			return r, r.LoadIndex(ctx)
+		}}
+	return f
+}
+
+func (f *fixture) snapshots(t *testing.T, name string) []*repo.Snapshot {
+	t.Helper()
+	r := repotest.Open(t, f.dirs[name], repotest.Password)
+	s, _, err := r.Snapshots(ctx)
+	must(t, err)
+	return s
+}
+
+func (f *fixture) eventTypes(t *testing.T) []string {
+	t.Helper()
+	evs, err := f.bus.Query(ctx, events.Filter{Limit: 100})
+	must(t, err)
+	var out []string
+	for _, e := range evs {
+		out = append(out, string(e.Type))
+	}
+	return out
+}
+
+func TestRunBackup(t *testing.T) {
+	f := newFixture(t, config.Policy{Name: "web",
+		Sources: []config.Source{
+			{Name: "files", Paths: nil},
+			{Name: "listing", Command: []string{"sh", "-c", "echo exported; seq 1 1000"}, Output: "export.txt"},
+		},
+		Offsite:   []string{"offsite"},
+		Retention: config.Retention{KeepLast: 2, Prune: true},
+		Tags:      []string{"prod"},
+	})
+	f.svc.Config.Policies[0].Sources[0].Paths = []string{f.data}
+
+	for i := range 3 {
+		must(t, os.WriteFile(filepath.Join(f.data, "a.txt"), []byte(strings.Repeat("x", i+1)), 0o644))
+		rep, err := f.svc.RunBackup(ctx, "web")
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if !rep.OK || len(rep.Sources) != 2 || rep.Sources[0].Snapshot == "" || rep.Sources[1].Snapshot == "" ||
+			len(rep.Copies) != 1 || rep.Copies[0].Copied != 2 {
+			t.Fatalf("run %d report: %+v", i, rep)
+		}
+		if i == 2 && (rep.Forgotten != 2 || rep.Pruned == nil) {
+			t.Errorf("third run: forgot %d, prune %v; want 2 forgotten (keep_last 2 per source) and a prune", rep.Forgotten, rep.Pruned)
+		}
+	}
+	prim := f.snapshots(t, "primary")
+	if len(prim) != 4 {
+		t.Fatalf("primary has %d snapshots, want 2 per source", len(prim))
+	}
+	for _, s := range prim {
+		if !s.HasTag("policy=web") || !s.HasTag("prod") || !(s.HasTag("source=files") || s.HasTag("source=listing")) {
+			t.Errorf("snapshot tags %v", s.Tags)
+		}
+	}
+	if off := f.snapshots(t, "offsite"); len(off) != 6 {
+		t.Errorf("offsite has %d snapshots, want all 6 copies (retention applies to the primary)", len(off))
+	}
+	runs, err := f.svc.History.List(ctx, "web", 10)
+	must(t, err)
+	if len(runs) != 3 || runs[0].Status != StatusOK {
+		t.Fatalf("history: %+v", runs)
+	}
+	var ev BackupReport
+	must(t, json.Unmarshal(runs[0].Evidence, &ev))
+	if ev.Policy != "web" || len(ev.Sources) != 2 || ev.Copies[0].Repository != "offsite" {
+		t.Errorf("evidence: %+v", ev)
+	}
+	types := strings.Join(f.eventTypes(t), ",")
+	if strings.Count(types, "backup.completed") != 3 || strings.Count(types, "copy.completed") != 3 || strings.Contains(types, "failed") {
+		t.Errorf("events: %s", types)
+	}
+}
+
+// A failing source fails the run and raises an event, but the other
+// sources are saved and copied.
+func TestRunBackupSourceFails(t *testing.T) {
+	f := newFixture(t, config.Policy{Name: "db",
+		Sources: []config.Source{
+			{Name: "broken", Command: []string{"sh", "-c", "echo partial; echo 'pg_dump: connection refused' >&2; exit 3"}},
+			{Name: "files", Paths: []string{"/nonexistent-for-sure"}},
+			{Name: "ok", Command: []string{"echo", "fine"}},
+		},
+		Offsite: []string{"offsite"},
+	})
+	rep, err := f.svc.RunBackup(ctx, "db")
+	if err == nil || !strings.Contains(err.Error(), "source broken") || !strings.Contains(err.Error(), "connection refused") ||
+		!strings.Contains(err.Error(), "source files") {
+		t.Fatalf("run with failing sources: %v", err)
+	}
+	if rep.OK || rep.Sources[2].Snapshot == "" || rep.Sources[0].Snapshot != "" || rep.Copies[0].Copied != 1 {
+		t.Errorf("report: %+v", rep)
+	}
+	if n := len(f.snapshots(t, "primary")); n != 1 {
+		t.Errorf("%d snapshots in the primary, want only the good source's", n)
+	}
+	last, _, _ := f.svc.History.Last(ctx, "db", KindBackup, false)
+	if last.Status != StatusFailed || !strings.Contains(last.Error, "source broken") {
+		t.Errorf("history: %+v", last)
+	}
+	if types := strings.Join(f.eventTypes(t), ","); !strings.Contains(types, "backup.failed") {
+		t.Errorf("events: %s", types)
+	}
+}
+
+// Two runs of one policy never overlap; unknown policies are named.
+func TestRunBackupGuards(t *testing.T) {
+	f := newFixture(t, config.Policy{Name: "web", Sources: []config.Source{{Command: []string{"echo", "x"}}}})
+	done, err := f.svc.begin("web", KindBackup)
+	must(t, err)
+	if _, err := f.svc.RunBackup(ctx, "web"); !errors.Is(err, ErrRunning) {
+		t.Errorf("second run: %v, want ErrRunning", err)
+	}
+	done()
+	if _, err := f.svc.RunBackup(ctx, "web"); err != nil {
+		t.Errorf("run after the first ended: %v", err)
+	}
+	if _, err := f.svc.RunBackup(ctx, "nope"); !errors.Is(err, ErrNoPolicy) || !strings.Contains(err.Error(), "web") {
+		t.Errorf("unknown policy: %v", err)
+	}
+	_ = time.Second
+}
