@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/continuity/schedule"
 )
 
 // Continuity configures backups: the repositories they go to and the
@@ -151,9 +153,17 @@ type Scrub struct {
 
 var policyNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 
-// ScheduleCheck validates schedule strings. The continuity scheduler sets
-// it (config does not depend on it); nil accepts any non-empty string.
-var ScheduleCheck func(string) error
+// ScheduleCheck validates schedule strings (tests may replace it).
+var ScheduleCheck = func(s string) error {
+	sch, err := schedule.Parse(s)
+	if err != nil {
+		return err
+	}
+	if sch.Next(time.Now()).IsZero() {
+		return fmt.Errorf("schedule %q never fires (no such date)", s)
+	}
+	return nil
+}
 
 func checkSchedule(c *checker, field, s string) {
 	if s == "" || ScheduleCheck == nil {

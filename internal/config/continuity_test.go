@@ -105,3 +105,22 @@ func TestContinuityErrors(t *testing.T) {
 		})
 	}
 }
+
+// The real schedule check: bad syntax and schedules that never fire are
+// refused with the line.
+func TestContinuitySchedules(t *testing.T) {
+	in := contRepos + "    - name: web\n      sources: [{paths: [/a]}]\n      repository: local\n      schedule: \"0 25 * * *\"\n" +
+		"    - name: web2\n      sources: [{paths: [/a]}]\n      repository: local\n      schedule: \"0 0 30 2 *\"\n" +
+		"    - name: web3\n      sources: [{paths: [/a]}]\n      repository: local\n      schedule: every 2h\n"
+	_, err := Parse("bulwark.yaml", []byte(in))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := errs[0].Error(); !strings.Contains(got, "bulwark.yaml:14: continuity.policies[0].schedule:") || !strings.Contains(got, "25 is outside 0-23") {
+		t.Errorf("first error: %s", got)
+	}
+	if got := errs[1].Error(); !strings.Contains(got, "policies[1].schedule") || !strings.Contains(got, "never fires") {
+		t.Errorf("second error: %s", got)
+	}
+}
