@@ -155,3 +155,12 @@ func (h *History) List(ctx context.Context, policy string, limit int) ([]Run, er
 	}
 	return out, rows.Err()
 }
+
+// Count returns how many runs of policy and kind were recorded.
+func (h *History) Count(ctx context.Context, policy string, kind Kind) (int, error) {
+	var n int
+	if err := h.db.QueryRowContext(ctx, `SELECT count(*) FROM continuity_runs WHERE policy = $1 AND kind = $2`, policy, string(kind)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("continuity: count runs: %w", err)
+	}
+	return n, nil
+}

@@ -56,6 +56,10 @@ type Progress struct {
 type Options struct {
 	Progress *Progress
 	Workers  int // blobs copied at once (default GOMAXPROCS+2)
+	// BlobsOnly stores the blobs dst lacks and saves no snapshot: a scrub
+	// heals a damaged repository from its offsite copy this way (the
+	// damaged snapshots become complete again).
+	BlobsOnly bool
 }
 
 // Copied pairs a source snapshot with its copy.
@@ -97,9 +101,12 @@ func Copy(ctx context.Context, src, dst *repo.Repository, snaps []*repo.Snapshot
 		blobs: map[repo.ID]repo.ID{}, need: map[blobRef]bool{}}
 	res := &Result{SameIDs: c.same}
 
-	done, err := c.alreadyCopied(ctx)
-	if err != nil {
-		return nil, err
+	done := map[repo.ID]bool{}
+	if !o.BlobsOnly {
+		var err error
+		if done, err = c.alreadyCopied(ctx); err != nil {
+			return nil, err
+		}
 	}
 	type pending struct {
 		src  *repo.Snapshot
@@ -124,6 +131,13 @@ func Copy(ctx context.Context, src, dst *repo.Repository, snaps []*repo.Snapshot
 		return nil, err
 	}
 	res.Blobs, res.Bytes = o.Progress.Blobs.Load(), o.Progress.Bytes.Load()
+	if o.BlobsOnly {
+		if err := c.verify(ctx, res); err != nil {
+			return res, fmt.Errorf("verifying the copied blobs: %w", err)
+		}
+		res.Verified = true
+		return res, nil
+	}
 	for _, p := range todo {
 		cp := *p.src
 		cp.Tree = p.tree
