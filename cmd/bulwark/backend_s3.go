@@ -20,7 +20,7 @@ import (
 // duration or Nd, default 40d) and $BULWARK_S3_LOCK_MODE (COMPLIANCE, the
 // default, or GOVERNANCE). create makes a new repository under the prefix;
 // the bucket must exist. The backend is wrapped in retry.New; its
-// Retainer methods stay reachable on the result (see s3Backend).
+// Retainer methods stay reachable on the result (s3.Retrying).
 func openS3(ctx context.Context, e *Env, t *transportFlags, loc string, create bool) (backend.Backend, error) {
 	c := s3.ConfigFromEnv(loc, e.Getenv)
 	c.CAFile = t.caFile(e)
@@ -41,45 +41,15 @@ func openS3(ctx context.Context, e *Env, t *transportFlags, loc string, create b
 	if _, err := s3.ParseLocation(loc); err != nil {
 		return nil, usageError("%v", err)
 	}
-	var (
-		b   *s3.Backend
-		err error
-	)
-	if create {
-		b, err = s3.Create(ctx, c)
-	} else {
-		b, err = s3.Open(ctx, c)
-	}
+	b, err := s3.OpenRetrying(ctx, c, create, retry.DefaultPolicy)
 	if err != nil {
 		if !create && errors.Is(err, backend.ErrNotExist) {
 			return nil, fmt.Errorf("repository %s: %w", loc, err)
 		}
 		return nil, err
 	}
-	return &s3Backend{Backend: retry.New(b, retry.DefaultPolicy), s3: b}, nil
+	return b, nil
 }
-
-// s3Backend is the retrying backend plus the S3 backend's Retainer, so
-// that prune finds it with a type assertion.
-type s3Backend struct {
-	*retry.Backend
-	s3 *s3.Backend
-}
-
-var _ backend.Retainer = (*s3Backend)(nil)
-
-// RetainUntil returns when h's object lock expires.
-func (b *s3Backend) RetainUntil(ctx context.Context, h backend.Handle) (time.Time, error) {
-	return b.s3.RetainUntil(ctx, h)
-}
-
-// ExtendRetention extends h's object lock to until (never shortens it).
-func (b *s3Backend) ExtendRetention(ctx context.Context, h backend.Handle, until time.Time) error {
-	return b.s3.ExtendRetention(ctx, h, until)
-}
-
-// RetentionPeriod is the S3 backend's lock period (prune extends to it).
-func (b *s3Backend) RetentionPeriod() time.Duration { return b.s3.RetentionPeriod() }
 
 // parseDays parses a Go duration or a number of days ("30d").
 func parseDays(s string) (time.Duration, error) {

@@ -41,6 +41,9 @@ type Repository struct {
 	// usual AWS environment variables and files are used.
 	S3AccessKey Secret `yaml:"s3_access_key"`
 	S3SecretKey Secret `yaml:"s3_secret_key"`
+	// Insecure allows a plain http:// vault or S3 location, and only on a
+	// loopback address (test setups).
+	Insecure bool `yaml:"insecure"`
 }
 
 // Policy is one backup job.
@@ -174,13 +177,16 @@ func checkSchedule(c *checker, field, s string) {
 	}
 }
 
-func checkLocation(c *checker, field, loc string) {
+func checkLocation(c *checker, field, loc string, insecure bool) {
 	switch {
 	case loc == "":
 		c.errorf(field, "required: a directory, https://HOST:PORT/NAME (vault) or s3:https://HOST/BUCKET/PREFIX")
+	case strings.HasPrefix(loc, "s3:http://") && !insecure:
+		c.errorf(field, "plain http is not allowed for a repository; use s3:https:// (insecure: true allows http on a loopback address)")
 	case strings.HasPrefix(loc, "s3:"), strings.HasPrefix(loc, "https://"):
+	case strings.HasPrefix(loc, "http://") && insecure:
 	case strings.HasPrefix(loc, "http://"):
-		c.errorf(field, "plain http is not allowed for a repository; use https://")
+		c.errorf(field, "plain http is not allowed for a repository; use https:// (insecure: true allows http on a loopback address)")
 	case strings.Contains(loc, "://"):
 		c.errorf(field, "%q: unknown scheme; use a directory, https:// or s3:", loc)
 	case !isAbs(loc):
@@ -192,11 +198,14 @@ func (r Repository) validate(c *checker) {
 	if !policyNameRE.MatchString(r.Name) {
 		c.errorf("name", "%q: use a lower-case letter, then up to 62 of a-z, 0-9, _ and -", r.Name)
 	}
-	checkLocation(c, "location", r.Location)
+	checkLocation(c, "location", r.Location, r.Insecure)
+	if r.Insecure && !strings.Contains(r.Location, "http://") {
+		c.errorf("insecure", "only for an http:// location")
+	}
 	if !r.Password.IsSet() {
 		c.errorf("password", "required; give {env: NAME} or {file: /path}")
 	}
-	if r.VaultToken.IsSet() && !strings.HasPrefix(r.Location, "https://") {
+	if r.VaultToken.IsSet() && !strings.HasPrefix(r.Location, "https://") && !strings.HasPrefix(r.Location, "http://") {
 		c.errorf("vault_token", "only for a vault location (https://HOST:PORT/NAME)")
 	}
 	if r.S3AccessKey.IsSet() != r.S3SecretKey.IsSet() {

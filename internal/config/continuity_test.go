@@ -78,7 +78,7 @@ func TestContinuityErrors(t *testing.T) {
 		}},
 		{"repository rules", "continuity:\n  repositories:\n    - name: a\n      location: http://h/x\n    - name: a\n      location: rel/dir\n      password: {env: P}\n      s3_access_key: {env: K}\n", []string{
 			`bulwark.yaml:3: continuity.repositories[0].password: required; give {env: NAME} or {file: /path}`,
-			`bulwark.yaml:4: continuity.repositories[0].location: plain http is not allowed for a repository; use https://`,
+			`bulwark.yaml:4: continuity.repositories[0].location: plain http is not allowed for a repository; use https:// (insecure: true allows http on a loopback address)`,
 			`bulwark.yaml:5: continuity.repositories[1].s3_secret_key: give both s3_access_key and s3_secret_key, or neither`,
 			`bulwark.yaml:5: continuity.repositories[1].name: "a" is also repositories[0]`,
 			`bulwark.yaml:6: continuity.repositories[1].location: "rel/dir" is not an absolute path`,

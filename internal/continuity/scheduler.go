@@ -1,0 +1,139 @@
+package continuity
+
+// The scheduler runs inside `bulwark up`. Every tick it asks, for each
+// policy and each of its jobs (backup, restore test, scrub), whether an
+// activation of the job's schedule (plus the policy's fixed jitter) fell
+// since the job's last start, as recorded in the run history; if so, and
+// the job is not already running, it starts it. Because the history is in
+// the database, a run missed while the process was down is seen on the
+// first tick after start and caught up once (schedule.Due reports one run
+// however many activations were missed). A job never scheduled before
+// waits for its first activation after the scheduler started. Runs left
+// "running" by a crash are marked failed when the scheduler starts.
+//
+// The recovery-point watch runs every RPOEvery (default 5 minutes).
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/continuity/schedule"
+)
+
+// Scheduler runs a Service's policies on their schedules.
+type Scheduler struct {
+	Service  *Service
+	Tick     time.Duration // default 30s
+	RPOEvery time.Duration // default 5m
+
+	started time.Time
+	lastRPO time.Time
+	wg      sync.WaitGroup
+}
+
+// job is one schedulable job of a policy.
+type job struct {
+	kind     Kind
+	schedule string
+	run      func(ctx context.Context, policy string) error
+}
+
+func (sc *Scheduler) jobs(p config.Policy) []job {
+	s := sc.Service
+	return []job{
+		{KindBackup, p.Schedule, func(ctx context.Context, n string) error { _, err := s.RunBackup(ctx, n); return err }},
+		{KindRestoreTest, p.RestoreTest.Schedule, func(ctx context.Context, n string) error { _, err := s.RestoreTest(ctx, n); return err }},
+		{KindScrub, p.Scrub.Schedule, func(ctx context.Context, n string) error { _, err := s.Scrub(ctx, n); return err }},
+	}
+}
+
+// Run schedules until ctx is done, then waits for running jobs (which see
+// ctx cancelled) to end.
+func (sc *Scheduler) Run(ctx context.Context) error {
+	s := sc.Service
+	if sc.Tick <= 0 {
+		sc.Tick = 30 * time.Second
+	}
+	sc.started = s.now()
+	if s.History != nil {
+		if n, err := s.History.AbandonRunning(ctx, s.now()); err != nil {
+			return err
+		} else if n > 0 {
+			s.logger().Warn("continuity: runs interrupted by the last stop marked failed", "runs", n)
+		}
+	}
+	t := time.NewTicker(sc.Tick)
+	defer t.Stop()
+	for {
+		sc.TickOnce(ctx)
+		select {
+		case <-ctx.Done():
+			sc.wg.Wait()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// TickOnce starts the jobs that are due now and, every RPOEvery, checks
+// the RPOs. It returns without waiting for the jobs; Wait does.
+func (sc *Scheduler) TickOnce(ctx context.Context) []string {
+	s := sc.Service
+	now := s.now()
+	if sc.started.IsZero() {
+		sc.started = now
+	}
+	var started []string
+	for _, p := range s.Config.Policies {
+		for _, j := range sc.jobs(p) {
+			if j.schedule == "" || s.Running(p.Name, j.kind) {
+				continue
+			}
+			sch, err := schedule.Parse(j.schedule)
+			if err != nil {
+				continue // config validation refused it already
+			}
+			var last time.Time
+			if s.History != nil {
+				if run, ok, err := s.History.Last(ctx, p.Name, j.kind, false); err == nil && ok {
+					last = run.Started
+				}
+			}
+			d := schedule.Due(sch, last, now, schedule.Options{Jitter: schedule.Jitter(p.Name+"/"+string(j.kind), p.Jitter.D()), Enrolled: sc.started})
+			if !d.Due {
+				continue
+			}
+			if d.Missed {
+				s.logger().Info("continuity: catching up a missed run", "policy", p.Name, "job", j.kind)
+			}
+			started = append(started, p.Name+"/"+string(j.kind))
+			sc.wg.Add(1)
+			go func(j job, name string) {
+				defer sc.wg.Done()
+				if err := j.run(ctx, name); err != nil {
+					s.logger().Warn("continuity: scheduled job failed", "policy", name, "job", j.kind, "err", err)
+				}
+			}(j, p.Name)
+		}
+	}
+	every := sc.RPOEvery
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	if now.Sub(sc.lastRPO) >= every {
+		sc.lastRPO = now
+		for _, p := range s.Config.Policies {
+			if p.RPO > 0 {
+				if _, err := s.CheckRPO(ctx, p.Name); err != nil {
+					s.logger().Warn("continuity: RPO check failed", "policy", p.Name, "err", err)
+				}
+			}
+		}
+	}
+	return started
+}
+
+// Wait waits for the jobs started so far.
+func (sc *Scheduler) Wait() { sc.wg.Wait() }
