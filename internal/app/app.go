@@ -21,6 +21,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/audit"
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -28,7 +29,7 @@ import (
 
 // Migrations lists every capability's schema in dependency order.
 func Migrations() []store.Migrations {
-	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations}
+	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations}
 }
 
 // Options locate the configuration and data.
@@ -63,6 +64,8 @@ type App struct {
 	AuditKey   ed25519.PrivateKey
 	Events     *events.Bus
 	WebAuthn   *identity.WebAuthn
+	// Continuity runs the backup policies of the configuration.
+	Continuity *continuity.Service
 	now        func() time.Time
 	getenv     func(string) string
 	stderr     io.Writer
@@ -219,6 +222,15 @@ func (a *App) build() error {
 	a.Identity, err = identity.New(a.DB, a.Access, ic)
 	if err != nil {
 		return err
+	}
+	a.Continuity = &continuity.Service{
+		Config:  cfg.Continuity,
+		Open:    continuity.RepositoryOpener(a.getenv, os.ReadFile, filepath.Join(a.DataDir, "cache")),
+		History: continuity.NewHistory(a.DB),
+		Bus:     a.Events,
+		Logger:  a.Logger,
+		Now:     a.now,
+		Getenv:  a.getenv,
 	}
 	// Every event is also an audit entry: the audit log is the one
 	// tamper-evident record of what happened.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/api"
 	"github.com/bulwarkhq/bulwark/internal/certs"
+	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -127,6 +128,16 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go a.maintain(bg)
+	// The backup policies run on their schedules (see internal/continuity).
+	sched := &continuity.Scheduler{Service: a.Continuity}
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		if err := sched.Run(bg); err != nil {
+			a.Logger.Warn("continuity scheduler", "err", err)
+		}
+	}()
+	defer func() { stopBG(); <-schedDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
