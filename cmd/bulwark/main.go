@@ -76,7 +76,7 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 			userCommand(), roleCommand(), grantCommand(), tokenCommand(),
 			auditCommand(), eventsCommand(), configCommand(), recoverCommand(),
 			repoCommand(), backupCommand(), snapshotsCommand(), restoreCommand(), lsCommand(), diffCommand(),
-			catCommand(), forgetCommand(), copyCommand(), vaultCommand(), policyCommand(), restoreTestCommand(),
+			catCommand(), forgetCommand(), copyCommand(), vaultCommand(), policyCommand(), restoreTestCommand(), drpCommand(),
 			versionCommand(), completionCommand(),
 		},
 	}

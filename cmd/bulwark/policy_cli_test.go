@@ -96,6 +96,14 @@ func TestPolicyCommands(t *testing.T) {
 		t.Errorf("scrub: %s", out)
 	}
 
+	standby := filepath.Join(base, "standby")
+	if out := mustRun(t, c, append([]string{"drp", "activate", "web", "--target", standby}, flags...)...); !strings.Contains(out, "complete") {
+		t.Errorf("drp activate: %s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(standby, src, "d", "f19")); err != nil || len(b) != 1900 {
+		t.Errorf("standby file: %d bytes, %v", len(b), err)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -209,3 +209,29 @@ func TestRunBackupGuards(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+// Disaster recovery restores every source from the freshest copy; with the
+// primary gone, from the offsite one.
+func TestActivate(t *testing.T) {
+	f := newFixture(t, config.Policy{Name: "web", Sources: []config.Source{{Name: "files"}}, Offsite: []string{"offsite"}})
+	f.svc.Config.Policies[0].Sources[0].Paths = []string{f.data}
+	if _, err := f.svc.RunBackup(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.RemoveAll(f.dirs["primary"])) // the primary site is lost
+	target := t.TempDir()
+	rep, err := f.svc.Activate(ctx, "web", ActivateOptions{Target: target})
+	if err != nil {
+		t.Fatalf("activate: %v", err)
+	}
+	if !rep.OK || len(rep.Sources) != 1 || rep.Sources[0].Repository != "offsite" || rep.Sources[0].Files != 2 || rep.Duration <= 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	b, err := os.ReadFile(filepath.Join(target, f.data, "sub", "b.bin"))
+	if err != nil || len(b) != 300000 {
+		t.Fatalf("restored file: %d bytes, %v", len(b), err)
+	}
+	if _, err := f.svc.Activate(ctx, "web", ActivateOptions{}); err == nil || !strings.Contains(err.Error(), "--target") {
+		t.Errorf("without a target: %v", err)
+	}
+}
