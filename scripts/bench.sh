@@ -26,6 +26,11 @@ run parity ./internal/repo/parity 'Encode|Repair' 1s
 echo "bench: repository vs restic and borg" >&2
 scripts/bench-repo.sh "$tmp/repo.md" "$tmp/repo.json" >&2 || echo "(bench-repo failed; see above)" > "$tmp/repo.md"
 
+# Continuity: backup to a vault over loopback TLS vs local, offsite copy of
+# an unchanged snapshot, restore test beside a plain restore.
+echo "bench: continuity (vault, offsite copy, restore test)" >&2
+scripts/bench-continuity.sh "$tmp/continuity.md" "$tmp/continuity.json" >&2 || echo "(bench-continuity failed; see above)" > "$tmp/continuity.md"
+
 # Where a first backup spends its CPU (a profile of one run on the corpus).
 profile_backup() {
 	local corpus=${BENCH_CORPUS:-${BENCH_DIR:-/var/tmp/bulwark-bench}/corpus} bin="$tmp/bulwark"
@@ -96,6 +101,10 @@ table() { # turns `go test -bench` lines into markdown rows
 	echo "level compresses Go sources at about 100 MB/s per core on this CPU (BenchmarkCompress below)."
 	echo
 	cat "$tmp/profile.md"
+	echo
+	echo "## Continuity (targets: backup to the vault >= 80% of local throughput; copy of an unchanged snapshot < 1 s; restore test beside a plain restore)"
+	echo
+	cat "$tmp/continuity.md"
 	echo
 	echo "### Components (one core unless stated)"
 	echo

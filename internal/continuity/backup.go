@@ -181,7 +181,9 @@ func (s *Service) backupSource(ctx context.Context, r *repo.Repository, p config
 	switch out.Kind {
 	case "paths":
 		o.Excludes, o.OneFileSystem = src.Exclude, src.OneFileSystem
-		o.Warn = func(path string, err error) { s.logger().Warn("backup: unreadable entry", "policy", p.Name, "path", path, "err", err) }
+		o.Warn = func(path string, err error) {
+			s.logger().Warn("backup: unreadable entry", "policy", p.Name, "path", path, "err", err)
+		}
 		res, err = archiver.Backup(ctx, r, src.Paths, o)
 	case "postgres":
 		var dsn string

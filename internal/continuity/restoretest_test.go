@@ -98,7 +98,9 @@ func TestRestoreTestPostgres(t *testing.T) {
 	}
 	db := fmt.Sprintf("bulwark_rt_src_%d", time.Now().UnixNano())
 	psql(t, "test", "CREATE DATABASE "+db)
-	t.Cleanup(func() { exec.Command("psql", "-X", "-q", "postgres://root@127.0.0.1:5432/test?sslmode=disable", "-c", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)").Run() })
+	t.Cleanup(func() {
+		exec.Command("psql", "-X", "-q", "postgres://root@127.0.0.1:5432/test?sslmode=disable", "-c", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)").Run()
+	})
 	psql(t, db, "CREATE TABLE t(id int primary key, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g")
 	f := newFixture(t, config.Policy{Name: "db",
 		Sources:     []config.Source{{Name: "app", Postgres: config.EnvSecret("SRC_DSN")}},

@@ -206,7 +206,7 @@ func newRepository(be backend.Backend, sec *crypto.Secrets, keyID ID, cfg Config
 		table:    chunker.NewTable(sec.ChunkerSeed),
 		idx:      index.New(),
 		inflight: make(map[blobKey]bool),
-		upSem:    make(chan struct{}, 1),
+		upSem:    make(chan struct{}, backend.UploadConcurrency(be)),
 		Now:      time.Now,
 		aeads:    aeadCache{m: make(map[ID]cipher.AEAD)},
 	}

@@ -20,15 +20,19 @@
 //	DATA/tls/cert.pem, key.pem       self-signed certificate (certs.EnsureSelfSigned)
 //	DATA/tokens.json                 tokens, SHA-256 hashed (0600); written by `vault token`
 //	DATA/usage/SHA256                bytes stored through each token (quota accounting)
+//	DATA/usage/SHA256.bound          durable upper bound of those bytes (see usage.go)
 //	DATA/vault.log                   refused requests, JSON lines (slog)
 //	DATA/repos/NAME/                 repository NAME, in the local backend's layout
 //	DATA/meta/NAME/received.jsonl    when the vault received each snapshot
 //	DATA/meta/NAME/lockowners/LOCK   the token that created lock LOCK
 //
-// Repositories use internal/repo/backend/local, so an object is written to
-// a temporary file, fsynced and linked into place: a vault killed in the
-// middle of an upload leaves no partial object, only a hidden temporary
-// file that is removed when the vault next starts. The vault's own
+// Repositories use internal/repo/backend/local's layout and are read,
+// listed and cleaned through it. Uploads are streamed to disk by the vault
+// itself with the local backend's write protocol (objects.go): written to
+// a temporary file while the body arrives, hashed on the way, fsynced and
+// linked into place before the vault answers: a vault killed in the middle
+// of an upload leaves no partial object, only a hidden temporary file
+// that is removed when the vault next starts. The vault's own
 // metadata lives beside the repositories, not inside them, so a repository
 // directory stays a plain repository that `bulwark` can open directly.
 //
@@ -94,10 +98,13 @@
 // # Quotas
 //
 // A token may have a quota in bytes: the total size of the objects created
-// through it (DATA/usage/, keyed by the token's hash and persisted after
-// every upload). An upload that
+// through it (DATA/usage/, keyed by the token's hash). An upload that
 // would take the total past the quota is refused with 507 before its body
-// is read. Deleting objects does not give quota back (retention and prune
+// is read. The count is kept durable as an upper bound raised ahead of it
+// (one fsync per 64 MiB or 1/16 of the quota, not per upload; usage.go),
+// so a crash can never let a token store more than its quota; it can
+// overcharge the token by at most that step. A clean shutdown records the
+// exact count. Deleting objects does not give quota back (retention and prune
 // are the administrator's); adding a token again under the same name
 // starts its usage at zero.
 //

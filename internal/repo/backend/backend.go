@@ -296,3 +296,20 @@ func AsRetainer(be Backend) (Retainer, bool) {
 		be = u.Unwrap()
 	}
 }
+
+// UploadConcurrency is how many objects a writer should upload at once
+// to be: 1 unless be (or a backend it wraps) says otherwise with an
+// UploadConcurrency() int method. Remote transports return more, so that
+// the latency of one upload overlaps the next; a local disk gains nothing.
+func UploadConcurrency(be Backend) int {
+	for {
+		if c, ok := be.(interface{ UploadConcurrency() int }); ok {
+			return max(c.UploadConcurrency(), 1)
+		}
+		u, ok := be.(interface{ Unwrap() Backend })
+		if !ok {
+			return 1
+		}
+		be = u.Unwrap()
+	}
+}

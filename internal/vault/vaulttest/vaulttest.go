@@ -36,6 +36,9 @@ type Vault struct {
 	opts vault.Options
 	hs   *http.Server
 	done chan struct{}
+
+	connMu sync.Mutex
+	conns  map[net.Conn]tls.ConnectionState // every connection that sent a request
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use.
@@ -98,6 +101,18 @@ func (v *Vault) serve(t testing.TB, ln net.Listener) {
 	}
 	v.Server = s
 	v.hs = s.HTTPServer(cfg)
+	v.hs.ConnState = func(c net.Conn, st http.ConnState) {
+		// Active comes after the handshake, with the first request.
+		if tc, ok := c.(*tls.Conn); ok && st == http.StateActive {
+			cs := tc.ConnectionState()
+			v.connMu.Lock()
+			defer v.connMu.Unlock()
+			if v.conns == nil {
+				v.conns = map[net.Conn]tls.ConnectionState{}
+			}
+			v.conns[c] = cs
+		}
+	}
 	v.done = make(chan struct{})
 	go func(hs *http.Server, done chan struct{}) {
 		defer close(done)
@@ -135,6 +150,18 @@ func (v *Vault) Restart(t testing.TB) {
 		t.Fatalf("restart vault on %s: %v", v.Addr, err)
 	}
 	v.serve(t, ln)
+}
+
+// Conns returns the TLS state of every connection that has sent a request
+// (a kept-alive connection counts once).
+func (v *Vault) Conns() []tls.ConnectionState {
+	v.connMu.Lock()
+	defer v.connMu.Unlock()
+	out := make([]tls.ConnectionState, 0, len(v.conns))
+	for _, cs := range v.conns {
+		out = append(out, cs)
+	}
+	return out
 }
 
 // Token adds a token and returns its secret.

@@ -468,6 +468,11 @@ func (e *unsentError) Error() string { return e.err.Error() }
 func (e *unsentError) Unwrap() error { return e.err }
 
 // Location returns the repository's location, s3:https://HOST/BUCKET/PREFIX.
+// UploadConcurrency lets a backup keep two pack uploads in flight: over a
+// network the latency of one overlaps the next (see
+// backend.UploadConcurrency).
+func (b *Backend) UploadConcurrency() int { return 2 }
+
 func (b *Backend) Location() string { return b.loc.String() }
 
 // Locked reports whether the bucket has object lock enabled, so that Save

@@ -232,6 +232,11 @@ func loopback(host string) bool {
 }
 
 // Location returns https://HOST:PORT/NAME.
+// UploadConcurrency lets a backup keep two pack uploads in flight: over a
+// network the latency of one overlaps the next (see
+// backend.UploadConcurrency).
+func (b *Backend) UploadConcurrency() int { return 2 }
+
 func (b *Backend) Location() string { return b.base.String() + "/" + b.name }
 
 // Close releases idle connections.
