@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/app"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 )
 
@@ -45,23 +46,9 @@ of the data (the recovery point). Exit status 1 if any source failed.`,
 			fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 		},
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError("give one policy name")
-			}
-			a, err := openContinuity(ctx, &f, e)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			rep, err := a.Continuity.Activate(ctx, args[0], o)
-			if rep == nil {
-				return err
-			}
-			if asJSON {
-				if werr := writeJSON(e.Stdout, rep); werr != nil {
-					return werr
-				}
-			} else {
+			return runPolicyJob(ctx, e, &f, args, asJSON, func(a *app.App, name string) (*continuity.ActivationReport, error) {
+				return a.Continuity.Activate(ctx, name, o)
+			}, func(rep *continuity.ActivationReport) {
 				for _, s := range rep.Sources {
 					if s.Error != "" {
 						fmt.Fprintf(e.Stdout, "%s: FAILED: %s\n", s.Source, s.Error)
@@ -70,11 +57,7 @@ of the data (the recovery point). Exit status 1 if any source failed.`,
 					fmt.Fprintf(e.Stdout, "%s: snapshot %s from %s, data %s old\n", s.Source, s.Snapshot[:8], s.Repository, (time.Duration(s.DataAge) * time.Second).Round(time.Second))
 				}
 				fmt.Fprintf(e.Stdout, "recovery of %s: %s in %.1fs\n", rep.Policy, map[bool]string{true: "complete", false: "INCOMPLETE"}[rep.OK], rep.Duration)
-			}
-			if err != nil {
-				return &ExitError{Code: 1, Err: err}
-			}
-			return nil
+			})
 		},
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"strings"
@@ -134,23 +133,9 @@ Exit status 1 when any part failed (the report says which).`,
 			fs.BoolVar(&asJSON, "json", false, "print the run's evidence as JSON")
 		},
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError("give one policy name")
-			}
-			a, err := openContinuity(ctx, &f, e)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			rep, err := a.Continuity.RunBackup(ctx, args[0])
-			if rep == nil {
-				return err
-			}
-			if asJSON {
-				if werr := writeJSON(e.Stdout, rep); werr != nil {
-					return werr
-				}
-			} else {
+			return runPolicyJob(ctx, e, &f, args, asJSON, func(a *app.App, name string) (*continuity.BackupReport, error) {
+				return a.Continuity.RunBackup(ctx, name)
+			}, func(rep *continuity.BackupReport) {
 				for _, s := range rep.Sources {
 					if s.Error != "" {
 						fmt.Fprintf(e.Stdout, "source %s: FAILED: %s\n", s.Source, s.Error)
@@ -169,11 +154,7 @@ Exit status 1 when any part failed (the report says which).`,
 					fmt.Fprintf(e.Stdout, "retention: %d snapshots forgotten, %d kept by a lock\n", rep.Forgotten, rep.Locked)
 				}
 				fmt.Fprintf(e.Stdout, "policy %s: %s in %.1fs\n", rep.Policy, map[bool]string{true: "ok", false: "FAILED"}[rep.OK], rep.Duration)
-			}
-			if err != nil {
-				return &ExitError{Code: 1, Err: err}
-			}
-			return nil
+			})
 		},
 	}
 }
@@ -280,32 +261,14 @@ then from an offsite copy made with the same parameters.`,
 			fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 		},
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError("give one policy name")
-			}
-			a, err := openContinuity(ctx, &f, e)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			rep, err := a.Continuity.Scrub(ctx, args[0])
-			if rep == nil {
-				return err
-			}
-			if asJSON {
-				if werr := writeJSON(e.Stdout, rep); werr != nil {
-					return werr
-				}
-			} else {
+			return runPolicyJob(ctx, e, &f, args, asJSON, func(a *app.App, name string) (*continuity.ScrubReport, error) {
+				return a.Continuity.Scrub(ctx, name)
+			}, func(rep *continuity.ScrubReport) {
 				fmt.Fprintf(e.Stdout, "scrub of %s: group %s, %d packs (%s) read, %d problems\n", rep.Repository, rep.Group, rep.Packs, humanBytes(rep.Bytes), len(rep.Problems))
 				for _, p := range rep.Problems {
 					fmt.Fprintln(e.Stdout, "  "+p)
 				}
-			}
-			if err != nil {
-				return &ExitError{Code: 1, Err: err}
-			}
-			return nil
+			})
 		},
 	}
 }
@@ -331,22 +294,9 @@ age. Exit status 1 when the test fails (an alert event is raised too).`,
 			fs.BoolVar(&asJSON, "json", false, "print the evidence as JSON")
 		},
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError("give one policy name")
-			}
-			a, err := openContinuity(ctx, &f, e)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ev, err := a.Continuity.RestoreTest(ctx, args[0])
-			if ev == nil {
-				return err
-			}
-			if asJSON {
-				b, _ := json.MarshalIndent(ev, "", "  ")
-				fmt.Fprintln(e.Stdout, string(b))
-			} else {
+			return runPolicyJob(ctx, e, &f, args, asJSON, func(a *app.App, name string) (*continuity.RestoreTestEvidence, error) {
+				return a.Continuity.RestoreTest(ctx, name)
+			}, func(ev *continuity.RestoreTestEvidence) {
 				for _, t := range ev.Tests {
 					res := "passed"
 					if t.Error != "" {
@@ -356,11 +306,37 @@ age. Exit status 1 when the test fails (an alert event is raised too).`,
 						(time.Duration(t.DataAge) * time.Second).Round(time.Second), t.FilesVerified, humanBytes(t.Bytes), t.Duration, res)
 				}
 				fmt.Fprintf(e.Stdout, "restore test of %s: %s in %.2fs\n", ev.Policy, ev.Result, ev.Duration)
-			}
-			if err != nil {
-				return &ExitError{Code: 1, Err: err}
-			}
-			return nil
+			})
 		},
 	}
+}
+
+// runPolicyJob runs job on the one policy args names, prints its report
+// (JSON, or text), and turns a failed job into exit status 1; a job that
+// could not start (unknown policy, already running) is an error as is.
+func runPolicyJob[T any](ctx context.Context, e *Env, f *serverFlags, args []string, asJSON bool,
+	job func(a *app.App, policy string) (*T, error), text func(*T)) error {
+	if len(args) != 1 {
+		return usageError("give one policy name")
+	}
+	a, err := openContinuity(ctx, f, e)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	rep, err := job(a, args[0])
+	if rep == nil {
+		return err
+	}
+	if asJSON {
+		if werr := writeJSON(e.Stdout, rep); werr != nil {
+			return werr
+		}
+	} else {
+		text(rep)
+	}
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	return nil
 }

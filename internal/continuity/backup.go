@@ -93,16 +93,7 @@ func sourceKind(src config.Source) string {
 // on the primary. A failed source does not stop the others; the run
 // fails if any part failed, and says which.
 func (s *Service) RunBackup(ctx context.Context, name string) (*BackupReport, error) {
-	p, err := s.policy(name)
-	if err != nil {
-		return nil, err
-	}
-	var rep *BackupReport
-	_, err = s.record(ctx, p.Name, KindBackup, func() (any, error) {
-		var err error
-		rep, err = s.backup(ctx, p)
-		return rep, err
-	})
+	rep, _, err := runRecorded(ctx, s, name, KindBackup, func(p config.Policy) (*BackupReport, error) { return s.backup(ctx, p) })
 	return rep, err
 }
 

@@ -111,27 +111,33 @@ func (s *Service) Running(policy string, kind Kind) bool {
 	return s.running[policy+"/"+string(kind)]
 }
 
-// record runs job as one history entry of policy and kind.
-func (s *Service) record(ctx context.Context, policy string, kind Kind, job func() (any, error)) (any, error) {
-	done, err := s.begin(policy, kind)
+// runRecorded runs job for the named policy as one history entry of
+// kind: it refuses an overlapping run, records the start, and records the
+// end with the job's report as evidence (even when ctx was cancelled).
+func runRecorded[T any](ctx context.Context, s *Service, name string, kind Kind, job func(config.Policy) (T, error)) (T, config.Policy, error) {
+	var out T
+	p, err := s.policy(name)
 	if err != nil {
-		return nil, err
+		return out, p, err
+	}
+	done, err := s.begin(p.Name, kind)
+	if err != nil {
+		return out, p, err
 	}
 	defer done()
 	var id int64
 	if s.History != nil {
-		if id, err = s.History.Start(ctx, policy, kind, s.now()); err != nil {
-			return nil, err
+		if id, err = s.History.Start(ctx, p.Name, kind, s.now()); err != nil {
+			return out, p, err
 		}
 	}
-	evidence, jobErr := job()
+	out, jobErr := job(p)
 	if s.History != nil {
-		// Record the end even when ctx was cancelled mid-job.
-		if err := s.History.Finish(context.WithoutCancel(ctx), id, s.now(), jobErr, evidence); err != nil && jobErr == nil {
+		if err := s.History.Finish(context.WithoutCancel(ctx), id, s.now(), jobErr, out); err != nil && jobErr == nil {
 			jobErr = err
 		}
 	}
-	return evidence, jobErr
+	return out, p, jobErr
 }
 
 // publish sends an event; failures are logged, never returned (the job's

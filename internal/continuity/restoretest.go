@@ -58,16 +58,10 @@ type SnapshotTest struct {
 // command; and removes everything it made. A failure raises an alert
 // event.
 func (s *Service) RestoreTest(ctx context.Context, name string) (*RestoreTestEvidence, error) {
-	p, err := s.policy(name)
-	if err != nil {
+	ev, p, err := runRecorded(ctx, s, name, KindRestoreTest, func(p config.Policy) (*RestoreTestEvidence, error) { return s.restoreTest(ctx, p) })
+	if ev == nil {
 		return nil, err
 	}
-	var ev *RestoreTestEvidence
-	_, err = s.record(ctx, p.Name, KindRestoreTest, func() (any, error) {
-		var err error
-		ev, err = s.restoreTest(ctx, p)
-		return ev, err
-	})
 	res := events.Event{Resource: "policy/" + p.Name}
 	if err != nil {
 		s.publish(ctx, withData(withMsg(res, events.TypeRestoreTestFailed, events.SeverityError, "restore test of %s failed: %v", p.Name, err),

@@ -61,16 +61,10 @@ type HealResult struct {
 
 // Scrub runs one scrub of the policy's primary repository.
 func (s *Service) Scrub(ctx context.Context, name string) (*ScrubReport, error) {
-	p, err := s.policy(name)
-	if err != nil {
+	rep, p, err := runRecorded(ctx, s, name, KindScrub, func(p config.Policy) (*ScrubReport, error) { return s.scrub(ctx, p) })
+	if rep == nil {
 		return nil, err
 	}
-	var rep *ScrubReport
-	_, err = s.record(ctx, p.Name, KindScrub, func() (any, error) {
-		var err error
-		rep, err = s.scrub(ctx, p)
-		return rep, err
-	})
 	res := events.Event{Resource: "repository/" + p.Repository}
 	switch {
 	case err != nil:
