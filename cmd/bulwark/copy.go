@@ -151,15 +151,11 @@ func openDest(ctx context.Context, e *Env, f *repoFlags, loc, pwFile string) (*r
 		}
 		return e.Getenv(k)
 	}
-	be, err := openBackend(ctx, &de, &f.transport, loc, false)
+	r, err := openRepo(ctx, &de, &f.transport, loc, pw, f.cache(e), "destination")
 	if err != nil {
-		return nil, err
-	}
-	r, err := repo.Open(ctx, be, pw, repo.OpenOptions{CacheDir: f.cache(e)})
-	if err != nil {
-		be.Close()
-		if errors.Is(err, repo.ErrNoKey) {
-			return nil, &ExitError{Code: 3, Err: fmt.Errorf("destination %s: %w", loc, err)}
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("destination %s: %w", loc, err)
 	}

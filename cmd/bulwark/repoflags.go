@@ -135,6 +135,27 @@ func openBackend(ctx context.Context, e *Env, t *transportFlags, loc string, cre
 	return be, nil
 }
 
+// openRepo opens the repository at loc with password pw (wrong password:
+// exit status 3, the message starting with what, e.g. "repository"), and
+// gives the key derivation's 64 MiB back to the OS before the real work
+// starts, so they do not add to the peak.
+func openRepo(ctx context.Context, e *Env, t *transportFlags, loc string, pw []byte, cache, what string) (*repo.Repository, error) {
+	be, err := openBackend(ctx, e, t, loc, false)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(ctx, be, pw, repo.OpenOptions{CacheDir: cache})
+	if err != nil {
+		be.Close()
+		if errors.Is(err, repo.ErrNoKey) {
+			return nil, &ExitError{Code: 3, Err: fmt.Errorf("%s %s: %w", what, loc, err)}
+		}
+		return nil, err
+	}
+	debug.FreeOSMemory()
+	return r, nil
+}
+
 // open opens the repository and, when index is set, loads its index.
 func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Repository, error) {
 	loc, err := f.location(e)
@@ -145,21 +166,10 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 	if err != nil {
 		return nil, err
 	}
-	be, err := openBackend(ctx, e, &f.transport, loc, false)
+	r, err := openRepo(ctx, e, &f.transport, loc, pw, f.cache(e), "repository")
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, be, pw, repo.OpenOptions{CacheDir: f.cache(e)})
-	if err != nil {
-		be.Close()
-		if errors.Is(err, repo.ErrNoKey) {
-			return nil, &ExitError{Code: 3, Err: fmt.Errorf("repository %s: %w", loc, err)}
-		}
-		return nil, err
-	}
-	// The key derivation's 64 MiB are garbage now: give them back before
-	// the real work starts, so they do not add to the peak.
-	debug.FreeOSMemory()
 	// Backups and restores keep a bounded working set (packs, chunk
 	// buffers: about 75 MiB live at most); a soft limit makes the collector
 	// keep the heap near it instead of doubling it. 112 MiB gives a peak RSS

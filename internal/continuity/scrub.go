@@ -11,6 +11,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/continuity/schedule"
 	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/repo"
 	"github.com/bulwarkhq/bulwark/internal/repo/checker"
 	"github.com/bulwarkhq/bulwark/internal/repo/copier"
 	"github.com/bulwarkhq/bulwark/internal/repo/prune"
@@ -149,22 +150,24 @@ func (s *Service) scrub(ctx context.Context, p config.Policy) (*ScrubReport, err
 	if err != nil {
 		return rep, fmt.Errorf("repair: %w", err)
 	}
+	// Everything from here works on a fresh handle: repair rewrote the
+	// index, and the copy below deduplicates against the new one.
+	r2, err := s.openNamed(ctx, p.Repository)
+	if err != nil {
+		return rep, err
+	}
+	defer r2.Close()
 	// Then what parity could not rebuild, from an offsite copy; the
 	// damaged packs, out of the index since the repair and now redundant,
 	// are pruned away.
 	if rr != nil && len(rr.Packs.Damaged)+len(rr.Packs.Missing) > 0 {
 		for _, off := range p.Offsite {
-			h := s.heal(ctx, p, off)
+			h := s.heal(ctx, p, off, r2)
 			rep.Healed = append(rep.Healed, h)
 			if h.Error != "" {
 				continue
 			}
-			r3, err := s.openNamed(ctx, p.Repository)
-			if err != nil {
-				return rep, err
-			}
-			pr, err := prune.Prune(ctx, r3, prune.Options{MaxUnusedPercent: prune.DefaultMaxUnusedPercent, LockWait: 10 * time.Minute})
-			r3.Close()
+			pr, err := prune.Prune(ctx, r2, prune.Options{MaxUnusedPercent: prune.DefaultMaxUnusedPercent, LockWait: 10 * time.Minute})
 			rep.Prune = pr
 			if err != nil {
 				return rep, fmt.Errorf("prune after healing: %w", err)
@@ -172,12 +175,7 @@ func (s *Service) scrub(ctx context.Context, p config.Policy) (*ScrubReport, err
 			break
 		}
 	}
-	// Check again, with a fresh handle (repair rewrote the index).
-	r2, err := s.openNamed(ctx, p.Repository)
-	if err != nil {
-		return rep, err
-	}
-	defer r2.Close()
+	// Check again (the checker reads the index files afresh).
 	cr, err = checker.Check(ctx, r2, opts)
 	if err != nil {
 		return rep, err
@@ -192,9 +190,9 @@ func (s *Service) scrub(ctx context.Context, p config.Policy) (*ScrubReport, err
 	return rep, nil
 }
 
-// heal copies back, from the offsite repository off, every blob of the
-// policy's snapshots that the primary lacks.
-func (s *Service) heal(ctx context.Context, p config.Policy, off string) HealResult {
+// heal copies back into dst (the primary), from the offsite repository
+// off, every blob of the policy's snapshots that dst lacks.
+func (s *Service) heal(ctx context.Context, p config.Policy, off string, dst *repo.Repository) HealResult {
 	h := HealResult{Repository: off}
 	src, err := s.openNamed(ctx, off)
 	if err != nil {
@@ -202,12 +200,6 @@ func (s *Service) heal(ctx context.Context, p config.Policy, off string) HealRes
 		return h
 	}
 	defer src.Close()
-	dst, err := s.openNamed(ctx, p.Repository)
-	if err != nil {
-		h.Error = err.Error()
-		return h
-	}
-	defer dst.Close()
 	if !src.CanRead() || !copier.SameIDKey(src, dst) {
 		h.Error = "the offsite copy cannot heal the primary: it needs a full key and the primary's chunk ids (repo init --copy-params-from)"
 		return h

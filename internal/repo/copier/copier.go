@@ -98,7 +98,7 @@ func Copy(ctx context.Context, src, dst *repo.Repository, snaps []*repo.Snapshot
 		o.Workers = runtime.GOMAXPROCS(0) + 2
 	}
 	c := &copier{src: src, dst: dst, o: o, same: SameIDKey(src, dst), trees: map[repo.ID]repo.ID{},
-		blobs: map[repo.ID]repo.ID{}, need: map[blobRef]bool{}}
+		blobs: map[repo.ID]repo.ID{}, need: map[blobRef]bool{}, sem: make(chan struct{}, o.Workers)}
 	res := &Result{SameIDs: c.same}
 
 	done := map[repo.ID]bool{}
@@ -185,8 +185,8 @@ type copier struct {
 	need  map[blobRef]bool    // every blob the copied snapshots need, for verify
 
 	wg  sync.WaitGroup
-	sem chan struct{}
-	err error // the first failure of a background copy (under mu)
+	sem chan struct{} // bounds the blobs copied at once (Workers)
+	err error         // the first failure of a background copy (under mu)
 }
 
 // alreadyCopied returns the ids (and originals) of snapshots in dst.
@@ -346,11 +346,6 @@ func (c *copier) saveBlob(ctx context.Context, t uint8, id repo.ID, data []byte)
 	if t == repo.TreeBlob {
 		return work()
 	}
-	c.mu.Lock()
-	if c.sem == nil {
-		c.sem = make(chan struct{}, c.o.Workers)
-	}
-	c.mu.Unlock()
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():

@@ -119,14 +119,19 @@ func (p *pruner) extendLocks(ctx context.Context, snaps []*repo.Snapshot) error 
 	for _, s := range snaps {
 		hs = append(hs, backend.Handle{Type: backend.SnapshotFile, Name: repo.Hex(s.ID)})
 	}
+	// The packs kept snapshots need: kept packs in use (those kept only for
+	// their lock, with nothing in use, may expire) and new ones.
+	needed := map[string]bool{}
 	for _, pi := range p.order {
-		// Packs kept only for their lock, with nothing in use, may expire.
 		if pi.action == actKeep && pi.used > 0 {
-			hs = append(hs, packHandle(pi.id))
+			needed[repo.Hex(pi.id)] = true
 		}
 	}
 	for _, w := range p.written {
-		hs = append(hs, packHandle(w.ID))
+		needed[repo.Hex(w.ID)] = true
+	}
+	for name := range needed {
+		hs = append(hs, backend.Handle{Type: backend.PackFile, Name: name})
 	}
 	for _, t := range []backend.Type{backend.ParityFile, backend.IndexFile, backend.KeyFile, backend.ConfigFile} {
 		err := p.be.List(ctx, t, func(fi backend.FileInfo) error {
@@ -134,13 +139,8 @@ func (p *pruner) extendLocks(ctx context.Context, snaps []*repo.Snapshot) error 
 			if h.Validate() != nil {
 				return nil // foreign entries are not ours to keep
 			}
-			if t == backend.ParityFile {
-				id, err := repo.ParseID(fi.Name)
-				if pi := p.packs[id]; err != nil || pi == nil || pi.action != actKeep || pi.used == 0 {
-					if !p.isWritten(fi.Name) {
-						return nil
-					}
-				}
+			if t == backend.ParityFile && !needed[fi.Name] {
+				return nil
 			}
 			hs = append(hs, h)
 			return nil
@@ -166,13 +166,4 @@ func (p *pruner) extendLocks(ctx context.Context, snaps []*repo.Snapshot) error 
 		p.o.Progress.add(1)
 	}
 	return nil
-}
-
-func (p *pruner) isWritten(name string) bool {
-	for _, w := range p.written {
-		if repo.Hex(w.ID) == name {
-			return true
-		}
-	}
-	return false
 }
