@@ -10,7 +10,6 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/app"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
-	"github.com/bulwarkhq/bulwark/internal/continuity/schedule"
 )
 
 // Policy commands run on this machine against the configuration's
@@ -73,26 +72,11 @@ func policyListCommand() *Command {
 				return err
 			}
 			defer a.Close()
-			type row struct {
-				Name       string          `json:"name"`
-				Schedule   string          `json:"schedule"`
-				Repository string          `json:"repository"`
-				Offsite    []string        `json:"offsite"`
-				Sources    int             `json:"sources"`
-				Last       *continuity.Run `json:"last_backup,omitempty"`
-				Next       time.Time       `json:"next_backup,omitzero"`
-			}
-			var rows []row
-			for _, p := range a.Config.Continuity.Policies {
-				r := row{Name: p.Name, Schedule: p.Schedule, Repository: p.Repository, Offsite: append([]string{}, p.Offsite...), Sources: len(p.Sources)}
-				if last, ok, err := a.Continuity.History.Last(ctx, p.Name, continuity.KindBackup, false); err == nil && ok {
-					last.Evidence = nil
-					r.Last = &last
-				}
-				if sch, err := schedule.Parse(p.Schedule); err == nil && p.Schedule != "" {
-					if n := sch.Next(time.Now()); !n.IsZero() {
-						r.Next = n.Add(schedule.Jitter(p.Name+"/backup", p.Jitter.D()))
-					}
+			var rows []continuity.PolicySummary
+			for _, p := range a.Continuity.Policies() {
+				r, err := a.Continuity.Summary(ctx, p)
+				if err != nil {
+					return err
 				}
 				rows = append(rows, r)
 			}
@@ -103,12 +87,12 @@ func policyListCommand() *Command {
 			fmt.Fprintln(tw, "POLICY\tSCHEDULE\tREPOSITORY\tOFFSITE\tLAST BACKUP\tNEXT")
 			for _, r := range rows {
 				last := "never"
-				if r.Last != nil {
-					last = fmt.Sprintf("%s %s", r.Last.Started.Local().Format("2006-01-02 15:04"), r.Last.Status)
+				if r.LastBackup != nil {
+					last = fmt.Sprintf("%s %s", r.LastBackup.Started.Local().Format("2006-01-02 15:04"), r.LastBackup.Status)
 				}
 				next := "on demand"
-				if !r.Next.IsZero() {
-					next = r.Next.Local().Format("2006-01-02 15:04")
+				if !r.NextBackup.IsZero() {
+					next = r.NextBackup.Local().Format("2006-01-02 15:04")
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, orDefault(r.Schedule, "-"), r.Repository, orDefault(strings.Join(r.Offsite, ","), "-"), last, next)
 			}

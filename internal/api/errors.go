@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/bulwarkhq/bulwark/internal/access"
+	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
@@ -61,6 +62,12 @@ func errorFor(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, continuity.ErrNoPolicy):
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, continuity.ErrRunning):
+		return &Error{Status: http.StatusConflict, Code: "running", Message: err.Error()}
+	case errors.Is(err, continuity.ErrNotRunning):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "jobs cannot start: the scheduler is not running (it runs inside `bulwark up`)", RetryAfter: 5}
 	case errors.Is(err, identity.ErrInvalid), errors.Is(err, access.ErrInvalid), errors.Is(err, identity.ErrWeakPassword):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: err.Error()}
 	}

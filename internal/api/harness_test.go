@@ -17,6 +17,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/api"
 	"github.com/bulwarkhq/bulwark/internal/audit"
+	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -58,7 +59,7 @@ type env struct {
 }
 
 func migrations() []store.Migrations {
-	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations}
+	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations}
 }
 
 // each runs f on a fresh server over SQLite and over PostgreSQL.
@@ -68,6 +69,13 @@ func each(t *testing.T, f func(t *testing.T, e *env)) {
 }
 
 func newEnv(t testing.TB, db *store.DB) *env {
+	t.Helper()
+	return newEnvWith(t, db, nil)
+}
+
+// newEnvWith is newEnv with a hook that completes the API's dependencies
+// (given the env's capabilities) before the server starts.
+func newEnvWith(t testing.TB, db *store.DB, deps func(*env, *api.Deps)) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
@@ -96,8 +104,12 @@ func newEnv(t testing.TB, db *store.DB) *env {
 	if _, _, err := e.identity.EnsureAdmin(ctx, adminPassword); err != nil {
 		t.Fatal(err)
 	}
-	e.api = api.New(api.Deps{Identity: e.identity, Access: e.access, Audit: e.audit, Events: e.events, Now: clk.Now,
-		MaxBodyBytes: 64 << 10, MetricsPublic: true, Ready: func(ctx context.Context) error { return db.PingContext(ctx) }, Version: "test"})
+	d := api.Deps{Identity: e.identity, Access: e.access, Audit: e.audit, Events: e.events, Now: clk.Now,
+		MaxBodyBytes: 64 << 10, MetricsPublic: true, Ready: func(ctx context.Context) error { return db.PingContext(ctx) }, Version: "test"}
+	if deps != nil {
+		deps(e, &d)
+	}
+	e.api = api.New(d)
 	e.srv = httptest.NewTLSServer(e.api)
 	t.Cleanup(e.srv.Close)
 	e.client = e.srv.Client()

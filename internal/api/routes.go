@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/bulwarkhq/bulwark/internal/access"
+	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -12,6 +13,7 @@ import (
 func (s *Server) routeTable() []Route {
 	R, O, W := access.LevelRead, access.LevelOperate, access.LevelWrite
 	A := access.ModuleAccess
+	B, C := access.ModuleBackups, access.ModuleContinuity
 	return []Route{
 		// Service endpoints.
 		{Method: "GET", Pattern: "/healthz", Auth: Public, Summary: "Liveness: the process answers.", Handler: s.healthz},
@@ -73,6 +75,18 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Pattern: "/api/v1/audit/export", Unscoped: true, Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.export", AuditRead: true, Summary: "Stream audit entries as JSON Lines.", Handler: s.auditExport},
 		{Method: "GET", Pattern: "/api/v1/audit/verify", Unscoped: true, Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.verify", AuditRead: true, Summary: "Verify the hash chain and checkpoint signatures.", Handler: s.auditVerify},
 		{Method: "GET", Pattern: "/api/v1/audit/anchor", Unscoped: true, Auth: Perm, Module: access.ModuleAudit, Level: R, Action: "audit.anchor", AuditRead: true, Summary: "A signed statement of the log's head, to keep elsewhere.", Handler: s.auditAnchor},
+
+		// Backup policies (handlers_continuity.go): module backups for
+		// policies, backup runs and "run now"; continuity for restore
+		// tests, scrubs and the recovery-point watch.
+		{Method: "GET", Pattern: "/api/v1/policies", Auth: Perm, Module: B, Level: R, Summary: "List the backup policies you may read: definition without secrets, last and next runs, jobs running now.", Handler: s.listPolicies, Response: List[continuity.PolicySummary]{}},
+		{Method: "GET", Pattern: "/api/v1/policies/{name}", Auth: Perm, Module: B, Level: R, Summary: "Show one backup policy.", Handler: s.getPolicy, Response: continuity.PolicySummary{}},
+		{Method: "GET", Pattern: "/api/v1/policies/{name}/runs", Auth: Perm, Module: B, Level: R, Summary: "A policy's runs, latest first, each with its evidence (?kind=backup|restore_test|scrub, ?limit, ?after). Restore tests and scrubs are listed to callers who may read continuity.", Handler: s.listPolicyRuns, Response: List[continuity.Run]{}},
+		{Method: "GET", Pattern: "/api/v1/policies/{name}/runs/{id}", Auth: Perm, Module: B, Level: R, Summary: "One run of a policy with its evidence (snapshot ids, bytes, durations, data age, result).", Handler: s.getPolicyRun, Response: continuity.Run{}},
+		{Method: "POST", Pattern: "/api/v1/policies/{name}/run", Auth: Perm, Module: B, Level: O, Action: "policy.run", Summary: "Start the policy's backup now (every source, offsite copies, retention). 202 with the run; 409 while one runs. Follow it at Location.", Handler: s.startJob(continuity.KindBackup), Response: continuity.Run{}},
+		{Method: "POST", Pattern: "/api/v1/policies/{name}/restore-test", Auth: Perm, Module: C, Level: O, Action: "policy.restore_test", Summary: "Start a restore test of the policy now. 202 with the run; its evidence appears when it ends.", Handler: s.startJob(continuity.KindRestoreTest), Response: continuity.Run{}},
+		{Method: "POST", Pattern: "/api/v1/policies/{name}/scrub", Auth: Perm, Module: C, Level: O, Action: "policy.scrub", Summary: "Start a scrub of the policy's primary repository now. 202 with the run.", Handler: s.startJob(continuity.KindScrub), Response: continuity.Run{}},
+		{Method: "GET", Pattern: "/api/v1/policies/{name}/rpo", Auth: Perm, Module: C, Level: R, Summary: "Measure the age of the newest snapshot of each source in each of the policy's repositories now, against its RPO.", Handler: s.policyRPO, Response: rpoResponse{}},
 
 		// Events.
 		{Method: "GET", Pattern: "/api/v1/events", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Search events of the modules you may read.", Handler: s.listEvents},

@@ -26,6 +26,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/audit"
+	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,10 @@ type Deps struct {
 	TrustedProxies []netip.Prefix
 	// Version is shown by /healthz.
 	Version string
+	// Continuity serves the backup policies (nil: none configured) and
+	// Scheduler starts their jobs on demand (nil: refused with 503).
+	Continuity *continuity.Service
+	Scheduler  *continuity.Scheduler
 }
 
 // Server is the API's http.Handler.

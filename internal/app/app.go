@@ -64,8 +64,11 @@ type App struct {
 	AuditKey   ed25519.PrivateKey
 	Events     *events.Bus
 	WebAuthn   *identity.WebAuthn
-	// Continuity runs the backup policies of the configuration.
+	// Continuity runs the backup policies of the configuration, and
+	// Scheduler runs them on their schedules inside Serve (and starts
+	// them on demand for the API).
 	Continuity *continuity.Service
+	Scheduler  *continuity.Scheduler
 	now        func() time.Time
 	getenv     func(string) string
 	stderr     io.Writer
@@ -232,6 +235,7 @@ func (a *App) build() error {
 		Now:     a.now,
 		Getenv:  a.getenv,
 	}
+	a.Scheduler = &continuity.Scheduler{Service: a.Continuity}
 	// Every event is also an audit entry: the audit log is the one
 	// tamper-evident record of what happened.
 	a.Events.Subscribe("audit", events.SinkFunc(func(ctx context.Context, e events.Event) error {

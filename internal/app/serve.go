@@ -14,7 +14,6 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/api"
 	"github.com/bulwarkhq/bulwark/internal/certs"
-	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -72,6 +71,8 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		MetricsPublic:  a.Config.API.MetricsPublic,
 		TrustedProxies: a.Config.API.TrustedProxyNets(),
 		Version:        a.version,
+		Continuity:     a.Continuity,
+		Scheduler:      a.Scheduler,
 	})
 }
 
@@ -129,11 +130,10 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	defer stopBG()
 	go a.maintain(bg)
 	// The backup policies run on their schedules (see internal/continuity).
-	sched := &continuity.Scheduler{Service: a.Continuity}
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
-		if err := sched.Run(bg); err != nil {
+		if err := a.Scheduler.Run(bg); err != nil {
 			a.Logger.Warn("continuity scheduler", "err", err)
 		}
 	}()

@@ -131,8 +131,9 @@ type RestoreTest struct {
 	// only on demand (`bulwark restore-test`).
 	Schedule string `yaml:"schedule"`
 	// Command, when set, runs after each restore with the restored
-	// directory as its working directory and BULWARK_RESTORE_DIR set; a
-	// non-zero exit fails the test.
+	// directory as its working directory and BULWARK_RESTORE_DIR set
+	// (BULWARK_SCRATCH_DATABASES names the scratch databases, which exist
+	// while it runs); a non-zero exit fails the test.
 	Command []string `yaml:"command"`
 	// Scratch is the directory restores go to (default: a temporary
 	// directory), absolute. It is emptied after each test.

@@ -93,8 +93,16 @@ func sourceKind(src config.Source) string {
 // on the primary. A failed source does not stop the others; the run
 // fails if any part failed, and says which.
 func (s *Service) RunBackup(ctx context.Context, name string) (*BackupReport, error) {
-	rep, _, err := runRecorded(ctx, s, name, KindBackup, func(p config.Policy) (*BackupReport, error) { return s.backup(ctx, p) })
-	return rep, err
+	c, err := s.claim(ctx, name, KindBackup)
+	if err != nil {
+		return nil, err
+	}
+	return s.runBackup(ctx, c)
+}
+
+func (s *Service) runBackup(ctx context.Context, c *claim) (*BackupReport, error) {
+	ctx = withPolicy(ctx, c.p)
+	return runClaimed(ctx, s, c, func(p config.Policy) (*BackupReport, error) { return s.backup(ctx, p) })
 }
 
 func (s *Service) backup(ctx context.Context, p config.Policy) (*BackupReport, error) {

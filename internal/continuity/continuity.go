@@ -111,33 +111,111 @@ func (s *Service) Running(policy string, kind Kind) bool {
 	return s.running[policy+"/"+string(kind)]
 }
 
-// runRecorded runs job for the named policy as one history entry of
-// kind: it refuses an overlapping run, records the start, and records the
-// end with the job's report as evidence (even when ctx was cancelled).
-func runRecorded[T any](ctx context.Context, s *Service, name string, kind Kind, job func(config.Policy) (T, error)) (T, config.Policy, error) {
-	var out T
+// A claim is a job of one policy that passed the overlap check and whose
+// start is recorded in the history. runClaimed runs it and releases it.
+type claim struct {
+	p       config.Policy
+	run     Run // as recorded at the start (ID 0 without a history)
+	release func()
+}
+
+// claim refuses an unknown policy or an overlapping run, and records the
+// start of a run of kind.
+func (s *Service) claim(ctx context.Context, name string, kind Kind) (*claim, error) {
 	p, err := s.policy(name)
 	if err != nil {
-		return out, p, err
+		return nil, err
 	}
-	done, err := s.begin(p.Name, kind)
+	release, err := s.begin(p.Name, kind)
 	if err != nil {
-		return out, p, err
+		return nil, err
 	}
-	defer done()
-	var id int64
 	if s.History != nil {
-		if id, err = s.History.Start(ctx, p.Name, kind, s.now()); err != nil {
-			return out, p, err
+		// Another process (`bulwark policy run` beside `bulwark up`) may
+		// be running the same job.
+		if r, ok, err := s.History.Live(ctx, p.Name, kind, s.now()); err != nil || ok {
+			release()
+			if err == nil {
+				err = fmt.Errorf("%s of policy %s: %w (run %d, process %s, since %s)", kind, p.Name, ErrRunning, r.ID, r.Owner, r.Started.Format(time.RFC3339))
+			}
+			return nil, err
 		}
 	}
-	out, jobErr := job(p)
+	c := &claim{p: p, run: Run{Policy: p.Name, Kind: kind, Started: s.now(), Status: StatusRunning}, release: release}
 	if s.History != nil {
-		if err := s.History.Finish(context.WithoutCancel(ctx), id, s.now(), jobErr, out); err != nil && jobErr == nil {
+		if c.run.ID, err = s.History.Start(ctx, p.Name, kind, c.run.Started); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// runClaimed runs job for a claimed run, records its end with the job's
+// report as evidence (even when ctx was cancelled) and releases the claim.
+func runClaimed[T any](ctx context.Context, s *Service, c *claim, job func(config.Policy) (T, error)) (T, error) {
+	defer c.release()
+	out, jobErr := job(c.p)
+	if s.History != nil {
+		if err := s.History.Finish(context.WithoutCancel(ctx), c.run.ID, s.now(), jobErr, out); err != nil && jobErr == nil {
 			jobErr = err
 		}
 	}
-	return out, p, jobErr
+	return out, jobErr
+}
+
+// Launch starts a job of the named policy in the background under ctx and
+// returns its run as recorded at the start; ErrNoPolicy for an unknown
+// policy and ErrRunning when a job of that kind is in progress. done, when
+// not nil, is called once the job has ended (also when Launch fails).
+func (s *Service) Launch(ctx context.Context, name string, kind Kind, done func()) (Run, error) {
+	var body func(context.Context, *claim) error
+	switch kind {
+	case KindBackup:
+		body = func(ctx context.Context, c *claim) error { _, err := s.runBackup(ctx, c); return err }
+	case KindRestoreTest:
+		body = func(ctx context.Context, c *claim) error { _, err := s.runRestoreTest(ctx, c); return err }
+	case KindScrub:
+		body = func(ctx context.Context, c *claim) error { _, err := s.runScrub(ctx, c); return err }
+	default:
+		if done != nil {
+			done()
+		}
+		return Run{}, fmt.Errorf("continuity: unknown job kind %q (want backup, restore_test or scrub)", kind)
+	}
+	c, err := s.claim(ctx, name, kind)
+	if err != nil {
+		if done != nil {
+			done()
+		}
+		return Run{}, err
+	}
+	go func() {
+		if done != nil {
+			defer done()
+		}
+		if err := body(ctx, c); err != nil {
+			s.logger().Warn("continuity: job failed", "policy", c.p.Name, "job", kind, "run", c.run.ID, "err", err)
+		}
+	}()
+	return c.run, nil
+}
+
+type actorKey struct{}
+
+type tagsKey struct{}
+
+// withPolicy returns a context whose events carry p's access-control tags
+// (ResourceTags), so that a grant scoped to policy=NAME sees them.
+func withPolicy(ctx context.Context, p config.Policy) context.Context {
+	return context.WithValue(ctx, tagsKey{}, ResourceTags(p))
+}
+
+// WithActor returns a context whose jobs report actor (for example
+// "user:alice", who started them through the API) in their events instead
+// of the Service's Actor.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
 }
 
 // publish sends an event; failures are logged, never returned (the job's
@@ -148,6 +226,12 @@ func (s *Service) publish(ctx context.Context, e events.Event) {
 	}
 	if e.Module == "" {
 		e.Module = events.ModuleContinuity
+	}
+	if e.Actor == "" {
+		e.Actor, _ = ctx.Value(actorKey{}).(string)
+	}
+	if e.Tags == nil {
+		e.Tags, _ = ctx.Value(tagsKey{}).(map[string]string)
 	}
 	if e.Actor == "" {
 		e.Actor = s.Actor

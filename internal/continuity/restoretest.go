@@ -58,7 +58,17 @@ type SnapshotTest struct {
 // command; and removes everything it made. A failure raises an alert
 // event.
 func (s *Service) RestoreTest(ctx context.Context, name string) (*RestoreTestEvidence, error) {
-	ev, p, err := runRecorded(ctx, s, name, KindRestoreTest, func(p config.Policy) (*RestoreTestEvidence, error) { return s.restoreTest(ctx, p) })
+	c, err := s.claim(ctx, name, KindRestoreTest)
+	if err != nil {
+		return nil, err
+	}
+	return s.runRestoreTest(ctx, c)
+}
+
+func (s *Service) runRestoreTest(ctx context.Context, c *claim) (*RestoreTestEvidence, error) {
+	ctx = withPolicy(ctx, c.p)
+	p := c.p
+	ev, err := runClaimed(ctx, s, c, func(p config.Policy) (*RestoreTestEvidence, error) { return s.restoreTest(ctx, p) })
 	if ev == nil {
 		return nil, err
 	}
@@ -152,6 +162,27 @@ func (s *Service) testSnapshot(ctx context.Context, r *repo.Repository, p config
 	}
 
 	// Database dumps also go into a scratch database when one is set.
+	// With a verification command the scratch databases live until it
+	// has run (BULWARK_SCRATCH_DATABASES names them), so it can check
+	// them; they are dropped whatever happened.
+	var scratchDBs []string
+	var drops []func() error
+	dropScratch := func() error {
+		var errs []error
+		for _, drop := range drops {
+			errs = append(errs, drop())
+		}
+		drops = nil
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err := dropScratch(); err != nil {
+			if st.Error != "" {
+				st.Error += "; "
+			}
+			st.Error += err.Error()
+		}
+	}()
 	var dsn config.Secret
 	scratch, restore := dump.ScratchPostgres, dump.RestorePostgres
 	switch {
@@ -177,19 +208,33 @@ func (s *Service) testSnapshot(ctx context.Context, r *repo.Repository, p config
 			if !strings.HasSuffix(f.Path, ".dump") && !(strings.HasSuffix(f.Path, ".sql") && src.MySQL.IsSet()) {
 				continue // globals.sql and the like
 			}
+			if f.Path == "/"+dump.MyAllFile {
+				// Its CREATE DATABASE and USE statements name the
+				// original databases: replayed on the scratch server it
+				// would overwrite them there, not fill a scratch database.
+				return fail(fmt.Errorf("%s (an --all-databases dump) cannot be restored into a scratch database: it recreates every database under its original name; back up single databases (a DSN naming the database) for the restore test to restore them", f.Path))
+			}
 			db := "bulwark_restore_test_" + randomSuffix()
 			target, drop, err := scratch(ctx, server, db, dump.Options{})
 			if err != nil {
 				return fail(fmt.Errorf("scratch database: %w", err))
 			}
-			_, rerr := restore(ctx, r, sn, target, dump.RestoreOptions{Includes: []string{f.Path}})
-			if derr := drop(context.WithoutCancel(ctx)); derr != nil && rerr == nil {
-				rerr = fmt.Errorf("dropping scratch database %s: %w", db, derr)
-			}
-			if rerr != nil {
-				return fail(fmt.Errorf("restoring %s into a scratch database: %w", f.Path, rerr))
+			drops = append(drops, func() error {
+				if err := drop(context.WithoutCancel(ctx)); err != nil {
+					return fmt.Errorf("dropping scratch database %s: %w", db, err)
+				}
+				return nil
+			})
+			if _, err := restore(ctx, r, sn, target, dump.RestoreOptions{Includes: []string{f.Path}}); err != nil {
+				return fail(fmt.Errorf("restoring %s into a scratch database: %w", f.Path, err))
 			}
 			st.Databases = append(st.Databases, f.Path)
+			scratchDBs = append(scratchDBs, db)
+			if len(p.RestoreTest.Command) == 0 {
+				if err := dropScratch(); err != nil {
+					return fail(err)
+				}
+			}
 		}
 	}
 
@@ -197,7 +242,8 @@ func (s *Service) testSnapshot(ctx context.Context, r *repo.Repository, p config
 		st.Command = strings.Join(cmd, " ")
 		c := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
 		c.Dir = dir
-		c.Env = append(os.Environ(), "BULWARK_RESTORE_DIR="+dir, "BULWARK_SNAPSHOT="+st.Snapshot, "BULWARK_POLICY="+p.Name, "BULWARK_SOURCE="+sname)
+		c.Env = append(os.Environ(), "BULWARK_RESTORE_DIR="+dir, "BULWARK_SNAPSHOT="+st.Snapshot, "BULWARK_POLICY="+p.Name, "BULWARK_SOURCE="+sname,
+			"BULWARK_SCRATCH_DATABASES="+strings.Join(scratchDBs, " "))
 		if out, err := c.CombinedOutput(); err != nil {
 			return fail(fmt.Errorf("verification command %q: %v: %s", st.Command, err, lastLine(out)))
 		}

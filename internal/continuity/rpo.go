@@ -37,6 +37,7 @@ func (s *Service) CheckRPO(ctx context.Context, name string) ([]RPOStatus, error
 	if p.RPO == 0 {
 		return nil, nil
 	}
+	ctx = withPolicy(ctx, p)
 	now := s.now()
 	var out []RPOStatus
 	for _, repoName := range append([]string{p.Repository}, p.Offsite...) {

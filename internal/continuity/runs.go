@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -40,27 +41,32 @@ const (
 
 // Run is one row of the run history.
 type Run struct {
-	ID       int64           `json:"id"`
-	Policy   string          `json:"policy"`
-	Kind     Kind            `json:"kind"`
-	Started  time.Time       `json:"started"`
-	Finished time.Time       `json:"finished,omitzero"`
-	Status   Status          `json:"status"`
-	Error    string          `json:"error,omitempty"`
+	ID       int64     `json:"id"`
+	Policy   string    `json:"policy"`
+	Kind     Kind      `json:"kind"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	Status   Status    `json:"status"`
+	Error    string    `json:"error,omitempty"`
+	// Owner is the process that runs (or ran) the job (owner.go).
+	Owner    string          `json:"owner,omitempty"`
 	Evidence json.RawMessage `json:"evidence,omitempty"`
 }
 
 // History stores runs.
-type History struct{ db *store.DB }
+type History struct {
+	db    *store.DB
+	owner string // recorded with every run this process starts
+}
 
 // NewHistory uses db, migrated with Migrations.
-func NewHistory(db *store.DB) *History { return &History{db: db} }
+func NewHistory(db *store.DB) *History { return &History{db: db, owner: processOwner()} }
 
 // Start records a run beginning at t and returns its id.
 func (h *History) Start(ctx context.Context, policy string, kind Kind, t time.Time) (int64, error) {
 	var id int64
-	err := h.db.QueryRowContext(ctx, `INSERT INTO continuity_runs(policy, kind, started, finished, status, error, evidence)
-		VALUES ($1, $2, $3, 0, $4, '', '{}') RETURNING id`, policy, string(kind), store.Micros(t), string(StatusRunning)).Scan(&id)
+	err := h.db.QueryRowContext(ctx, `INSERT INTO continuity_runs(policy, kind, started, finished, status, error, evidence, owner)
+		VALUES ($1, $2, $3, 0, $4, '', '{}', $5) RETURNING id`, policy, string(kind), store.Micros(t), string(StatusRunning), h.owner).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("continuity: record the start of %s %s: %w", policy, kind, err)
 	}
@@ -84,24 +90,73 @@ func (h *History) Finish(ctx context.Context, id int64, t time.Time, runErr erro
 	return nil
 }
 
-// AbandonRunning marks runs still "running" (a previous process died
-// during them) as failed, and returns how many there were.
+// AbandonRunning marks failed the runs still "running" whose process has
+// ended (a crash or a kill during the run), and returns how many there
+// were. Runs of live processes, and of other hosts, are left alone.
 func (h *History) AbandonRunning(ctx context.Context, t time.Time) (int64, error) {
-	res, err := h.db.ExecContext(ctx, `UPDATE continuity_runs SET finished = $1, status = $2, error = $3 WHERE status = $4`,
-		store.Micros(t), string(StatusFailed), "interrupted: the process stopped during the run", string(StatusRunning))
-	if err != nil {
-		return 0, fmt.Errorf("continuity: mark interrupted runs: %w", err)
-	}
-	return res.RowsAffected()
+	_, n, err := h.sweep(ctx, t, "", "")
+	return n, err
 }
 
-const runColumns = `SELECT id, policy, kind, started, finished, status, error, evidence FROM continuity_runs`
+// Live returns a run of policy and kind in progress in a live process (this
+// one or another), after marking failed those whose process is gone.
+func (h *History) Live(ctx context.Context, policy string, kind Kind, t time.Time) (Run, bool, error) {
+	live, _, err := h.sweep(ctx, t, policy, kind)
+	if err != nil || len(live) == 0 {
+		return Run{}, false, err
+	}
+	return live[0], true, nil
+}
+
+// sweep looks at the runs still "running" (of one policy and kind, or all
+// when policy is empty): it marks failed those whose process is gone and
+// returns the others.
+func (h *History) sweep(ctx context.Context, t time.Time, policy string, kind Kind) (live []Run, abandoned int64, err error) {
+	q, args := runColumns+` WHERE status = $1`, []any{string(StatusRunning)}
+	if policy != "" {
+		q += ` AND policy = $2 AND kind = $3`
+		args = append(args, policy, string(kind))
+	}
+	rows, err := h.db.QueryContext(ctx, q+` ORDER BY started DESC, id DESC`, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("continuity: find running jobs: %w", err)
+	}
+	var gone []int64
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("continuity: find running jobs: %w", err)
+		}
+		if ownerGone(r.Owner) {
+			gone = append(gone, r.ID)
+		} else {
+			live = append(live, r)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("continuity: find running jobs: %w", err)
+	}
+	for _, id := range gone {
+		res, err := h.db.ExecContext(ctx, `UPDATE continuity_runs SET finished = $1, status = $2, error = $3 WHERE id = $4 AND status = $5`,
+			store.Micros(t), string(StatusFailed), "interrupted: the process stopped during the run", id, string(StatusRunning))
+		if err != nil {
+			return live, abandoned, fmt.Errorf("continuity: mark run %d interrupted: %w", id, err)
+		}
+		k, _ := res.RowsAffected()
+		abandoned += k
+	}
+	return live, abandoned, nil
+}
+
+const runColumns = `SELECT id, policy, kind, started, finished, status, error, owner, evidence FROM continuity_runs`
 
 func scanRun(s interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var kind, status, ev string
 	var started, finished int64
-	if err := s.Scan(&r.ID, &r.Policy, &kind, &started, &finished, &status, &r.Error, &ev); err != nil {
+	if err := s.Scan(&r.ID, &r.Policy, &kind, &started, &finished, &status, &r.Error, &r.Owner, &ev); err != nil {
 		return Run{}, err
 	}
 	r.Kind, r.Status, r.Started = Kind(kind), Status(status), store.FromMicros(started)
@@ -134,13 +189,41 @@ func (h *History) Last(ctx context.Context, policy string, kind Kind, okOnly boo
 // List returns the latest runs of policy (all policies when empty), newest
 // first, at most limit.
 func (h *History) List(ctx context.Context, policy string, limit int) ([]Run, error) {
-	q, args := runColumns, []any{}
-	if policy != "" {
-		q += ` WHERE policy = $1`
-		args = append(args, policy)
+	return h.Query(ctx, RunQuery{Policy: policy, Limit: limit})
+}
+
+// RunQuery selects runs for Query.
+type RunQuery struct {
+	Policy string // empty: every policy
+	Kinds  []Kind // empty: every kind
+	Before int64  // only runs with a smaller id (a page cursor); 0: no bound
+	Limit  int
+}
+
+// Query returns the runs q selects, newest (latest recorded) first.
+func (h *History) Query(ctx context.Context, q RunQuery) ([]Run, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if q.Policy != "" {
+		where = append(where, "policy = "+arg(q.Policy))
 	}
-	args = append(args, limit)
-	rows, err := h.db.QueryContext(ctx, q+fmt.Sprintf(` ORDER BY started DESC, id DESC LIMIT $%d`, len(args)), args...)
+	if len(q.Kinds) > 0 {
+		var in []string
+		for _, k := range q.Kinds {
+			in = append(in, arg(string(k)))
+		}
+		where = append(where, "kind IN ("+strings.Join(in, ", ")+")")
+	}
+	if q.Before > 0 {
+		where = append(where, "id < "+arg(q.Before))
+	}
+	sqlq := runColumns
+	if len(where) > 0 {
+		sqlq += " WHERE " + strings.Join(where, " AND ")
+	}
+	sqlq += " ORDER BY id DESC LIMIT " + arg(q.Limit)
+	rows, err := h.db.QueryContext(ctx, sqlq, args...)
 	if err != nil {
 		return nil, fmt.Errorf("continuity: list runs: %w", err)
 	}
@@ -163,4 +246,16 @@ func (h *History) Count(ctx context.Context, policy string, kind Kind) (int, err
 		return 0, fmt.Errorf("continuity: count runs: %w", err)
 	}
 	return n, nil
+}
+
+// Get returns run id; store.ErrNotFound when there is none.
+func (h *History) Get(ctx context.Context, id int64) (Run, error) {
+	r, err := scanRun(h.db.QueryRowContext(ctx, runColumns+` WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, fmt.Errorf("continuity: run %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("continuity: run %d: %w", id, err)
+	}
+	return r, nil
 }

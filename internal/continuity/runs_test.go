@@ -3,6 +3,8 @@ package continuity
 import (
 	"context"
 	"errors"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,13 +51,83 @@ func TestHistory(t *testing.T) {
 		if len(web) != 1 || web[0].ID != id2 {
 			t.Errorf("list web limit 1: %+v", web)
 		}
+		// That run belongs to this (live) process: a scheduler starting
+		// beside it must leave it alone, and Live reports it.
+		if n, err := h.AbandonRunning(ctx, t0.Add(3*time.Hour)); err != nil || n != 0 {
+			t.Fatalf("abandon with the owner alive: %d %v", n, err)
+		}
+		if live, ok, err := h.Live(ctx, "db", KindRestoreTest, t0); err != nil || !ok || live.Owner != processOwner() {
+			t.Fatalf("live run: %+v %v %v", live, ok, err)
+		}
+		// Runs of a process that has ended, of a process recorded before
+		// owners were, and of another host.
+		dead := &History{db: db, owner: deadOwner(t)}
+		dead.Start(ctx, "web", KindScrub, t0.Add(2*time.Hour))
+		legacy := &History{db: db}
+		legacy.Start(ctx, "legacy", KindBackup, t0.Add(2*time.Hour))
+		other := &History{db: db, owner: "another-host.example/x/1/1"}
+		other.Start(ctx, "other", KindBackup, t0.Add(2*time.Hour))
+		if _, ok, err := h.Live(ctx, "web", KindScrub, t0.Add(3*time.Hour)); err != nil || ok {
+			t.Fatalf("a dead process's run reported live: %v %v", ok, err)
+		}
 		n, err := h.AbandonRunning(ctx, t0.Add(3*time.Hour))
 		if err != nil || n != 1 {
-			t.Fatalf("abandon: %d %v", n, err)
+			t.Fatalf("abandon: %d %v (want the legacy run only; Live already marked the dead one)", n, err)
 		}
-		rt, _, _ := h.Last(ctx, "db", KindRestoreTest, false)
-		if rt.Status != StatusFailed || rt.Error == "" {
-			t.Errorf("interrupted run: %+v", rt)
+		for _, c := range []struct {
+			policy string
+			kind   Kind
+			want   Status
+		}{{"web", KindScrub, StatusFailed}, {"legacy", KindBackup, StatusFailed}, {"other", KindBackup, StatusRunning}, {"db", KindRestoreTest, StatusRunning}} {
+			r, _, _ := h.Last(ctx, c.policy, c.kind, false)
+			if r.Status != c.want || (c.want == StatusFailed && !strings.Contains(r.Error, "interrupted")) {
+				t.Errorf("%s %s: %+v, want %s", c.policy, c.kind, r, c.want)
+			}
+		}
+		if got, err := h.Get(ctx, id1); err != nil || got.ID != id1 || got.Status != StatusOK {
+			t.Errorf("get: %+v %v", got, err)
+		}
+		if _, err := h.Get(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("get of a missing run: %v", err)
 		}
 	}, Migrations)
+}
+
+// deadOwner is the owner string of a process that has exited.
+func deadOwner(t *testing.T) string {
+	cmd := exec.Command("sleep", "0.2")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	owner := ownerOf(cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return owner
+}
+
+// A reused PID is a different process: its start time differs.
+func TestOwnerGone(t *testing.T) {
+	self := processOwner()
+	if ownerGone(self) {
+		t.Fatalf("own process %s counted as gone", self)
+	}
+	parts := strings.Split(self, "/")
+	reused := strings.Join([]string{parts[0], parts[1], parts[2], "1"}, "/")
+	for _, c := range []struct {
+		owner string
+		gone  bool
+	}{
+		{self, false},
+		{"", true},
+		{"garbage", true},
+		{reused, true},
+		{strings.Join([]string{parts[0], "another-boot", parts[2], parts[3]}, "/"), true},
+		{strings.Join([]string{"elsewhere.example", parts[1], parts[2], parts[3]}, "/"), false},
+		{deadOwner(t), true},
+	} {
+		if got := ownerGone(c.owner); got != c.gone {
+			t.Errorf("ownerGone(%q) = %v, want %v", c.owner, got, c.gone)
+		}
+	}
 }

@@ -12,9 +12,14 @@ package continuity
 // "running" by a crash are marked failed when the scheduler starts.
 //
 // The recovery-point watch runs every RPOEvery (default 5 minutes).
+//
+// Trigger starts a job now, outside its schedule (the API's "run now"): the
+// job runs under the scheduler's context, so stopping `bulwark up` cancels
+// it and waits for it like a scheduled one.
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -31,22 +36,45 @@ type Scheduler struct {
 	started time.Time
 	lastRPO time.Time
 	wg      sync.WaitGroup
+
+	mu  sync.Mutex
+	ctx context.Context // Run's, while it runs
 }
+
+// ErrNotRunning is returned by Trigger when the scheduler is not running.
+var ErrNotRunning = errors.New("the scheduler is not running")
 
 // job is one schedulable job of a policy.
 type job struct {
 	kind     Kind
 	schedule string
-	run      func(ctx context.Context, policy string) error
 }
 
-func (sc *Scheduler) jobs(p config.Policy) []job {
-	s := sc.Service
-	return []job{
-		{KindBackup, p.Schedule, func(ctx context.Context, n string) error { _, err := s.RunBackup(ctx, n); return err }},
-		{KindRestoreTest, p.RestoreTest.Schedule, func(ctx context.Context, n string) error { _, err := s.RestoreTest(ctx, n); return err }},
-		{KindScrub, p.Scrub.Schedule, func(ctx context.Context, n string) error { _, err := s.Scrub(ctx, n); return err }},
+func jobs(p config.Policy) []job {
+	return []job{{KindBackup, p.Schedule}, {KindRestoreTest, p.RestoreTest.Schedule}, {KindScrub, p.Scrub.Schedule}}
+}
+
+// launch starts a job under ctx, counted by Wait.
+func (sc *Scheduler) launch(ctx context.Context, policy string, kind Kind) (Run, error) {
+	sc.wg.Add(1)
+	return sc.Service.Launch(ctx, policy, kind, sc.wg.Done)
+}
+
+// Trigger starts a job of a policy now, whatever its schedule, on behalf
+// of actor (named in the job's events; empty: the Service's Actor), and
+// returns its run as recorded at the start. It fails with ErrNoPolicy,
+// ErrRunning (a job of that kind is in progress) or ErrNotRunning.
+func (sc *Scheduler) Trigger(policy string, kind Kind, actor string) (Run, error) {
+	sc.mu.Lock()
+	ctx := sc.ctx
+	sc.mu.Unlock()
+	if ctx == nil || ctx.Err() != nil {
+		return Run{}, ErrNotRunning
 	}
+	if actor != "" {
+		ctx = WithActor(ctx, actor)
+	}
+	return sc.launch(ctx, policy, kind)
 }
 
 // Run schedules until ctx is done, then waits for running jobs (which see
@@ -64,12 +92,18 @@ func (sc *Scheduler) Run(ctx context.Context) error {
 			s.logger().Warn("continuity: runs interrupted by the last stop marked failed", "runs", n)
 		}
 	}
+	sc.mu.Lock()
+	sc.ctx = ctx
+	sc.mu.Unlock()
 	t := time.NewTicker(sc.Tick)
 	defer t.Stop()
 	for {
 		sc.TickOnce(ctx)
 		select {
 		case <-ctx.Done():
+			sc.mu.Lock()
+			sc.ctx = nil
+			sc.mu.Unlock()
 			sc.wg.Wait()
 			return nil
 		case <-t.C:
@@ -87,7 +121,7 @@ func (sc *Scheduler) TickOnce(ctx context.Context) []string {
 	}
 	var started []string
 	for _, p := range s.Config.Policies {
-		for _, j := range sc.jobs(p) {
+		for _, j := range jobs(p) {
 			if j.schedule == "" || s.Running(p.Name, j.kind) {
 				continue
 			}
@@ -108,14 +142,13 @@ func (sc *Scheduler) TickOnce(ctx context.Context) []string {
 			if d.Missed {
 				s.logger().Info("continuity: catching up a missed run", "policy", p.Name, "job", j.kind)
 			}
-			started = append(started, p.Name+"/"+string(j.kind))
-			sc.wg.Add(1)
-			go func(j job, name string) {
-				defer sc.wg.Done()
-				if err := j.run(ctx, name); err != nil {
-					s.logger().Warn("continuity: scheduled job failed", "policy", name, "job", j.kind, "err", err)
+			if _, err := sc.launch(ctx, p.Name, j.kind); err != nil {
+				if !errors.Is(err, ErrRunning) {
+					s.logger().Warn("continuity: scheduled job not started", "policy", p.Name, "job", j.kind, "err", err)
 				}
-			}(j, p.Name)
+				continue
+			}
+			started = append(started, p.Name+"/"+string(j.kind))
 		}
 	}
 	every := sc.RPOEvery

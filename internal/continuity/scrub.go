@@ -62,7 +62,17 @@ type HealResult struct {
 
 // Scrub runs one scrub of the policy's primary repository.
 func (s *Service) Scrub(ctx context.Context, name string) (*ScrubReport, error) {
-	rep, p, err := runRecorded(ctx, s, name, KindScrub, func(p config.Policy) (*ScrubReport, error) { return s.scrub(ctx, p) })
+	c, err := s.claim(ctx, name, KindScrub)
+	if err != nil {
+		return nil, err
+	}
+	return s.runScrub(ctx, c)
+}
+
+func (s *Service) runScrub(ctx context.Context, c *claim) (*ScrubReport, error) {
+	ctx = withPolicy(ctx, c.p)
+	p := c.p
+	rep, err := runClaimed(ctx, s, c, func(p config.Policy) (*ScrubReport, error) { return s.scrub(ctx, p) })
 	if rep == nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,7 +208,83 @@ func TestRunBackupGuards(t *testing.T) {
 	if _, err := f.svc.RunBackup(ctx, "nope"); !errors.Is(err, ErrNoPolicy) || !strings.Contains(err.Error(), "web") {
 		t.Errorf("unknown policy: %v", err)
 	}
-	_ = time.Second
+	// Another process running the same job (as `bulwark policy run` beside
+	// `bulwark up`) shows in the shared history: this one refuses to
+	// start, names the run, and lists the job as running.
+	id, err := f.svc.History.Start(ctx, "web", KindBackup, time.Now())
+	must(t, err)
+	if _, err := f.svc.RunBackup(ctx, "web"); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), fmt.Sprintf("run %d", id)) {
+		t.Errorf("run while another process runs it: %v", err)
+	}
+	if sum, err := f.svc.Summary(ctx, f.svc.Config.Policies[0]); err != nil || len(sum.Running) != 1 || sum.Running[0] != KindBackup {
+		t.Errorf("summary while running elsewhere: %+v %v", sum, err)
+	}
+	must(t, f.svc.History.Finish(ctx, id, time.Now(), nil, nil))
+	if _, err := f.svc.RunBackup(ctx, "web"); err != nil {
+		t.Errorf("run after the other process finished: %v", err)
+	}
+}
+
+// Trigger starts a job now under the scheduler's context: refused before
+// the scheduler runs, for an unknown policy or kind and while the job runs;
+// the run it returns is the one the history records.
+func TestSchedulerTrigger(t *testing.T) {
+	f := newFixture(t, config.Policy{Name: "web", Sources: []config.Source{{Command: []string{"sh", "-c", "sleep 0.3; echo x"}}}})
+	sc := &Scheduler{Service: f.svc, Tick: time.Hour}
+	if _, err := sc.Trigger("web", KindBackup, ""); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("trigger before Run: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- sc.Run(runCtx) }()
+	var run Run
+	var err error
+	for range 200 { // Run sets its context first thing
+		if run, err = sc.Trigger("web", KindBackup, ""); !errors.Is(err, ErrNotRunning) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil || run.ID == 0 || run.Status != StatusRunning || run.Policy != "web" {
+		t.Fatalf("trigger: %+v %v", run, err)
+	}
+	if _, err := sc.Trigger("web", KindBackup, ""); !errors.Is(err, ErrRunning) {
+		t.Errorf("second trigger while running: %v", err)
+	}
+	if _, err := sc.Trigger("nope", KindBackup, ""); !errors.Is(err, ErrNoPolicy) {
+		t.Errorf("unknown policy: %v", err)
+	}
+	if _, err := sc.Trigger("web", Kind("format"), ""); err == nil || !strings.Contains(err.Error(), "unknown job kind") {
+		t.Errorf("unknown kind: %v", err)
+	}
+	sc.Wait()
+	got, err := f.svc.History.Get(ctx, run.ID)
+	if err != nil || got.Status != StatusOK || got.Kind != KindBackup || !strings.Contains(string(got.Evidence), `"ok": true`) && !strings.Contains(string(got.Evidence), `"ok":true`) {
+		t.Errorf("triggered run afterwards: %+v %v", got, err)
+	}
+	// Stopping the scheduler cancels a triggered job and waits for it.
+	run2, err := sc.Trigger("web", KindRestoreTest, "user:alice")
+	must(t, err)
+	stop()
+	must(t, <-stopped)
+	if got, _ := f.svc.History.Get(ctx, run2.ID); got.Status == StatusRunning {
+		t.Errorf("Run returned with a triggered job still running: %+v", got)
+	}
+	// The restore test's event names who started it.
+	evs, err := f.bus.Query(ctx, events.Filter{Limit: 100})
+	must(t, err)
+	var actors []string
+	for _, e := range evs {
+		if strings.HasPrefix(string(e.Type), "restore_test.") {
+			actors = append(actors, e.Actor)
+		}
+	}
+	if len(actors) != 1 || actors[0] != "user:alice" {
+		t.Errorf("restore test events' actors: %v, want [user:alice]", actors)
+	}
+	if _, err := sc.Trigger("web", KindBackup, ""); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("trigger after Run ended: %v", err)
+	}
 }
 
 // Disaster recovery restores every source from the freshest copy; with the

@@ -373,6 +373,9 @@ func validTags(field string, tags map[string]string) error {
 	return nil
 }
 
+// ValidTag reports whether k=v is a tag events accept.
+func ValidTag(k, v string) bool { return validTag("tags", k, v) == nil }
+
 func validTag(field, k, v string) error {
 	if len(k) > MaxTagKeyBytes || !tagPattern.MatchString(k) {
 		return invalid(field, "key %q must be 1 to %d letters, digits, '.', '_', '/' or '-'", truncate(k), MaxTagKeyBytes)

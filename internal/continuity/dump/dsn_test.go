@@ -137,6 +137,8 @@ func TestParseMyDSN(t *testing.T) {
 			want: &MyDSN{User: "u", Host: "h", Database: "db", SSL: &yes, SSLCA: "/etc/ca.pem", SSLVerifyServerCert: &no}},
 		{name: "encoded database", in: "mysql://u@h/my%20db",
 			want: &MyDSN{User: "u", Host: "h", Database: "my db"}},
+		{name: "every reserved byte", in: "mysql://u%3F%2F%3A:%25%26%3D%23%20%3F%5B%5D%0A@[fe80::1%25eth0]:3306/d%3Fb?ssl-key=%2Fk%26%3D&ssl=false",
+			want: &MyDSN{User: "u?/:", Password: "%&=# ?[]\n", HasPass: true, Host: "fe80::1%eth0", Port: 3306, Database: "d?b", SSL: &no, SSLKey: "/k&="}},
 		{name: "go driver form", in: "root:pw@tcp(127.0.0.1:3306)/app", wantErr: "Go driver"},
 		{name: "no scheme", in: "127.0.0.1/app", wantErr: "want mysql://"},
 		{name: "no slash", in: "mysql://u@h", wantErr: `missing "/"`},
@@ -170,6 +172,10 @@ func TestParseMyDSN(t *testing.T) {
 			}
 			if d.HasPass && d.Password != "" && strings.Contains(d.String(), d.Password) {
 				t.Errorf("String() = %q shows the password", d.String())
+			}
+			// url (what ScratchMySQL hands to the restore) keeps everything.
+			if again, err := ParseMyDSN(d.url()); err != nil || !cmp.Equal(d, again) {
+				t.Errorf("ParseMyDSN(url() = %q) = %+v, %v; want %+v", d.url(), again, err, d)
 			}
 		})
 	}
@@ -232,8 +238,20 @@ func FuzzParseMyDSN(f *testing.F) {
 				t.Fatalf("option file line %q is not key=\"value\" (from %q)", l, s)
 			}
 		}
-		if d.HasPass && len(d.Password) >= 4 && strings.Contains(d.String(), d.Password) {
+		// (Unless the password is also part of what String shows.)
+		if d.HasPass && len(d.Password) >= 4 && strings.Contains(d.String(), d.Password) &&
+			!strings.Contains(d.User+"\x00"+d.Host+"\x00"+d.Database+"\x00"+d.Socket, d.Password) {
 			t.Fatalf("String() shows the password")
+		}
+		// url round-trips whatever the parser accepted.
+		if u := d.url(); len(u) <= maxDSN {
+			again, err := ParseMyDSN(u)
+			if err != nil {
+				t.Fatalf("ParseMyDSN(%q) ok, but its url() %q fails: %v", s, u, err)
+			}
+			if diff := cmp.Diff(d, again); diff != "" {
+				t.Fatalf("round trip of %q through %q (-first +second):\n%s", s, u, diff)
+			}
 		}
 	})
 }

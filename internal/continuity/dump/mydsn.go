@@ -187,6 +187,68 @@ func (d *MyDSN) String() string {
 	return b.String()
 }
 
+// url is the DSN in URL form with every part, the password included
+// (String hides it): ParseMyDSN reads it back into an equal MyDSN. It is
+// for handing a DSN on inside the process (ScratchMySQL), never for
+// messages.
+func (d *MyDSN) url() string {
+	var b strings.Builder
+	b.WriteString("mysql://")
+	if d.User != "" || d.HasPass {
+		b.WriteString(pctEncode(d.User))
+		if d.HasPass {
+			b.WriteString(":" + pctEncode(d.Password))
+		}
+		b.WriteByte('@')
+	}
+	if strings.ContainsAny(d.Host, ":/ ") {
+		b.WriteString("[" + pctEncode(d.Host) + "]")
+	} else {
+		b.WriteString(pctEncode(d.Host))
+	}
+	if d.Port != 0 {
+		b.WriteString(":" + strconv.Itoa(d.Port))
+	}
+	b.WriteString("/" + pctEncode(d.Database))
+	var q []string
+	opt := func(k, v string) {
+		if v != "" {
+			q = append(q, k+"="+pctEncode(v))
+		}
+	}
+	boolOpt := func(k string, v *bool) {
+		if v != nil {
+			q = append(q, k+"="+strconv.FormatBool(*v))
+		}
+	}
+	opt("socket", d.Socket)
+	boolOpt("ssl", d.SSL)
+	opt("ssl-ca", d.SSLCA)
+	opt("ssl-cert", d.SSLCert)
+	opt("ssl-key", d.SSLKey)
+	boolOpt("ssl-verify-server-cert", d.SSLVerifyServerCert)
+	if len(q) > 0 {
+		b.WriteString("?" + strings.Join(q, "&"))
+	}
+	return b.String()
+}
+
+// pctEncode percent-encodes the bytes ParseMyDSN would read as structure
+// ('%', ':', '@', '/', '?', '&', '=', '[', ']', '#'), spaces and control
+// characters; the rest stays as it is.
+func pctEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c == 0x7f || strings.IndexByte("%:@/?&=[]#", c) >= 0 {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
 // optionFile is the [client] section carrying the connection parameters.
 func (d *MyDSN) optionFile() []byte {
 	var b strings.Builder

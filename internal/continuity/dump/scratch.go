@@ -75,5 +75,8 @@ func ScratchMySQL(ctx context.Context, dsn, name string, o Options) (string, fun
 	target := *d
 	target.Database = name
 	drop := func(ctx context.Context) error { return run(ctx, "DROP DATABASE IF EXISTS `"+name+"`") }
-	return target.String(), drop, nil
+	// url, not String: String hides the password (the restore would log
+	// in with "xxxxx") and drops the TLS options (it would connect
+	// without the CA and verification the DSN asks for).
+	return target.url(), drop, nil
 }
