@@ -95,6 +95,11 @@ prefer PGPASSWORD or ~/.pgpass, and ~/.my.cnf. See docs/databases.md.`,
 				return err
 			}
 			defer l.Unlock()
+			// A prune between loading the index and locking may have
+			// removed data the index lists.
+			if _, err := r.RefreshIndex(ctx); err != nil {
+				return err
+			}
 			prog := &archiver.Progress{}
 			warnings := 0
 			o := archiver.Options{Tags: tags, Host: host, Excludes: excludes, OneFileSystem: oneFS,

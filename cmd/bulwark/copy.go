@@ -79,6 +79,14 @@ token; --cacert and --insecure apply to both repositories.`,
 				return fmt.Errorf("destination %s: %w", to, err)
 			}
 			defer dl.Unlock()
+			// A prune of either between loading its index and locking
+			// may have removed data the index lists.
+			if _, err := src.RefreshIndex(ctx); err != nil {
+				return err
+			}
+			if _, err := dst.RefreshIndex(ctx); err != nil {
+				return fmt.Errorf("destination %s: %w", to, err)
+			}
 
 			prog := &copier.Progress{}
 			stop := liveStatus(e, func(el time.Duration) string {

@@ -117,6 +117,19 @@ func (s *Service) backup(ctx context.Context, p config.Policy) (*BackupReport, e
 		return rep, err
 	}
 	defer r.Close()
+	// A shared lock keeps a prune (ours in retention below, or anyone's)
+	// out while sources are saved and copied; the index loaded at open is
+	// refreshed under it in case a prune ran in between.
+	l, err := r.Lock(ctx, false, 5*time.Minute)
+	if err == nil {
+		if _, err = r.RefreshIndex(ctx); err != nil {
+			l.Unlock()
+		}
+	}
+	if err != nil {
+		s.publish(ctx, withMsg(res, events.TypeBackupFailed, events.SeverityError, "backup of %s failed: %v", p.Name, err))
+		return rep, err
+	}
 	var failures []string
 	var fresh []*repo.Snapshot
 	for i, src := range p.Sources {
@@ -147,6 +160,7 @@ func (s *Service) backup(ctx context.Context, p config.Policy) (*BackupReport, e
 			failures = append(failures, fmt.Sprintf("copy to %s: %s", off, cr.Error))
 		}
 	}
+	l.Unlock()
 	if !p.Retention.Empty() {
 		if err := s.retention(ctx, r, p, rep); err != nil {
 			failures = append(failures, "retention: "+err.Error())
@@ -295,6 +309,9 @@ func (s *Service) copyTo(ctx context.Context, src *repo.Repository, dst string, 
 		return fail(err)
 	}
 	defer l.Unlock()
+	if _, err := d.RefreshIndex(ctx); err != nil {
+		return fail(err)
+	}
 	res, err := copier.Copy(ctx, src, d, snaps, copier.Options{})
 	if err != nil {
 		return fail(err)

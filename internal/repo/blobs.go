@@ -22,6 +22,13 @@ type SaveStats struct {
 	BytesRaw    atomic.Int64 // plaintext bytes of new blobs
 	BytesStored atomic.Int64 // bytes of packs written (what the repository grew by, parity excluded)
 	Packs       atomic.Int64
+	// IndexFiles and IndexBytes count the index files written (checkpoints,
+	// Flush, SaveIndex) and their bytes.
+	IndexFiles atomic.Int64
+	IndexBytes atomic.Int64
+	// Checkpoints counts the index files written while saving, before
+	// Flush (see checkpoint.go).
+	Checkpoints atomic.Int64
 }
 
 // Stats returns the session's counters.
@@ -201,8 +208,9 @@ func (r *Repository) storePack(ctx context.Context, p *packer) error {
 	r.idx.AddPack(ip)
 	r.stats.BytesStored.Add(int64(len(data)))
 	r.stats.Packs.Add(1)
+	now := r.Now()
 	r.mu.Lock()
-	r.written = append(r.written, ip)
+	cp := r.addWritten(ip, now)
 	for _, k := range p.keys {
 		delete(r.inflight, k)
 	}
@@ -210,12 +218,16 @@ func (r *Repository) storePack(ctx context.Context, p *packer) error {
 		r.free = append(r.free, p)
 	}
 	r.mu.Unlock()
+	if cp != nil {
+		r.checkpoint(ctx, cp)
+	}
 	return nil
 }
 
 // Flush uploads the open packs, waits for every upload and writes an index
-// file for the packs of this session. Call it before saving a snapshot that
-// refers to them.
+// file for the packs of this session that no checkpoint (checkpoint.go)
+// lists yet. Call it before saving a snapshot that refers to them. It
+// fails with ErrLockLapsed when a lock this handle holds has lapsed.
 func (r *Repository) Flush(ctx context.Context) error {
 	written, err := r.FlushPacks(ctx)
 	if err != nil {
@@ -224,12 +236,18 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if len(written) == 0 {
 		return nil
 	}
+	if err := r.checkLocks(); err != nil {
+		return err
+	}
 	_, err = r.SaveIndex(ctx, &index.File{Packs: written})
 	return err
 }
 
-// SaveIndex writes an index file (signed with a full key) and returns its
-// name. KeyID is filled in.
+// SaveIndex writes an index file and returns its name. KeyID is filled
+// in. A full key signs it; a write-only key cannot, so the file is
+// unsigned and recorded in the local cache as this client's own, which
+// makes the client's later sessions trust it for deduplication
+// (docs/repository-format.md, "Trust for deduplication").
 func (r *Repository) SaveIndex(ctx context.Context, f *index.File) (ID, error) {
 	f.KeyID = r.keyID
 	data, err := f.Seal(r.sec)
@@ -240,7 +258,14 @@ func (r *Repository) SaveIndex(ctx context.Context, f *index.File) (ID, error) {
 	if err := r.be.Save(ctx, backend.Handle{Type: backend.IndexFile, Name: Hex(id)}, data); err != nil && !errors.Is(err, backend.ErrExists) {
 		return ID{}, fmt.Errorf("writing index: %w", err)
 	}
+	r.stats.IndexFiles.Add(1)
+	r.stats.IndexBytes.Add(int64(len(data)))
 	r.cache.addOwnIndex(id)
+	r.indexMu.Lock()
+	if r.indexNames != nil {
+		r.indexNames[id] = true
+	}
+	r.indexMu.Unlock()
 	return id, nil
 }
 
@@ -315,12 +340,54 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			super[s] = true
 		}
 	}
+	names := make(map[ID]bool, len(files))
 	for _, f := range files {
+		names[f.Name] = true
 		if !super[f.Name] {
 			r.idx.AddFile(f.Name, f.File, f.File.Signed || own[f.Name])
 		}
 	}
+	r.indexMu.Lock()
+	r.indexNames = names
+	r.indexMu.Unlock()
 	return nil
+}
+
+// RefreshIndex brings an index loaded before a lock was taken up to date:
+// when the repository's index files are no longer those it was loaded
+// from (a prune or another backup ran in between), it loads the index
+// again, in place of the old one, and reports true. Take the lock first,
+// then refresh, before saving anything: data the stale index pointed to
+// may have been pruned. Without a loaded index it loads one.
+func (r *Repository) RefreshIndex(ctx context.Context) (bool, error) {
+	r.indexMu.Lock()
+	loaded := r.indexNames
+	r.indexMu.Unlock()
+	if loaded != nil {
+		same, n := true, 0
+		err := r.be.List(ctx, backend.IndexFile, func(fi backend.FileInfo) error {
+			id, err := ParseID(fi.Name)
+			if err != nil {
+				return nil // foreign entries are not index files (LoadIndexFiles)
+			}
+			n++
+			same = same && loaded[id]
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		if same && n == len(loaded) {
+			return false, nil
+		}
+	}
+	old := r.idx
+	r.idx = index.New()
+	if err := r.LoadIndex(ctx); err != nil {
+		r.idx = old
+		return false, err
+	}
+	return true, nil
 }
 
 // aeadCache keeps the derived keys of recently read packs, so reading many
@@ -460,6 +527,9 @@ func (r *Repository) packBlob(ctx context.Context, k blobKey, plaintext []byte) 
 // FlushPacks uploads the open packs and waits for every upload, like Flush,
 // but returns the session's packs instead of writing an index file: the
 // caller (prune, repair) writes one index that also supersedes others.
+// It returns the packs uploaded since the last Flush or FlushPacks that no
+// index file lists: a session that stores with SaveBlobCopy writes no
+// checkpoints, so that is all of them.
 func (r *Repository) FlushPacks(ctx context.Context) ([]index.Pack, error) {
 	r.mu.Lock()
 	ps := r.packers

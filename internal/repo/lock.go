@@ -9,6 +9,18 @@ package repo
 // Taking a lock is optimistic: write ours, then list the others; when a
 // conflicting lock exists, remove ours and fail (or retry). Two processes
 // that race both see each other and both back off, never both proceed.
+//
+// A lock that could not be refreshed for StaleAfter (the storage was
+// unreachable, the machine slept) has lapsed: another process may have
+// found it stale, removed it and pruned, deleting packs this session
+// uploaded or deduplicated against. From then on the repository refuses
+// to write index files and snapshots for this session (ErrLockLapsed):
+// they could name data that is gone. The next run starts from what the
+// repository holds then (interrupted backups resume from their index
+// checkpoints, checkpoint.go). Elapsed time is the larger of the
+// monotonic and the wall-clock difference: the monotonic clock does not
+// advance while the machine is suspended (on Linux), and other hosts judge
+// staleness by wall clocks.
 
 import (
 	"context"
@@ -52,10 +64,57 @@ type Lock struct {
 	stop chan struct{}
 	done chan struct{}
 	lost error
+	// written is when the last successful write of the lock began;
+	// lapsed is set once two successful writes were further apart than
+	// StaleAfter.
+	written time.Time
+	lapsed  bool
 }
 
 // ErrLocked means a conflicting lock is held.
 var ErrLocked = errors.New("repository is locked")
+
+// ErrLockLapsed means a lock of this session could not be refreshed for
+// longer than StaleAfter, so another process may have removed it and
+// pruned: the session must not write index files or snapshots.
+var ErrLockLapsed = errors.New("the repository lock lapsed")
+
+// lapsedErr reports whether the lock has lapsed, with why.
+func (l *Lock) lapsedErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.lapsed && elapsed(l.written, time.Now()) <= StaleAfter {
+		return nil
+	}
+	why := ""
+	if l.lost != nil {
+		why = fmt.Sprintf(" (last refresh: %v)", l.lost)
+	}
+	return fmt.Errorf("%w: not refreshed for more than %v%s, so another process may have pruned the data of this session; nothing more is written, run it again",
+		ErrLockLapsed, StaleAfter, why)
+}
+
+// elapsed is the time from a to b: the larger of the monotonic and the
+// wall-clock difference.
+func elapsed(a, b time.Time) time.Duration {
+	return max(b.Sub(a), b.Round(0).Sub(a.Round(0)))
+}
+
+// checkLocks fails when a lock this repository handle holds has lapsed.
+func (r *Repository) checkLocks() error {
+	r.locksMu.Lock()
+	held := make([]*Lock, 0, len(r.locks))
+	for l := range r.locks {
+		held = append(held, l)
+	}
+	r.locksMu.Unlock()
+	for _, l := range held {
+		if err := l.lapsedErr(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Stale reports whether a lock is stale at now.
 func (l LockInfo) Stale(now time.Time) bool {
@@ -140,6 +199,7 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool, wait time.Duratio
 		if _, err := r.RemoveStaleLocks(ctx); err != nil {
 			return nil, err
 		}
+		started := time.Now()
 		info := LockInfo{Time: r.Now().UTC(), Exclusive: exclusive, Hostname: host, PID: os.Getpid(), Username: usr, Nonce: make([]byte, 8)}
 		_, _ = rand.Read(info.Nonce)
 		name, err := r.writeLock(ctx, info)
@@ -163,7 +223,13 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool, wait time.Duratio
 			}
 		}
 		if conflict == nil {
-			l := &Lock{r: r, name: name, info: info, stop: make(chan struct{}), done: make(chan struct{})}
+			l := &Lock{r: r, name: name, info: info, stop: make(chan struct{}), done: make(chan struct{}), written: started}
+			r.locksMu.Lock()
+			if r.locks == nil {
+				r.locks = map[*Lock]bool{}
+			}
+			r.locks[l] = true
+			r.locksMu.Unlock()
 			go l.refresh()
 			return l, nil
 		}
@@ -194,6 +260,7 @@ func (l *Lock) refresh() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			started := time.Now()
 			info := l.info
 			info.Time = l.r.Now().UTC()
 			_, _ = rand.Read(info.Nonce)
@@ -202,8 +269,11 @@ func (l *Lock) refresh() {
 			if err != nil {
 				l.lost = err
 			} else {
+				if elapsed(l.written, started) > StaleAfter {
+					l.lapsed = true
+				}
 				old := l.name
-				l.name, l.info = name, info
+				l.name, l.info, l.written = name, info, started
 				_ = l.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: old})
 			}
 			l.mu.Unlock()
@@ -219,6 +289,9 @@ func (l *Lock) Unlock() error {
 	}
 	close(l.stop)
 	<-l.done
+	l.r.locksMu.Lock()
+	delete(l.r.locks, l)
+	l.r.locksMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.r.be.Remove(context.Background(), backend.Handle{Type: backend.LockFile, Name: l.name})

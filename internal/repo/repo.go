@@ -70,6 +70,17 @@ type Repository struct {
 
 	Now func() time.Time
 
+	// CheckpointPacks: while saving, an index file is written as soon as
+	// this many uploaded packs are in none yet, so that an interrupted
+	// session loses little (checkpoint.go). 0: as many packs as make
+	// DefaultCheckpointBytes; negative: never by count. Set it before the
+	// first save.
+	CheckpointPacks int
+	// CheckpointInterval: a checkpoint is also written when the oldest
+	// uploaded pack in no index file finished this long ago (checked as
+	// packs finish). 0: DefaultCheckpointInterval; negative: never by time.
+	CheckpointInterval time.Duration
+
 	mu      sync.Mutex
 	packers [2]*packer
 	free    []*packer // finished packers whose buffers are reused
@@ -92,6 +103,17 @@ type Repository struct {
 	upSem        chan struct{}
 	stats        SaveStats
 	aeads        aeadCache
+
+	// uncoveredSince is when the oldest pack of written finished uploading.
+	uncoveredSince time.Time
+
+	// indexNames are the index files the loaded index was built from,
+	// and those this handle wrote since (RefreshIndex).
+	indexMu    sync.Mutex
+	indexNames map[ID]bool
+
+	locksMu sync.Mutex
+	locks   map[*Lock]bool // held by this handle (see checkLocks)
 }
 
 type blobKey struct {

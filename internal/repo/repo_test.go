@@ -454,3 +454,47 @@ func TestCancelledUploadIsSticky(t *testing.T) {
 		t.Fatal("Flush after a lost upload succeeded")
 	}
 }
+
+// An index loaded before the lock can be stale: a prune between loading
+// and locking removed data it lists. RefreshIndex, after the lock, sees
+// the index files changed and reloads, so the backup uploads the data
+// again instead of pointing a snapshot at deleted packs.
+func TestRefreshIndexAfterPrune(t *testing.T) {
+	r, dir := repotest.New(t, repotest.Options{})
+	src := sourceTree(t)
+	res, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{})
+	must(t, err)
+
+	stale := repotest.Open(t, dir, repotest.Password) // loads the index
+	if changed, err := stale.RefreshIndex(ctx); err != nil || changed {
+		t.Fatalf("refresh with nothing changed: %v %v", changed, err)
+	}
+	other := repotest.Open(t, dir, repotest.Password)
+	must(t, other.RemoveSnapshot(ctx, res.Snapshot.ID))
+	if _, err := prune.Prune(ctx, other, prune.Options{}); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := stale.Lock(ctx, false, 0)
+	must(t, err)
+	defer l.Unlock()
+	if changed, err := stale.RefreshIndex(ctx); err != nil || !changed {
+		t.Fatalf("refresh after a prune: %v %v", changed, err)
+	}
+	res2, err := archiver.Backup(ctx, stale, []string{src}, archiver.Options{NoParent: true})
+	must(t, err)
+	if res2.Summary.BytesAdded < 2<<20 {
+		t.Fatalf("backup after the prune added %d bytes: it deduplicated against pruned data", res2.Summary.BytesAdded)
+	}
+	// Its own index file does not count as a change.
+	if changed, err := stale.RefreshIndex(ctx); err != nil || changed {
+		t.Fatalf("refresh after writing its own index: %v %v", changed, err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	fresh := repotest.Open(t, dir, repotest.Password)
+	sn, err := fresh.LoadSnapshot(ctx, res2.Snapshot.ID)
+	must(t, err)
+	if _, err := restorer.Restore(ctx, fresh, sn, out, restorer.Options{Verify: true}); err != nil {
+		t.Fatalf("restore of the backup made after the prune: %v", err)
+	}
+}

@@ -65,8 +65,13 @@ func (s *Snapshot) HasTag(t string) bool {
 	return false
 }
 
-// SaveSnapshot seals s to the repository public key and stores it.
+// SaveSnapshot seals s to the repository public key and stores it. It
+// refuses when a lock this handle holds has lapsed (ErrLockLapsed): the
+// data s refers to may have been pruned meanwhile.
 func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	if err := r.checkLocks(); err != nil {
+		return ID{}, err
+	}
 	s.Version = 1
 	s.TreeHex = Hex(s.Tree)
 	plain, err := json.Marshal(s)

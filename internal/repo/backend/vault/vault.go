@@ -22,8 +22,14 @@
 // retry layer sends the whole object again. A PUT whose answer was lost may
 // have stored the object; the retry then meets 409 and the retry layer
 // accepts an object of the same name and size (names are SHA-256 of the
-// content). Uploads are not resumed part way: objects are at most about
-// 20 MiB, so resending one costs less than the bookkeeping would.
+// content). Objects are not resumed part way: they are at most about
+// 20 MiB (packs of 16 MiB, the size `repo init` gives, and their parity),
+// so resending one costs seconds, less than the bookkeeping of partial
+// uploads would. What resumes is the backup: when the vault stays away
+// longer than the retries wait, the backup fails, but it has written an
+// index checkpoint every 1 GiB or 5 minutes of packs (internal/repo,
+// checkpoint.go), and the next run uploads only what came after the last
+// checkpoint.
 //
 // Transport. HTTPS with TLS 1.2 or later, trusting the system roots or, if
 // given, only the certificates of a CA file (the vault's self-signed
