@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
+	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
 // Backup policies. Two access modules meet here: "backups" covers the
@@ -107,6 +109,10 @@ func (s *Server) listPolicyRuns(w http.ResponseWriter, r *http.Request, c *Call)
 		return err
 	}
 	q := continuity.RunQuery{Policy: p.Name, Limit: limit, Kinds: s.readableKinds(c, tags)}
+	if len(q.Kinds) == 0 { // (no kinds would mean every kind)
+		writeJSON(w, http.StatusOK, List[continuity.Run]{Items: []continuity.Run{}})
+		return nil
+	}
 	if after != "" {
 		if q.Before, err = strconv.ParseInt(after, 10, 64); err != nil || q.Before <= 0 {
 			return badRequest("after", "after must be a run id (the next field of the previous page)")
@@ -145,6 +151,9 @@ func (s *Server) getPolicyRun(w http.ResponseWriter, r *http.Request, c *Call) e
 	}
 	c.Resource = fmt.Sprintf("policy/%s/run/%d", p.Name, id)
 	run, err := s.d.Continuity.History.Get(r.Context(), id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	// A run of another policy, or of a kind the caller may not read, is
 	// not found here.
 	if err != nil || run.Policy != p.Name || !slices.Contains(s.readableKinds(c, tags), run.Kind) {
@@ -181,7 +190,9 @@ func (s *Server) policyRPO(w http.ResponseWriter, r *http.Request, c *Call) erro
 	if err != nil {
 		return err
 	}
-	st, err := s.d.Continuity.CheckRPO(r.Context(), p.Name)
+	// A breach or recovery this measurement finds is raised as an event
+	// in the caller's name.
+	st, err := s.d.Continuity.CheckRPO(continuity.WithActor(r.Context(), "user:"+c.Principal.Username), p.Name)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,13 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/continuity/schedule"
+	"github.com/bulwarkhq/bulwark/internal/events"
 )
 
 // Continuity configures backups: the repositories they go to and the
@@ -179,6 +181,10 @@ func checkSchedule(c *checker, field, s string) {
 }
 
 func checkLocation(c *checker, field, loc string, insecure bool) {
+	if u, err := url.Parse(strings.TrimPrefix(loc, "s3:")); err == nil && u.User != nil {
+		c.errorf(field, "credentials in the location are not allowed (they would show in reports and logs): use vault_token, or s3_access_key and s3_secret_key")
+		return
+	}
 	switch {
 	case loc == "":
 		c.errorf(field, "required: a directory, https://HOST:PORT/NAME (vault) or s3:https://HOST/BUCKET/PREFIX")
@@ -229,6 +235,29 @@ func (p Policy) validate(c *checker) {
 	c.durRange("jitter", p.Jitter, 0, Duration(day))
 	if p.RPO != 0 {
 		c.durRange("rpo", p.RPO, Duration(time.Minute), Duration(366*day))
+	}
+	// key=value tags are also the policy's access-control tags (with
+	// policy=NAME): refuse what could not be matched exactly, so that a
+	// grant such as env!=prod never reaches a policy by a dropped tag.
+	keys := map[string]bool{}
+	for i, t := range p.Tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok {
+			continue
+		}
+		field := fmt.Sprintf("tags[%d]", i)
+		switch {
+		case k == "policy":
+			c.errorf(field, "%q: the policy=NAME tag is set by Bulwark", t)
+		case !events.ValidTag(k, v):
+			c.errorf(field, "%q: a key=value tag is also an access-control tag: use letters, digits, '.', '_', '/' and '-' on both sides", t)
+		case keys[k]:
+			c.errorf(field, "%q: key %q is already tagged", t, k)
+		}
+		keys[k] = true
+	}
+	if len(keys) >= events.MaxTags {
+		c.errorf("tags", "%d key=value tags: at most %d", len(keys), events.MaxTags-1)
 	}
 	seen := map[string]bool{p.Repository: true}
 	for i, o := range p.Offsite {

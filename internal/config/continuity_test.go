@@ -83,6 +83,12 @@ func TestContinuityErrors(t *testing.T) {
 			`bulwark.yaml:5: continuity.repositories[1].name: "a" is also repositories[0]`,
 			`bulwark.yaml:6: continuity.repositories[1].location: "rel/dir" is not an absolute path`,
 		}},
+		{"tags and credentials in locations", "continuity:\n  repositories:\n    - name: v\n      location: https://user:pw@vault.example:8443/web\n      password: {env: P}\n  policies:\n    - name: web\n      sources: [{paths: [/a]}]\n      repository: v\n      tags: [nightly, env=prod, env=dev, team=Data Eng, policy=db]\n", []string{
+			`bulwark.yaml:4: continuity.repositories[0].location: credentials in the location are not allowed (they would show in reports and logs): use vault_token, or s3_access_key and s3_secret_key`,
+			`bulwark.yaml:10: continuity.policies[0].tags[2]: "env=dev": key "env" is already tagged`,
+			`bulwark.yaml:10: continuity.policies[0].tags[3]: "team=Data Eng": a key=value tag is also an access-control tag: use letters, digits, '.', '_', '/' and '-' on both sides`,
+			`bulwark.yaml:10: continuity.policies[0].tags[4]: "policy=db": the policy=NAME tag is set by Bulwark`,
+		}},
 		{"retention", contRepos + "    - name: web\n      sources: [{paths: [/a]}]\n      repository: local\n      retention: {prune: true, keep_last: -1}\n      offsite: [local]\n", []string{
 			`bulwark.yaml:14: continuity.policies[0].retention.keep_last: must not be negative, got -1`,
 			`bulwark.yaml:15: continuity.policies[0].offsite[0]: "local" is already a target of this policy`,

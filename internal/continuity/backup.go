@@ -28,8 +28,10 @@ type BackupReport struct {
 	Forgotten  int            `json:"snapshots_forgotten"`
 	Locked     int            `json:"snapshots_locked,omitempty"`
 	Pruned     *prune.Report  `json:"prune,omitempty"`
-	Copies     []CopyResult   `json:"copies"`
-	OK         bool           `json:"ok"`
+	// PruneSkipped says why retention did not prune (forget still ran).
+	PruneSkipped string       `json:"prune_skipped,omitempty"`
+	Copies       []CopyResult `json:"copies"`
+	OK           bool         `json:"ok"`
 }
 
 // SourceResult is one source's backup.
@@ -120,12 +122,7 @@ func (s *Service) backup(ctx context.Context, p config.Policy) (*BackupReport, e
 	// A shared lock keeps a prune (ours in retention below, or anyone's)
 	// out while sources are saved and copied; the index loaded at open is
 	// refreshed under it in case a prune ran in between.
-	l, err := r.Lock(ctx, false, 5*time.Minute)
-	if err == nil {
-		if _, err = r.RefreshIndex(ctx); err != nil {
-			l.Unlock()
-		}
-	}
+	l, err := readLock(ctx, r)
 	if err != nil {
 		s.publish(ctx, withMsg(res, events.TypeBackupFailed, events.SeverityError, "backup of %s failed: %v", p.Name, err))
 		return rep, err
@@ -162,6 +159,12 @@ func (s *Service) backup(ctx context.Context, p config.Policy) (*BackupReport, e
 	}
 	l.Unlock()
 	if !p.Retention.Empty() {
+		// A source that failed may have left checkpointed uploads its
+		// next run resumes from: prune would remove them.
+		if len(failures) > 0 && p.Retention.Prune {
+			p.Retention.Prune = false
+			rep.PruneSkipped = "a source or copy failed: prune waits for a complete run, so the next run can resume from what this one uploaded"
+		}
 		if err := s.retention(ctx, r, p, rep); err != nil {
 			failures = append(failures, "retention: "+err.Error())
 		}
@@ -304,14 +307,11 @@ func (s *Service) copyTo(ctx context.Context, src *repo.Repository, dst string, 
 		return fail(err)
 	}
 	defer d.Close()
-	l, err := d.Lock(ctx, false, 5*time.Minute)
+	l, err := readLock(ctx, d)
 	if err != nil {
 		return fail(err)
 	}
 	defer l.Unlock()
-	if _, err := d.RefreshIndex(ctx); err != nil {
-		return fail(err)
-	}
 	res, err := copier.Copy(ctx, src, d, snaps, copier.Options{})
 	if err != nil {
 		return fail(err)

@@ -133,7 +133,7 @@ func (s *Service) claim(ctx context.Context, name string, kind Kind) (*claim, er
 	if s.History != nil {
 		// Another process (`bulwark policy run` beside `bulwark up`) may
 		// be running the same job.
-		if r, ok, err := s.History.Live(ctx, p.Name, kind, s.now()); err != nil || ok {
+		if r, ok, err := s.History.Live(ctx, p.Name, kind, s.now(), true); err != nil || ok {
 			release()
 			if err == nil {
 				err = fmt.Errorf("%s of policy %s: %w (run %d, process %s, since %s)", kind, p.Name, ErrRunning, r.ID, r.Owner, r.Started.Format(time.RFC3339))
@@ -155,6 +155,28 @@ func (s *Service) claim(ctx context.Context, name string, kind Kind) (*claim, er
 // report as evidence (even when ctx was cancelled) and releases the claim.
 func runClaimed[T any](ctx context.Context, s *Service, c *claim, job func(config.Policy) (T, error)) (T, error) {
 	defer c.release()
+	if s.History != nil {
+		// The heartbeat tells other hosts sharing the history that the
+		// run is alive (History.over).
+		stop := make(chan struct{})
+		beating := make(chan struct{})
+		go func() {
+			defer close(beating)
+			t := time.NewTicker(HeartbeatEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if err := s.History.Beat(context.WithoutCancel(ctx), c.run.ID, s.now()); err != nil {
+						s.logger().Warn("continuity: heartbeat", "run", c.run.ID, "err", err)
+					}
+				}
+			}
+		}()
+		defer func() { close(stop); <-beating }()
+	}
 	out, jobErr := job(c.p)
 	if s.History != nil {
 		if err := s.History.Finish(context.WithoutCancel(ctx), c.run.ID, s.now(), jobErr, out); err != nil && jobErr == nil {
@@ -255,6 +277,21 @@ func (s *Service) secret(sec config.Secret) (string, error) {
 		ge = os.Getenv
 	}
 	return sec.Resolve(ge, rf)
+}
+
+// readLock takes a shared lock on r, which keeps prunes out while a job
+// reads or adds data, and refreshes the index r loaded when it was opened,
+// in case a prune ran in between.
+func readLock(ctx context.Context, r *repo.Repository) (*repo.Lock, error) {
+	l, err := r.Lock(ctx, false, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.RefreshIndex(ctx); err != nil {
+		l.Unlock()
+		return nil, err
+	}
+	return l, nil
 }
 
 // openNamed opens the repository called name.

@@ -13,6 +13,7 @@ package continuity
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -58,9 +59,16 @@ func procStart(pid int) string {
 	return f[19]
 }
 
+// sameHost reports whether owner names a process of this host.
+func sameHost(owner string) bool {
+	host, _ := os.Hostname()
+	h, _, _ := strings.Cut(owner, "/")
+	return h == host
+}
+
 // ownerGone reports whether the process that owner names has ended. An
 // empty owner (runs recorded before owners were) counts as gone; another
-// host's process never does.
+// host's process never does (History.over judges those by heartbeat).
 func ownerGone(owner string) bool {
 	if owner == "" {
 		return true
@@ -80,10 +88,13 @@ func ownerGone(owner string) bool {
 	if err != nil || pid <= 0 {
 		return true
 	}
-	if parts[3] != "" {
-		if st := procStart(pid); st != "" || bootID() != "" {
-			return st != parts[3]
-		}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		// Alive; the same process unless the PID was reused (a stat that
+		// cannot be read, /proc mounted hidepid, proves nothing).
+		st := procStart(pid)
+		return parts[3] != "" && st != "" && st != parts[3]
+	} else if errors.Is(err, fs.ErrNotExist) && bootID() != "" {
+		return true
 	}
 	err = syscall.Kill(pid, 0)
 	return errors.Is(err, syscall.ESRCH)

@@ -95,6 +95,11 @@ func (s *Service) restoreTest(ctx context.Context, p config.Policy) (*RestoreTes
 	if !r.CanRead() {
 		return ev, errors.New("the primary repository's key is write-only: a restore test needs a full key")
 	}
+	l, err := readLock(ctx, r) // a concurrent prune would fail the test falsely
+	if err != nil {
+		return ev, err
+	}
+	defer l.Unlock()
 	var failures []string
 	for i, src := range p.Sources {
 		sname := SourceName(src, i)

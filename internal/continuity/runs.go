@@ -48,9 +48,11 @@ type Run struct {
 	Finished time.Time `json:"finished,omitzero"`
 	Status   Status    `json:"status"`
 	Error    string    `json:"error,omitempty"`
-	// Owner is the process that runs (or ran) the job (owner.go).
-	Owner    string          `json:"owner,omitempty"`
-	Evidence json.RawMessage `json:"evidence,omitempty"`
+	// Owner is the process that runs (or ran) the job (owner.go), and
+	// Heartbeat when it last said it was still running.
+	Owner     string          `json:"owner,omitempty"`
+	Heartbeat time.Time       `json:"heartbeat,omitzero"`
+	Evidence  json.RawMessage `json:"evidence,omitempty"`
 }
 
 // History stores runs.
@@ -65,12 +67,31 @@ func NewHistory(db *store.DB) *History { return &History{db: db, owner: processO
 // Start records a run beginning at t and returns its id.
 func (h *History) Start(ctx context.Context, policy string, kind Kind, t time.Time) (int64, error) {
 	var id int64
-	err := h.db.QueryRowContext(ctx, `INSERT INTO continuity_runs(policy, kind, started, finished, status, error, evidence, owner)
-		VALUES ($1, $2, $3, 0, $4, '', '{}', $5) RETURNING id`, policy, string(kind), store.Micros(t), string(StatusRunning), h.owner).Scan(&id)
+	err := h.db.QueryRowContext(ctx, `INSERT INTO continuity_runs(policy, kind, started, finished, status, error, evidence, owner, heartbeat)
+		VALUES ($1, $2, $3, 0, $4, '', '{}', $5, $3) RETURNING id`, policy, string(kind), store.Micros(t), string(StatusRunning), h.owner).Scan(&id)
+	if store.IsUniqueViolation(err) {
+		return 0, fmt.Errorf("%s of policy %s: %w (started by another process at the same moment)", kind, policy, ErrRunning)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("continuity: record the start of %s %s: %w", policy, kind, err)
 	}
 	return id, nil
+}
+
+// Heartbeat intervals: the process running a job refreshes its run's
+// heartbeat every HeartbeatEvery; a run of another host whose heartbeat is
+// older than HeartbeatStale is over (its process is gone).
+const (
+	HeartbeatEvery = time.Minute
+	HeartbeatStale = 5 * time.Minute
+)
+
+// Beat refreshes the heartbeat of run id, still running, to t.
+func (h *History) Beat(ctx context.Context, id int64, t time.Time) error {
+	if _, err := h.db.ExecContext(ctx, `UPDATE continuity_runs SET heartbeat = $1 WHERE id = $2 AND status = $3`, store.Micros(t), id, string(StatusRunning)); err != nil {
+		return fmt.Errorf("continuity: heartbeat of run %d: %w", id, err)
+	}
+	return nil
 }
 
 // Finish records the end of run id.
@@ -92,26 +113,49 @@ func (h *History) Finish(ctx context.Context, id int64, t time.Time, runErr erro
 
 // AbandonRunning marks failed the runs still "running" whose process has
 // ended (a crash or a kill during the run), and returns how many there
-// were. Runs of live processes, and of other hosts, are left alone.
+// were. Runs of live processes, this one included, are left alone.
 func (h *History) AbandonRunning(ctx context.Context, t time.Time) (int64, error) {
-	_, n, err := h.sweep(ctx, t, "", "")
+	_, n, err := h.sweep(ctx, t, "", "", false)
 	return n, err
 }
 
-// Live returns a run of policy and kind in progress in a live process (this
-// one or another), after marking failed those whose process is gone.
-func (h *History) Live(ctx context.Context, policy string, kind Kind, t time.Time) (Run, bool, error) {
-	live, _, err := h.sweep(ctx, t, policy, kind)
+// Live returns a run of policy and kind in progress in a live process,
+// after marking failed those whose process is gone. With self, a run of
+// this very process counts as gone: pass it only when this process holds
+// the job's in-memory claim, which proves it runs no such job (the row was
+// left "running" by a Finish that failed).
+func (h *History) Live(ctx context.Context, policy string, kind Kind, t time.Time, self bool) (Run, bool, error) {
+	live, _, err := h.sweep(ctx, t, policy, kind, self)
 	if err != nil || len(live) == 0 {
 		return Run{}, false, err
 	}
 	return live[0], true, nil
 }
 
+// over reports whether run r (status running) has ended without saying
+// so: its process on this host is gone, or another host's process has not
+// refreshed the heartbeat for HeartbeatStale. self says how to judge a
+// run of this very process.
+func (h *History) over(r Run, t time.Time, self bool) bool {
+	switch {
+	case r.Owner == "":
+		return true // recorded before owners were
+	case r.Owner == h.owner:
+		return self
+	case sameHost(r.Owner):
+		return ownerGone(r.Owner)
+	}
+	beat := r.Heartbeat
+	if beat.IsZero() {
+		beat = r.Started
+	}
+	return t.Sub(beat) > HeartbeatStale
+}
+
 // sweep looks at the runs still "running" (of one policy and kind, or all
 // when policy is empty): it marks failed those whose process is gone and
 // returns the others.
-func (h *History) sweep(ctx context.Context, t time.Time, policy string, kind Kind) (live []Run, abandoned int64, err error) {
+func (h *History) sweep(ctx context.Context, t time.Time, policy string, kind Kind, self bool) (live []Run, abandoned int64, err error) {
 	q, args := runColumns+` WHERE status = $1`, []any{string(StatusRunning)}
 	if policy != "" {
 		q += ` AND policy = $2 AND kind = $3`
@@ -128,7 +172,7 @@ func (h *History) sweep(ctx context.Context, t time.Time, policy string, kind Ki
 			rows.Close()
 			return nil, 0, fmt.Errorf("continuity: find running jobs: %w", err)
 		}
-		if ownerGone(r.Owner) {
+		if h.over(r, t, self) {
 			gone = append(gone, r.ID)
 		} else {
 			live = append(live, r)
@@ -150,18 +194,21 @@ func (h *History) sweep(ctx context.Context, t time.Time, policy string, kind Ki
 	return live, abandoned, nil
 }
 
-const runColumns = `SELECT id, policy, kind, started, finished, status, error, owner, evidence FROM continuity_runs`
+const runColumns = `SELECT id, policy, kind, started, finished, status, error, owner, heartbeat, evidence FROM continuity_runs`
 
 func scanRun(s interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var kind, status, ev string
-	var started, finished int64
-	if err := s.Scan(&r.ID, &r.Policy, &kind, &started, &finished, &status, &r.Error, &r.Owner, &ev); err != nil {
+	var started, finished, beat int64
+	if err := s.Scan(&r.ID, &r.Policy, &kind, &started, &finished, &status, &r.Error, &r.Owner, &beat, &ev); err != nil {
 		return Run{}, err
 	}
 	r.Kind, r.Status, r.Started = Kind(kind), Status(status), store.FromMicros(started)
 	if finished != 0 {
 		r.Finished = store.FromMicros(finished)
+	}
+	if beat != 0 {
+		r.Heartbeat = store.FromMicros(beat)
 	}
 	r.Evidence = json.RawMessage(ev)
 	return r, nil

@@ -52,33 +52,48 @@ func TestHistory(t *testing.T) {
 			t.Errorf("list web limit 1: %+v", web)
 		}
 		// That run belongs to this (live) process: a scheduler starting
-		// beside it must leave it alone, and Live reports it.
+		// beside it must leave it alone, and Live reports it, unless the
+		// caller holds the in-memory claim (self), which proves the row
+		// stale.
 		if n, err := h.AbandonRunning(ctx, t0.Add(3*time.Hour)); err != nil || n != 0 {
 			t.Fatalf("abandon with the owner alive: %d %v", n, err)
 		}
-		if live, ok, err := h.Live(ctx, "db", KindRestoreTest, t0); err != nil || !ok || live.Owner != processOwner() {
+		if live, ok, err := h.Live(ctx, "db", KindRestoreTest, t0, false); err != nil || !ok || live.Owner != processOwner() {
 			t.Fatalf("live run: %+v %v %v", live, ok, err)
 		}
-		// Runs of a process that has ended, of a process recorded before
-		// owners were, and of another host.
+		// One running job per policy and kind, atomically.
+		if _, err := h.Start(ctx, "db", KindRestoreTest, t0); !errors.Is(err, ErrRunning) {
+			t.Fatalf("a second running row for db/restore_test: %v", err)
+		}
+		if _, ok, err := h.Live(ctx, "db", KindRestoreTest, t0, true); err != nil || ok {
+			t.Fatalf("own stale row with self: %v %v", ok, err)
+		}
+		// Runs of a live process, of one that has ended, of a process
+		// recorded before owners were, and of other hosts, one still
+		// beating and one silent for longer than HeartbeatStale.
+		alive := &History{db: db, owner: liveOwner(t)}
+		alive.Start(ctx, "alive", KindBackup, t0.Add(2*time.Hour))
 		dead := &History{db: db, owner: deadOwner(t)}
 		dead.Start(ctx, "web", KindScrub, t0.Add(2*time.Hour))
 		legacy := &History{db: db}
 		legacy.Start(ctx, "legacy", KindBackup, t0.Add(2*time.Hour))
 		other := &History{db: db, owner: "another-host.example/x/1/1"}
-		other.Start(ctx, "other", KindBackup, t0.Add(2*time.Hour))
-		if _, ok, err := h.Live(ctx, "web", KindScrub, t0.Add(3*time.Hour)); err != nil || ok {
+		beating, _ := other.Start(ctx, "beating", KindBackup, t0)
+		must(t, other.Beat(ctx, beating, t0.Add(3*time.Hour-time.Minute)))
+		other.Start(ctx, "silent", KindBackup, t0.Add(3*time.Hour-HeartbeatStale-time.Second))
+		if _, ok, err := h.Live(ctx, "web", KindScrub, t0.Add(3*time.Hour), false); err != nil || ok {
 			t.Fatalf("a dead process's run reported live: %v %v", ok, err)
 		}
 		n, err := h.AbandonRunning(ctx, t0.Add(3*time.Hour))
-		if err != nil || n != 1 {
-			t.Fatalf("abandon: %d %v (want the legacy run only; Live already marked the dead one)", n, err)
+		if err != nil || n != 2 {
+			t.Fatalf("abandon: %d %v (want the legacy and the silent run; Live already marked the dead one)", n, err)
 		}
 		for _, c := range []struct {
 			policy string
 			kind   Kind
 			want   Status
-		}{{"web", KindScrub, StatusFailed}, {"legacy", KindBackup, StatusFailed}, {"other", KindBackup, StatusRunning}, {"db", KindRestoreTest, StatusRunning}} {
+		}{{"web", KindScrub, StatusFailed}, {"legacy", KindBackup, StatusFailed}, {"silent", KindBackup, StatusFailed},
+			{"beating", KindBackup, StatusRunning}, {"alive", KindBackup, StatusRunning}, {"db", KindRestoreTest, StatusFailed}} {
 			r, _, _ := h.Last(ctx, c.policy, c.kind, false)
 			if r.Status != c.want || (c.want == StatusFailed && !strings.Contains(r.Error, "interrupted")) {
 				t.Errorf("%s %s: %+v, want %s", c.policy, c.kind, r, c.want)
@@ -91,6 +106,17 @@ func TestHistory(t *testing.T) {
 			t.Errorf("get of a missing run: %v", err)
 		}
 	}, Migrations)
+}
+
+// liveOwner is the owner string of another process, alive until the test
+// ends.
+func liveOwner(t *testing.T) string {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return ownerOf(cmd.Process.Pid)
 }
 
 // deadOwner is the owner string of a process that has exited.

@@ -39,6 +39,8 @@ type Scheduler struct {
 
 	mu  sync.Mutex
 	ctx context.Context // Run's, while it runs
+
+	said map[string]string // policy/kind: the last reason a due job did not start
 }
 
 // ErrNotRunning is returned by Trigger when the scheduler is not running.
@@ -54,9 +56,9 @@ func jobs(p config.Policy) []job {
 	return []job{{KindBackup, p.Schedule}, {KindRestoreTest, p.RestoreTest.Schedule}, {KindScrub, p.Scrub.Schedule}}
 }
 
-// launch starts a job under ctx, counted by Wait.
+// launch starts a job under ctx, counted by Wait. The caller has added
+// one to sc.wg.
 func (sc *Scheduler) launch(ctx context.Context, policy string, kind Kind) (Run, error) {
-	sc.wg.Add(1)
 	return sc.Service.Launch(ctx, policy, kind, sc.wg.Done)
 }
 
@@ -65,12 +67,16 @@ func (sc *Scheduler) launch(ctx context.Context, policy string, kind Kind) (Run,
 // returns its run as recorded at the start. It fails with ErrNoPolicy,
 // ErrRunning (a job of that kind is in progress) or ErrNotRunning.
 func (sc *Scheduler) Trigger(policy string, kind Kind, actor string) (Run, error) {
+	// The job is counted before the lock is released: Run clears ctx
+	// under the lock before it waits, so it never waits without it.
 	sc.mu.Lock()
 	ctx := sc.ctx
-	sc.mu.Unlock()
 	if ctx == nil || ctx.Err() != nil {
+		sc.mu.Unlock()
 		return Run{}, ErrNotRunning
 	}
+	sc.wg.Add(1)
+	sc.mu.Unlock()
 	if actor != "" {
 		ctx = WithActor(ctx, actor)
 	}
@@ -142,12 +148,21 @@ func (sc *Scheduler) TickOnce(ctx context.Context) []string {
 			if d.Missed {
 				s.logger().Info("continuity: catching up a missed run", "policy", p.Name, "job", j.kind)
 			}
+			sc.wg.Add(1)
 			if _, err := sc.launch(ctx, p.Name, j.kind); err != nil {
-				if !errors.Is(err, ErrRunning) {
+				// Another process runs it (its run is named), or the
+				// history cannot be written: say so once per cause.
+				key := p.Name + "/" + string(j.kind)
+				if sc.said == nil {
+					sc.said = map[string]string{}
+				}
+				if sc.said[key] != err.Error() {
+					sc.said[key] = err.Error()
 					s.logger().Warn("continuity: scheduled job not started", "policy", p.Name, "job", j.kind, "err", err)
 				}
 				continue
 			}
+			delete(sc.said, p.Name+"/"+string(j.kind))
 			started = append(started, p.Name+"/"+string(j.kind))
 		}
 	}

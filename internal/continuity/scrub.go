@@ -90,6 +90,17 @@ func (s *Service) runScrub(ctx context.Context, c *claim) (*ScrubReport, error) 
 	return rep, err
 }
 
+// checkLocked checks r under a shared lock: a prune running meanwhile
+// would make packs vanish and look like damage.
+func checkLocked(ctx context.Context, r *repo.Repository, opts checker.Options) (*checker.Report, error) {
+	l, err := r.Lock(ctx, false, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	return checker.Check(ctx, r, opts)
+}
+
 func severityOf(err error) events.Severity {
 	if err != nil {
 		return events.SeverityError
@@ -140,7 +151,7 @@ func (s *Service) scrub(ctx context.Context, p config.Policy) (*ScrubReport, err
 	if m == 1 {
 		opts.Subset = checker.Subset{}
 	}
-	cr, err := checker.Check(ctx, r, opts)
+	cr, err := checkLocked(ctx, r, opts)
 	if err != nil {
 		return rep, err
 	}
@@ -172,7 +183,14 @@ func (s *Service) scrub(ctx context.Context, p config.Policy) (*ScrubReport, err
 	// are pruned away.
 	if rr != nil && len(rr.Packs.Damaged)+len(rr.Packs.Missing) > 0 {
 		for _, off := range p.Offsite {
+			// Healing adds packs to the primary: under a shared lock, so a
+			// prune cannot remove them before their index is written.
+			l, err := readLock(ctx, r2)
+			if err != nil {
+				return rep, fmt.Errorf("heal: %w", err)
+			}
 			h := s.heal(ctx, p, off, r2)
+			l.Unlock()
 			rep.Healed = append(rep.Healed, h)
 			if h.Error != "" {
 				continue
@@ -186,7 +204,7 @@ func (s *Service) scrub(ctx context.Context, p config.Policy) (*ScrubReport, err
 		}
 	}
 	// Check again (the checker reads the index files afresh).
-	cr, err = checker.Check(ctx, r2, opts)
+	cr, err = checkLocked(ctx, r2, opts)
 	if err != nil {
 		return rep, err
 	}

@@ -171,7 +171,8 @@ func TestRunBackupSourceFails(t *testing.T) {
 			{Name: "files", Paths: []string{"/nonexistent-for-sure"}},
 			{Name: "ok", Command: []string{"echo", "fine"}},
 		},
-		Offsite: []string{"offsite"},
+		Offsite:   []string{"offsite"},
+		Retention: config.Retention{KeepLast: 5, Prune: true},
 	})
 	rep, err := f.svc.RunBackup(ctx, "db")
 	if err == nil || !strings.Contains(err.Error(), "source broken") || !strings.Contains(err.Error(), "connection refused") ||
@@ -180,6 +181,11 @@ func TestRunBackupSourceFails(t *testing.T) {
 	}
 	if rep.OK || rep.Sources[2].Snapshot == "" || rep.Sources[0].Snapshot != "" || rep.Copies[0].Copied != 1 {
 		t.Errorf("report: %+v", rep)
+	}
+	// Retention forgets but does not prune after a failed source: its
+	// uploads stay for the next run to resume from.
+	if rep.Pruned != nil || !strings.Contains(rep.PruneSkipped, "resume") {
+		t.Errorf("prune after a failed source: %+v, skipped %q", rep.Pruned, rep.PruneSkipped)
 	}
 	if n := len(f.snapshots(t, "primary")); n != 1 {
 		t.Errorf("%d snapshots in the primary, want only the good source's", n)
@@ -211,7 +217,8 @@ func TestRunBackupGuards(t *testing.T) {
 	// Another process running the same job (as `bulwark policy run` beside
 	// `bulwark up`) shows in the shared history: this one refuses to
 	// start, names the run, and lists the job as running.
-	id, err := f.svc.History.Start(ctx, "web", KindBackup, time.Now())
+	other := &History{db: f.svc.History.db, owner: liveOwner(t)}
+	id, err := other.Start(ctx, "web", KindBackup, time.Now())
 	must(t, err)
 	if _, err := f.svc.RunBackup(ctx, "web"); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), fmt.Sprintf("run %d", id)) {
 		t.Errorf("run while another process runs it: %v", err)

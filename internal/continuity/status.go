@@ -96,7 +96,7 @@ func (s *Service) Summary(ctx context.Context, p config.Policy) (PolicySummary, 
 	for _, j := range jobs(p) {
 		running := s.Running(p.Name, j.kind)
 		if !running && s.History != nil {
-			_, ok, err := s.History.Live(ctx, p.Name, j.kind, now)
+			_, ok, err := s.History.Live(ctx, p.Name, j.kind, now, false)
 			if err != nil {
 				return out, err
 			}

@@ -83,7 +83,7 @@ var ErrLockLapsed = errors.New("the repository lock lapsed")
 func (l *Lock) lapsedErr() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.lapsed && elapsed(l.written, time.Now()) <= StaleAfter {
+	if !l.lapsed && elapsed(l.written, time.Now()) <= lapseAfter() {
 		return nil
 	}
 	why := ""
@@ -92,6 +92,14 @@ func (l *Lock) lapsedErr() error {
 	}
 	return fmt.Errorf("%w: not refreshed for more than %v%s, so another process may have pruned the data of this session; nothing more is written, run it again",
 		ErrLockLapsed, StaleAfter, why)
+}
+
+// lapseAfter is how long a lock may go without a successful write before
+// this session counts it as lapsed: StaleAfter less two refresh intervals,
+// a margin for the clocks of other hosts and for an index write that is
+// under way when the limit passes.
+func lapseAfter() time.Duration {
+	return max(StaleAfter-2*RefreshInterval, StaleAfter/2)
 }
 
 // elapsed is the time from a to b: the larger of the monotonic and the
@@ -261,6 +269,17 @@ func (l *Lock) refresh() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			started := time.Now()
+			// Our lock file gone means another process removed it (found
+			// it stale, or an operator unlocked): a prune may have run.
+			l.mu.Lock()
+			prev := l.name
+			l.mu.Unlock()
+			if _, err := l.r.be.Stat(ctx, backend.Handle{Type: backend.LockFile, Name: prev}); errors.Is(err, backend.ErrNotExist) {
+				l.mu.Lock()
+				l.lapsed = true
+				l.lost = errors.New("the lock file was removed by another process")
+				l.mu.Unlock()
+			}
 			info := l.info
 			info.Time = l.r.Now().UTC()
 			_, _ = rand.Read(info.Nonce)
@@ -269,7 +288,7 @@ func (l *Lock) refresh() {
 			if err != nil {
 				l.lost = err
 			} else {
-				if elapsed(l.written, started) > StaleAfter {
+				if elapsed(l.written, started) > lapseAfter() {
 					l.lapsed = true
 				}
 				old := l.name

@@ -38,11 +38,13 @@ func TestLapsedLockStopsWrites(t *testing.T) {
 		name           string
 		refresh, stale time.Duration
 		failRefresh    bool
+		removeLock     bool
 		want           error
 	}{
 		{name: "refreshed in time", refresh: 20 * time.Millisecond, stale: 600 * time.Millisecond},
 		{name: "not refreshed (machine asleep)", refresh: time.Hour, stale: 600 * time.Millisecond, want: repo.ErrLockLapsed},
 		{name: "refresh failing (storage unreachable)", refresh: 20 * time.Millisecond, stale: 600 * time.Millisecond, failRefresh: true, want: repo.ErrLockLapsed},
+		{name: "lock removed by another process", refresh: 20 * time.Millisecond, stale: 600 * time.Millisecond, removeLock: true, want: repo.ErrLockLapsed},
 	}
 	oldRefresh, oldStale := repo.RefreshInterval, repo.StaleAfter
 	t.Cleanup(func() { repo.RefreshInterval, repo.StaleAfter = oldRefresh, oldStale })
@@ -77,6 +79,13 @@ func TestLapsedLockStopsWrites(t *testing.T) {
 			}
 			if r.Stats().Checkpoints.Load() != 1 {
 				t.Fatalf("test premise: no checkpoint within %v of taking the lock", c.stale)
+			}
+			if c.removeLock { // as `repo unlock`, or a host that judged it stale
+				var names []string
+				must(t, be.List(ctx, backend.LockFile, func(fi backend.FileInfo) error { names = append(names, fi.Name); return nil }))
+				for _, n := range names {
+					must(t, be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: n}))
+				}
 			}
 			time.Sleep(2 * c.stale)
 			save(3)
