@@ -21,14 +21,12 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/continuity/dump"
+	"github.com/bulwarkhq/bulwark/internal/continuity/dump/dumptest"
 	"github.com/bulwarkhq/bulwark/internal/repo"
 )
 
 // myServer is the test machine's MariaDB server as a DSN without database.
 const myServer = "mysql://root@127.0.0.1:3306/"
-
-// myArgs are the mariadb client's connection options for myServer.
-var myArgs = []string{"--protocol=tcp", "-h", "127.0.0.1", "-P", "3306", "-u", "root"}
 
 var scratchRE = regexp.MustCompile(`bulwark_restore_test_[0-9a-f]{12}`)
 
@@ -41,36 +39,6 @@ func needMariaDB(t *testing.T) {
 	}
 }
 
-// mariadbSQL runs sql (in db unless empty) as root and returns the batch
-// output without column names.
-func mariadbSQL(t *testing.T, db, sql string) string {
-	t.Helper()
-	args := append(slices.Clone(myArgs), "--batch", "--skip-column-names", "--default-character-set=utf8mb4")
-	if db != "" {
-		args = append(args, "--database="+db)
-	}
-	cmd := exec.Command("mariadb", args...)
-	cmd.Stdin = strings.NewReader(sql)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("mariadb %s: %v\n%s\nSQL: %.300s", db, err, out, sql)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// myDatabase creates a database with a unique name, dropped at the end.
-func myDatabase(t *testing.T, prefix string) string {
-	t.Helper()
-	db := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
-	mariadbSQL(t, "", "CREATE DATABASE `"+db+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-	t.Cleanup(func() {
-		if out, err := exec.Command("mariadb", append(slices.Clone(myArgs), "-e", "DROP DATABASE IF EXISTS `"+db+"`")...).CombinedOutput(); err != nil {
-			t.Errorf("dropping %s: %v %s", db, err, out)
-		}
-	})
-	return db
-}
-
 // myUser creates a user with a password and the grants (each "PRIVS ON
 // WHAT"), dropped at the end.
 func myUser(t *testing.T, grants ...string) (user, password string) {
@@ -81,12 +49,8 @@ func myUser(t *testing.T, grants ...string) (user, password string) {
 	for _, g := range grants {
 		sql += fmt.Sprintf(" GRANT %s TO '%s'@'%%';", g, user)
 	}
-	mariadbSQL(t, "", sql)
-	t.Cleanup(func() {
-		if out, err := exec.Command("mariadb", append(slices.Clone(myArgs), "-e", "DROP USER IF EXISTS '"+user+"'@'%'")...).CombinedOutput(); err != nil {
-			t.Errorf("dropping user %s: %v %s", user, err, out)
-		}
-	})
+	dumptest.MariaDB(t, "", sql)
+	t.Cleanup(func() { dumptest.MariaDBExec(t, "DROP USER IF EXISTS '"+user+"'@'%'") })
 	return user, password
 }
 
@@ -96,48 +60,12 @@ func myExisting(t *testing.T, names []string) []string {
 	if len(names) == 0 {
 		return nil
 	}
-	out := mariadbSQL(t, "", "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('"+strings.Join(names, "','")+"') ORDER BY 1")
+	out := dumptest.MariaDB(t, "", "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('"+strings.Join(names, "','")+"') ORDER BY 1")
 	if out == "" {
 		return nil
 	}
 	return strings.Split(out, "\n")
 }
-
-// rtFill: three InnoDB tables (a foreign key, BLOBs, unicode, NULLs), a
-// trigger, a view, a function, a procedure, an event and thousands of rows.
-const rtFill = `
-CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(200) NOT NULL, note TEXT NULL, avatar BLOB NULL,
-  created DATETIME(6) NOT NULL) ENGINE=InnoDB;
-CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, customer_id INT NOT NULL, amount DECIMAL(12,2), payload MEDIUMBLOB,
-  comment TEXT NULL, FOREIGN KEY (customer_id) REFERENCES customers(id)) ENGINE=InnoDB;
-CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, order_id INT, what VARCHAR(20)) ENGINE=InnoDB;
-CREATE TRIGGER orders_log AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit(order_id, what) VALUES (NEW.id, 'insert');
-CREATE VIEW big_orders AS SELECT o.id, c.name, o.amount FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.amount > 500;
-DELIMITER //
-CREATE FUNCTION vat(x DECIMAL(12,2)) RETURNS DECIMAL(12,2) DETERMINISTIC RETURN x * 1.2 //
-CREATE PROCEDURE fill(n INT)
-BEGIN
-  DECLARE i INT DEFAULT 1;
-  WHILE i <= n DO
-    INSERT INTO customers (name, note, avatar, created) VALUES (CONCAT('Zoë Ångström 日本語 🚀 ', i),
-      IF(i % 7 = 0, NULL, CONCAT('note ''quoted'' \\ "dq" ', MD5(i))),
-      IF(i % 5 = 0, NULL, CONCAT(UNHEX(MD5(i)), X'00FF0A0D5C27')),
-      TIMESTAMP('2024-01-01') + INTERVAL i MINUTE);
-    SET i = i + 1;
-  END WHILE;
-  SET i = 1;
-  WHILE i <= n * 4 DO
-    INSERT INTO orders (customer_id, amount, payload, comment) VALUES (1 + (i * 7919) % n, (i % 1000) + 0.25,
-      UNHEX(REPEAT(MD5(i), 8)), IF(i % 3 = 0, NULL, CONCAT('line1\nline2\t€ ', i)));
-    SET i = i + 1;
-  END WHILE;
-END //
-DELIMITER ;
-CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM audit WHERE id < 0;
-START TRANSACTION;
-CALL fill(1500);
-COMMIT;
-`
 
 // rtStateSQL prints, for the current database, each table's row count and
 // the md5 of its rows in id order, the view's rows, and the schema
@@ -156,7 +84,7 @@ SELECT 'vat', vat(100);
 
 func rtState(t *testing.T, db string) string {
 	t.Helper()
-	return mariadbSQL(t, db, rtStateSQL)
+	return dumptest.MariaDB(t, db, rtStateSQL)
 }
 
 // writeScript writes an executable shell script and returns its path.
@@ -174,8 +102,8 @@ func writeScript(t *testing.T, dir, name, body string) string {
 // scratch databases are dropped and the source is untouched.
 func TestRestoreTestMySQL(t *testing.T) {
 	needMariaDB(t)
-	src := myDatabase(t, "bulwark_rt_my_src")
-	mariadbSQL(t, src, rtFill)
+	src := dumptest.MariaDBDatabase(t, "bulwark_rt_my_src")
+	dumptest.MariaDB(t, src, dumptest.MariaDBFill(1500))
 
 	out := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(out, "state.sql"), []byte(rtStateSQL), 0o644))
@@ -186,7 +114,7 @@ echo "$BULWARK_SCRATCH_DATABASES" > "$o.db"
 for db in $BULWARK_SCRATCH_DATABASES; do
   mariadb %[2]s --batch --skip-column-names --default-character-set=utf8mb4 --database="$db" < %[1]s/state.sql
 done > "$o.state"
-`, out, strings.Join(myArgs, " ")))
+`, out, strings.Join(dumptest.MariaDBArgs, " ")))
 
 	scratchDir := t.TempDir()
 	f := newFixture(t, config.Policy{Name: "shop",
@@ -203,7 +131,7 @@ done > "$o.state"
 	var order []string          // snapshot ids, oldest first
 	for i := range 2 {
 		if i == 1 {
-			mariadbSQL(t, src, "INSERT INTO orders (customer_id, amount, payload, comment) SELECT customer_id, amount + 1, payload, 'second' FROM orders WHERE id <= 700; UPDATE customers SET note = 'changed' WHERE id % 100 = 0; DELETE FROM customers WHERE id = 1499 AND id NOT IN (SELECT customer_id FROM orders)")
+			dumptest.MariaDB(t, src, "INSERT INTO orders (customer_id, amount, payload, comment) SELECT customer_id, amount + 1, payload, 'second' FROM orders WHERE id <= 700; UPDATE customers SET note = 'changed' WHERE id % 100 = 0; DELETE FROM customers WHERE id = 1499 AND id NOT IN (SELECT customer_id FROM orders)")
 		}
 		rep, err := f.svc.RunBackup(ctx, "shop")
 		if err != nil {
@@ -305,10 +233,10 @@ done > "$o.state"
 // never shows the scratch server's password and leaves the source alone.
 func TestRestoreTestMySQLFailures(t *testing.T) {
 	needMariaDB(t)
-	app := myDatabase(t, "bulwark_rt_my_app")
-	mariadbSQL(t, app, rtFill)
-	plain := myDatabase(t, "bulwark_rt_my_plain") // tables only: no DEFINER anywhere
-	mariadbSQL(t, plain, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_3000;")
+	app := dumptest.MariaDBDatabase(t, "bulwark_rt_my_app")
+	dumptest.MariaDB(t, app, dumptest.MariaDBFill(1500))
+	plain := dumptest.MariaDBDatabase(t, "bulwark_rt_my_plain") // tables only: no DEFINER anywhere
+	dumptest.MariaDB(t, plain, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_3000;")
 	f := newFixture(t, config.Policy{Name: "app", Sources: []config.Source{
 		{Name: "app", MySQL: config.EnvSecret("APP_DSN")},
 		{Name: "plain", MySQL: config.EnvSecret("PLAIN_DSN")},
@@ -317,7 +245,7 @@ func TestRestoreTestMySQLFailures(t *testing.T) {
 	if _, err := f.svc.RunBackup(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
-	appState, plainCount := rtState(t, app), mariadbSQL(t, plain, "SELECT COUNT(*) FROM t")
+	appState, plainCount := rtState(t, app), dumptest.MariaDB(t, plain, "SELECT COUNT(*) FROM t")
 
 	// A scratch server account that may create and drop only scratch
 	// databases, with a password: it can restore plain tables, but not
@@ -328,7 +256,7 @@ func TestRestoreTestMySQLFailures(t *testing.T) {
 for db in $BULWARK_SCRATCH_DATABASES; do mariadb %[2]s --database="$db" -e 'SELECT 1' >/dev/null; done
 echo "orders: 0 rows in $BULWARK_SCRATCH_DATABASES, want 6000"
 exit 1
-`, out, strings.Join(myArgs, " ")))
+`, out, strings.Join(dumptest.MariaDBArgs, " ")))
 
 	tests := []struct {
 		name    string
@@ -401,7 +329,7 @@ exit 1
 	if got := rtState(t, app); got != appState {
 		t.Errorf("source %s changed:\n%s\nwas\n%s", app, got, appState)
 	}
-	if got := mariadbSQL(t, plain, "SELECT COUNT(*) FROM t"); got != plainCount {
+	if got := dumptest.MariaDB(t, plain, "SELECT COUNT(*) FROM t"); got != plainCount {
 		t.Errorf("source %s: %s rows, was %s", plain, got, plainCount)
 	}
 }
@@ -413,8 +341,8 @@ exit 1
 // instead of running it.
 func TestRestoreTestMySQLAllDatabases(t *testing.T) {
 	needMariaDB(t)
-	src := myDatabase(t, "bulwark_rt_my_all")
-	mariadbSQL(t, src, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;")
+	src := dumptest.MariaDBDatabase(t, "bulwark_rt_my_all")
+	dumptest.MariaDB(t, src, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;")
 	// A user who sees only src: its --all-databases dump holds only src
 	// (no mysql system database, no other test's database).
 	user, password := myUser(t, "ALL ON `"+src+"`.*")
@@ -428,8 +356,8 @@ func TestRestoreTestMySQLAllDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A change after the backup, which a replay of the dump would undo.
-	mariadbSQL(t, src, "DELETE FROM t WHERE id > 1000; INSERT INTO t VALUES (5000, 'after the backup')")
-	want := mariadbSQL(t, src, "SELECT CONCAT(COUNT(*), ' ', MAX(id)) FROM t")
+	dumptest.MariaDB(t, src, "DELETE FROM t WHERE id > 1000; INSERT INTO t VALUES (5000, 'after the backup')")
+	want := dumptest.MariaDB(t, src, "SELECT CONCAT(COUNT(*), ' ', MAX(id)) FROM t")
 
 	ev, err := f.svc.RestoreTest(ctx, "all")
 	if err == nil || ev.Result != "failed" || len(ev.Tests) != 1 {
@@ -443,7 +371,7 @@ func TestRestoreTestMySQLAllDatabases(t *testing.T) {
 	if scratchRE.MatchString(st.Error) {
 		t.Errorf("a scratch database was created for a dump that cannot go into one: %s", st.Error)
 	}
-	if got := mariadbSQL(t, src, "SELECT CONCAT(COUNT(*), ' ', MAX(id)) FROM t"); got != want {
+	if got := dumptest.MariaDB(t, src, "SELECT CONCAT(COUNT(*), ' ', MAX(id)) FROM t"); got != want {
 		t.Errorf("source after the restore test: %s, want %s (the dump was replayed over it)", got, want)
 	}
 	if types := strings.Join(f.eventTypes(t), ","); !strings.Contains(types, "restore_test.failed") {
@@ -455,8 +383,8 @@ func TestRestoreTestMySQLAllDatabases(t *testing.T) {
 // before any SQL reaches the scratch server.
 func TestRestoreTestMySQLTampered(t *testing.T) {
 	needMariaDB(t)
-	src := myDatabase(t, "bulwark_rt_my_tamper")
-	mariadbSQL(t, src, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;")
+	src := dumptest.MariaDBDatabase(t, "bulwark_rt_my_tamper")
+	dumptest.MariaDB(t, src, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;")
 	f := newFixture(t, config.Policy{Name: "db",
 		Sources:     []config.Source{{Name: "db", MySQL: config.EnvSecret("SRC_DSN")}},
 		RestoreTest: config.RestoreTest{MySQL: config.EnvSecret("SCRATCH_DSN")},
@@ -483,7 +411,7 @@ func TestRestoreTestMySQLTampered(t *testing.T) {
 	if !strings.Contains(ev.Tests[0].Error, "restore") || scratchRE.MatchString(ev.Tests[0].Error) {
 		t.Errorf("error: %s", ev.Tests[0].Error)
 	}
-	if got := mariadbSQL(t, src, "SELECT COUNT(*) FROM t"); got != "2000" {
+	if got := dumptest.MariaDB(t, src, "SELECT COUNT(*) FROM t"); got != "2000" {
 		t.Errorf("source: %s rows", got)
 	}
 	if types := strings.Join(f.eventTypes(t), ","); !strings.Contains(types, "restore_test.failed") {

@@ -3,11 +3,11 @@ package dump
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/continuity/dump/dumptest"
 	"github.com/bulwarkhq/bulwark/internal/repo"
 	"github.com/bulwarkhq/bulwark/internal/repo/archiver"
 	"github.com/bulwarkhq/bulwark/internal/repo/repotest"
@@ -17,71 +17,6 @@ import (
 // The MariaDB server of the test machine (scripts/test-deps.sh): root,
 // no password, on loopback TCP.
 const myBase = "mysql://root@127.0.0.1:3306/"
-
-// mariadb runs SQL (in db unless empty) and returns the batch output.
-func mariadb(t *testing.T, db, sql string) string {
-	t.Helper()
-	args := []string{"--protocol=tcp", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "--batch", "--skip-column-names", "--default-character-set=utf8mb4"}
-	if db != "" {
-		args = append(args, "--database="+db)
-	}
-	cmd := exec.Command("mariadb", args...)
-	cmd.Stdin = strings.NewReader(sql)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("mariadb %s: %v\n%s\nSQL: %.300s", db, err, out, sql)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func myCreateDB(t *testing.T, prefix string) string {
-	t.Helper()
-	db := uniqueName(prefix)
-	mariadb(t, "", "CREATE DATABASE `"+db+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-	t.Cleanup(func() {
-		cmd := exec.Command("mariadb", "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "-e", "DROP DATABASE IF EXISTS `"+db+"`")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("dropping %s: %v %s", db, err, out)
-		}
-	})
-	return db
-}
-
-// myFill: a foreign key, a view, a trigger, a procedure, a function, an
-// event, BLOBs, unicode, NULLs and thousands of rows.
-const myFill = `
-CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(200) NOT NULL, note TEXT NULL, avatar BLOB NULL,
-  created DATETIME(6) NOT NULL) ENGINE=InnoDB;
-CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, customer_id INT NOT NULL, amount DECIMAL(12,2), payload MEDIUMBLOB,
-  comment TEXT NULL, FOREIGN KEY (customer_id) REFERENCES customers(id)) ENGINE=InnoDB;
-CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, order_id INT, what VARCHAR(20)) ENGINE=InnoDB;
-CREATE TRIGGER orders_log AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit(order_id, what) VALUES (NEW.id, 'insert');
-CREATE VIEW big_orders AS SELECT o.id, c.name, o.amount FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.amount > 500;
-DELIMITER //
-CREATE FUNCTION vat(x DECIMAL(12,2)) RETURNS DECIMAL(12,2) DETERMINISTIC RETURN x * 1.2 //
-CREATE PROCEDURE fill(n INT)
-BEGIN
-  DECLARE i INT DEFAULT 1;
-  WHILE i <= n DO
-    INSERT INTO customers (name, note, avatar, created) VALUES (CONCAT('Zoë Ångström 日本語 🚀 ', i),
-      IF(i % 7 = 0, NULL, CONCAT('note ''quoted'' \\ "dq" ', MD5(i))),
-      IF(i % 5 = 0, NULL, CONCAT(UNHEX(MD5(i)), X'00FF0A0D5C27')),
-      TIMESTAMP('2024-01-01') + INTERVAL i MINUTE);
-    SET i = i + 1;
-  END WHILE;
-  SET i = 1;
-  WHILE i <= n * 4 DO
-    INSERT INTO orders (customer_id, amount, payload, comment) VALUES (1 + (i * 7919) % n, (i % 1000) + 0.25,
-      UNHEX(REPEAT(MD5(i), 8)), IF(i % 3 = 0, NULL, CONCAT('line1\nline2\t€ ', i)));
-    SET i = i + 1;
-  END WHILE;
-END //
-DELIMITER ;
-CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM audit WHERE id < 0;
-START TRANSACTION;
-CALL fill(2500);
-COMMIT;
-`
 
 var myTables = map[string]string{
 	"customers": "CONCAT_WS('|', id, name, IFNULL(note, '<null>'), IFNULL(HEX(avatar), '<null>'), created)",
@@ -95,20 +30,20 @@ func myState(t *testing.T, db string) map[string]string {
 	t.Helper()
 	st := map[string]string{}
 	for tbl, row := range myTables {
-		st[tbl] = mariadb(t, db, fmt.Sprintf("SET SESSION group_concat_max_len = 1073741824; SELECT CONCAT(COUNT(*), ' ', MD5(IFNULL(GROUP_CONCAT(%s ORDER BY id SEPARATOR '\\n'), ''))) FROM %s", row, tbl))
+		st[tbl] = dumptest.MariaDB(t, db, fmt.Sprintf("SET SESSION group_concat_max_len = 1073741824; SELECT CONCAT(COUNT(*), ' ', MD5(IFNULL(GROUP_CONCAT(%s ORDER BY id SEPARATOR '\\n'), ''))) FROM %s", row, tbl))
 	}
-	st["view"] = mariadb(t, db, "SET SESSION group_concat_max_len = 1073741824; SELECT CONCAT(COUNT(*), ' ', MD5(GROUP_CONCAT(CONCAT_WS('|', id, name, amount) ORDER BY id))) FROM big_orders")
-	st["routines"] = mariadb(t, db, "SELECT GROUP_CONCAT(CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()")
-	st["triggers"] = mariadb(t, db, "SELECT GROUP_CONCAT(TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
-	st["events"] = mariadb(t, db, "SELECT GROUP_CONCAT(EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()")
-	st["fkeys"] = mariadb(t, db, "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '->', REFERENCED_TABLE_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()")
-	st["vat"] = mariadb(t, db, "SELECT vat(100)")
+	st["view"] = dumptest.MariaDB(t, db, "SET SESSION group_concat_max_len = 1073741824; SELECT CONCAT(COUNT(*), ' ', MD5(GROUP_CONCAT(CONCAT_WS('|', id, name, amount) ORDER BY id))) FROM big_orders")
+	st["routines"] = dumptest.MariaDB(t, db, "SELECT GROUP_CONCAT(CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()")
+	st["triggers"] = dumptest.MariaDB(t, db, "SELECT GROUP_CONCAT(TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+	st["events"] = dumptest.MariaDB(t, db, "SELECT GROUP_CONCAT(EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()")
+	st["fkeys"] = dumptest.MariaDB(t, db, "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '->', REFERENCED_TABLE_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()")
+	st["vat"] = dumptest.MariaDB(t, db, "SELECT vat(100)")
 	return st
 }
 
 func TestMySQLBackupRestore(t *testing.T) {
-	src := myCreateDB(t, "bulwark_my_src")
-	mariadb(t, src, myFill)
+	src := dumptest.MariaDBDatabase(t, "bulwark_my_src")
+	dumptest.MariaDB(t, src, dumptest.MariaDBFill(2500))
 	want := myState(t, src)
 	if !strings.HasPrefix(want["orders"], "10000 ") || !strings.HasPrefix(want["customers"], "2500 ") || want["events"] != "nightly" || want["triggers"] != "orders_log" {
 		t.Fatalf("test data not as planned: %v", want)
@@ -138,7 +73,7 @@ func TestMySQLBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := myCreateDB(t, "bulwark_my_dst")
+	dst := dumptest.MariaDBDatabase(t, "bulwark_my_dst")
 	start = time.Now()
 	done, err := RestoreMySQL(bg, r2, snap, myBase+dst, RestoreOptions{})
 	if err != nil {
@@ -157,7 +92,7 @@ func TestMySQLBackupRestore(t *testing.T) {
 		"SELECT ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()",
 		"SELECT ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()",
 	} {
-		if got := mariadb(t, dst, q); strings.Contains(got, src) || got == "" {
+		if got := dumptest.MariaDB(t, dst, q); strings.Contains(got, src) || got == "" {
 			t.Errorf("%s: %q (mentions the source %s or is empty)", q, got, src)
 		}
 	}
@@ -221,18 +156,14 @@ func TestMySQLFailedDumpLeavesNoSnapshot(t *testing.T) {
 // afterwards.
 func TestMySQLPasswordUser(t *testing.T) {
 	const password = `p@ss:w/o"rd'\ #;%x` + "\t="
-	src := myCreateDB(t, "bulwark_my_pw_src")
-	dst := myCreateDB(t, "bulwark_my_pw_dst")
-	user := uniqueName("bwu")
+	src := dumptest.MariaDBDatabase(t, "bulwark_my_pw_src")
+	dst := dumptest.MariaDBDatabase(t, "bulwark_my_pw_dst")
+	user := dumptest.UniqueName("bwu")
 	sqlPW := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(password)
-	mariadb(t, "", fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'; GRANT ALL ON `%s`.* TO '%s'@'%%'; GRANT ALL ON `%s`.* TO '%s'@'%%';",
+	dumptest.MariaDB(t, "", fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'; GRANT ALL ON `%s`.* TO '%s'@'%%'; GRANT ALL ON `%s`.* TO '%s'@'%%';",
 		user, sqlPW, src, user, dst, user))
-	t.Cleanup(func() {
-		if out, err := exec.Command("mariadb", "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "-e", "DROP USER IF EXISTS '"+user+"'@'%'").CombinedOutput(); err != nil {
-			t.Errorf("drop user: %v %s", err, out)
-		}
-	})
-	mariadb(t, src, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO t VALUES (1, 'ä'), (2, NULL), (3, 'z');")
+	t.Cleanup(func() { dumptest.MariaDBExec(t, "DROP USER IF EXISTS '"+user+"'@'%'") })
+	dumptest.MariaDB(t, src, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO t VALUES (1, 'ä'), (2, NULL), (3, 'z');")
 	dsn := "mysql://" + user + ":" + pctEncodeAll(password) + "@127.0.0.1:3306/"
 	streams, err := MySQLStreams(dsn+src, Options{})
 	if err != nil {
@@ -267,7 +198,7 @@ func TestMySQLPasswordUser(t *testing.T) {
 	if _, err := RestoreMySQL(bg, r, res.Snapshot, dsn+dst, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mariadb(t, dst, "SELECT GROUP_CONCAT(CONCAT(id, '=', IFNULL(v, 'NULL')) ORDER BY id) FROM t"); got != "1=ä,2=NULL,3=z" {
+	if got := dumptest.MariaDB(t, dst, "SELECT GROUP_CONCAT(CONCAT(id, '=', IFNULL(v, 'NULL')) ORDER BY id) FROM t"); got != "1=ä,2=NULL,3=z" {
 		t.Errorf("restored rows: %q", got)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/continuity/dump/dumptest"
 	"github.com/bulwarkhq/bulwark/internal/repo"
 	"github.com/bulwarkhq/bulwark/internal/repo/archiver"
 	"github.com/bulwarkhq/bulwark/internal/repo/repotest"
@@ -33,15 +33,10 @@ func psql(t *testing.T, db, sql string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// uniqueName is a fresh database name for this test run.
-func uniqueName(prefix string) string {
-	return fmt.Sprintf("%s_%d_%x", prefix, os.Getpid(), rand.Uint32())
-}
-
 // pgCreateDB creates an empty database, dropped when the test ends.
 func pgCreateDB(t *testing.T, prefix string) string {
 	t.Helper()
-	db := uniqueName(prefix)
+	db := dumptest.UniqueName(prefix)
 	psql(t, "postgres", `CREATE DATABASE "`+db+`"`)
 	t.Cleanup(func() {
 		out, err := exec.Command("psql", "--no-psqlrc", "-X", "--dbname="+pgDSN("postgres"), "-c", `DROP DATABASE IF EXISTS "`+db+`" WITH (FORCE)`).CombinedOutput()
