@@ -40,15 +40,12 @@ func (s *Server) policies() []config.Policy {
 func (s *Server) loadPolicy(r *http.Request, c *Call, m access.Module, l access.Level) (config.Policy, map[string]string, error) {
 	name := r.PathValue("name")
 	c.Resource = "policy/" + name
-	var p config.Policy
-	found := false
-	for _, q := range s.policies() {
-		if q.Name == name {
-			p, found = q, true
-		}
-	}
 	notFound := &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no backup policy %q (GET /api/v1/policies lists those you may see)", name)}
-	if !found {
+	if s.d.Continuity == nil {
+		return config.Policy{}, nil, notFound
+	}
+	p, err := s.d.Continuity.Policy(name)
+	if err != nil {
 		return p, nil, notFound
 	}
 	tags := continuity.ResourceTags(p)
