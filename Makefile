@@ -25,6 +25,8 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@# The 100,000-file backup/restore round trip at full size (under -race it uses 10,000).
 	$(GO) test -count=1 -timeout 10m -run TestBackupRestoreEveryAttribute ./internal/repo/restorer
+	@# Builds without cgo compress with klauspost/compress instead of libzstd (internal/repo/pack/compress.go).
+	CGO_ENABLED=0 $(GO) test -count=1 ./internal/repo/pack
 	@# Page-fault counts (the KDF's huge pages) mean nothing under the race detector's shadow memory.
 	$(GO) test -count=1 -run TestPrimeHugePages ./internal/repo/crypto
 

@@ -3,6 +3,7 @@ module github.com/bulwarkhq/bulwark
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc
 	github.com/go-webauthn/webauthn v0.18.2
 	github.com/google/go-cmp v0.7.0

@@ -13,6 +13,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v mariadb-dump >/dev/null 2>&1 || need_apt+=(mariadb-client)
+# cgo: the race detector and the libzstd encoder (internal/repo/pack).
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 if ((${#need_apt[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		log "missing ${need_apt[*]} and not root: install them or run as root"

@@ -131,29 +131,33 @@ func BenchmarkCompress(b *testing.B) {
 	}
 }
 
-// BenchmarkLevels compares zstd configurations on one goroutine: the
-// package's choice, SpeedFastest, SpeedBetterCompression, and restic's
-// (SpeedDefault, 512 KiB window, no checksum).
+// BenchmarkLevels compares zstd encoders on one goroutine: this build's
+// (EncoderName), klauspost/compress at SpeedFastest (the encoder without
+// cgo) and SpeedBetterCompression, and restic's (SpeedDefault, 512 KiB
+// window, no checksum).
 func BenchmarkLevels(b *testing.B) {
+	goEnc := func(opts ...zstd.EOption) func(dst, src []byte) []byte {
+		enc, err := zstd.NewWriter(nil, append(opts, zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(dst, src []byte) []byte { return enc.EncodeAll(src, dst[:0]) }
+	}
 	configs := []struct {
 		name string
-		opts []zstd.EOption
+		enc  func(dst, src []byte) []byte
 	}{
-		{"fastest", []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(CompressionWindow)}},
-		{"default(ours)", []zstd.EOption{zstd.WithEncoderLevel(CompressionLevel), zstd.WithWindowSize(CompressionWindow)}},
-		{"restic", []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(512 << 10)}},
-		{"better", []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithWindowSize(CompressionWindow)}},
+		{"ours", encode},
+		{"fastest", goEnc(zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(CompressionWindow))},
+		{"restic", goEnc(zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(512<<10))},
+		{"better", goEnc(zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithWindowSize(CompressionWindow))},
 	}
 	for _, name := range []string{"gosrc", "text", "random"} {
 		for _, c := range configs {
 			b.Run(name+"/"+c.name, func(b *testing.B) {
 				blobs := corpus(b, name)
-				enc, err := zstd.NewWriter(nil, append(c.opts, zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1))...)
-				if err != nil {
-					b.Fatal(err)
-				}
 				benchEncode(b, blobs, func(dst, src []byte) int {
-					out := enc.EncodeAll(src, dst[:0])
+					out := c.enc(dst, src)
 					if 16*len(out) <= 15*len(src) {
 						return len(out)
 					}

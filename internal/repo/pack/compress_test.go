@@ -63,7 +63,7 @@ func TestCompressThreshold(t *testing.T) {
 	for zeros := 0; zeros <= n/8; zeros += 256 {
 		src := append(bytes.Clone(random[:n-zeros]), make([]byte, zeros)...)
 		out, compressed := Compress(nil, src)
-		c := codec().enc.EncodeAll(src, nil)
+		c := encode(nil, src)
 		want := 16*len(c) <= 15*len(src)
 		if compressed != want {
 			t.Fatalf("%d zeros: %d -> %d bytes, compressed = %v, want %v", zeros, len(src), len(c), compressed, want)
@@ -131,7 +131,7 @@ func TestDecompressRejects(t *testing.T) {
 // without allocating much more than the raw length.
 func TestDecompressBomb(t *testing.T) {
 	noFCS := streamFrame(t, make([]byte, 1<<20), 256)
-	withFCS := codec().enc.EncodeAll(make([]byte, 64<<20), nil)
+	withFCS := encode(nil, make([]byte, 64<<20))
 	for _, tc := range []struct {
 		name string
 		src  []byte
@@ -149,6 +149,31 @@ func TestDecompressBomb(t *testing.T) {
 				t.Fatalf("allocated %d bytes decoding a %d-byte bomb under a 1 MiB cap", alloc, len(tc.src))
 			}
 		})
+	}
+}
+
+// TestEncoderFrame checks the frames this build's encoder writes (cgo or
+// not, see compress.go): they announce their content size, which
+// Decompress holds against the blob's raw length, and carry no checksum,
+// which the AEAD tag makes redundant. (The Go encoder leaves the size out
+// of frames under 256 bytes; Decompress does not need it.)
+func TestEncoderFrame(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, n := range []int{1, 100, 64 << 10, 1 << 20, 3<<20 + 7} {
+		src := text(r, n)
+		var h zstd.Header
+		if err := h.Decode(encode(nil, src)); err != nil {
+			t.Fatalf("%s, %d bytes: header: %v", EncoderName, n, err)
+		}
+		if n < 256 && !h.HasFCS && EncoderName != cEncoderName {
+			continue // klauspost/compress leaves the size out of frames under 256 bytes
+		}
+		if !h.HasFCS || h.FrameContentSize != uint64(n) {
+			t.Errorf("%s, %d bytes: content size %v %d, want %d", EncoderName, n, h.HasFCS, h.FrameContentSize, n)
+		}
+		if h.HasCheckSum {
+			t.Errorf("%s, %d bytes: frame has a checksum", EncoderName, n)
+		}
 	}
 }
 
