@@ -62,6 +62,13 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
+// Write implements io.Writer, so a command run in-process can write to it.
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
 func (s *syncBuffer) WriteString(v string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

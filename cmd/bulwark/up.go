@@ -52,7 +52,7 @@ a configured certificate a self-signed one is generated in DIR/tls.`,
 				return err
 			}
 			defer a.Close()
-			return a.Serve(ctx, app.ServeOptions{Out: e.Stderr})
+			return a.Serve(ctx, app.ServeOptions{Out: e.Stderr, Stdout: e.Stdout})
 		},
 	}
 }

@@ -27,6 +27,16 @@ type ServeOptions struct {
 	// Out receives the one-time bootstrap message (the generated admin
 	// password). Defaults to stderr.
 	Out io.Writer
+	// Stdout receives the guard's access log when guard.access_log is
+	// stdout. Defaults to os.Stdout.
+	Stdout io.Writer
+}
+
+func (so ServeOptions) stdout() io.Writer {
+	if so.Stdout == nil {
+		return os.Stdout
+	}
+	return so.Stdout
 }
 
 // Bootstrap creates the built-in roles and, on an empty store, the admin
@@ -125,6 +135,27 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	if _, err := a.Events.Publish(ctx, events.Event{Type: events.TypeSystemStarted, Severity: events.SeverityInfo, Module: events.ModuleSystem,
 		Actor: events.SystemActor("bulwark"), Resource: "control-plane/" + addr, Message: "control plane started (" + a.version + ")"}); err != nil {
 		a.Logger.Warn("publish start event", "err", err)
+	}
+	// The guard, when sites are configured (internal/guard).
+	if a.Config.Guard.Enabled() {
+		g, closer, err := NewGuard(a.Config.Guard, a.Logger, so.stdout())
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer closer.Close()
+		reg.MustRegister(g.Collector())
+		if err := g.Start(); err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() {
+			gctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := g.Shutdown(gctx); err != nil {
+				a.Logger.Warn("guard shutdown", "err", err)
+			}
+		}()
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()

@@ -52,6 +52,8 @@ type Config struct {
 	Bootstrap Bootstrap `yaml:"bootstrap"`
 	// Continuity holds backup repositories and policies.
 	Continuity Continuity `yaml:"continuity"`
+	// Guard is the protecting reverse proxy (limits, lists, bans).
+	Guard Guard `yaml:"guard"`
 }
 
 // Log configures logging.
@@ -202,5 +204,6 @@ func Default() Config {
 			Retention:       Duration(400 * day),
 			CheckpointEvery: 1000,
 		},
+		Guard: defaultGuard(),
 	}
 }

@@ -95,20 +95,25 @@ func TestContinuityErrors(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("bulwark.yaml", []byte(tt.in))
-			var errs Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Parse: %v, want Errors", err)
-			}
-			var got []string
-			for _, e := range errs {
-				got = append(got, e.Error())
-			}
-			if d := cmp.Diff(tt.want, got); d != "" {
-				t.Errorf("errors (-want +got):\n%s\n%s", d, strings.Join(got, "\n"))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantParseErrors(t, tt.in, tt.want) })
+	}
+}
+
+// wantParseErrors parses in as bulwark.yaml and compares its errors, in
+// order, with want.
+func wantParseErrors(t *testing.T, in string, want []string) {
+	t.Helper()
+	_, err := Parse("bulwark.yaml", []byte(in))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse: %v, want Errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("errors (-want +got):\n%s\n%s", d, strings.Join(got, "\n"))
 	}
 }
 

@@ -96,7 +96,7 @@ func TestExampleShowsDefaults(t *testing.T) {
 	}
 	// The sections marked "(example)": their values are illustrations.
 	changed := map[string]bool{"data_dir": true, "tls": true, "store": true, "require_2fa_roles": true, "audit.anchor": true, "bootstrap": true, "api.trusted_proxies": true,
-		"continuity.repositories": true, "continuity.policies": true}
+		"continuity.repositories": true, "continuity.policies": true, "guard.listen": true, "guard.sites": true}
 	cfg, err := Parse("e.yaml", data)
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +104,12 @@ func TestExampleShowsDefaults(t *testing.T) {
 	cfg.DataDir, cfg.TLS, cfg.Store, cfg.Auth.Require2FARoles, cfg.Audit.Anchor, cfg.Bootstrap = "", TLS{}, Default().Store, nil, "", Bootstrap{}
 	cfg.API.TrustedProxies = Default().API.TrustedProxies
 	cfg.Continuity = Default().Continuity
+	cfg.Guard.Listen, cfg.Guard.ListenTLS, cfg.Guard.Sites = "", "", nil
+	for _, l := range []*[]string{&cfg.Guard.TrustedProxies, &cfg.Guard.Allow, &cfg.Guard.Deny} {
+		if len(*l) == 0 {
+			*l = nil // "[]" in the example, the same as unset
+		}
+	}
 	if !reflect.DeepEqual(cfg, Default()) {
 		t.Errorf("the example's values differ from Default() outside the (example) keys %v:\n got %+v\nwant %+v", changed, cfg, Default())
 	}

@@ -41,9 +41,12 @@ type checker struct {
 
 // Validate checks a Config built in code (for example Default() with
 // changes). It returns Errors, without file positions, or nil.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return validateValue(reflect.ValueOf(c), "") }
+
+// validateValue checks a section built in code, at its dotted path.
+func validateValue(v reflect.Value, path string) error {
 	ch := &checker{}
-	ch.walk(reflect.ValueOf(c), "")
+	ch.walk(v, path)
 	if len(ch.errs) > 0 {
 		return ch.errs
 	}
@@ -241,28 +244,12 @@ func (a API) validate(c *checker) {
 	c.durRange("write_timeout", a.WriteTimeout, lo, hi)
 	c.durRange("idle_timeout", a.IdleTimeout, lo, hi)
 	c.intRange("page_size_max", a.PageSizeMax, 1, 10000)
-	for i, p := range a.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			if _, err := netip.ParseAddr(p); err != nil {
-				c.errorf(fmt.Sprintf("trusted_proxies[%d]", i), "not an address or CIDR such as 10.0.0.0/8 or ::1, got %q", p)
-			}
-		}
-	}
+	checkNets(c, "trusted_proxies", a.TrustedProxies)
 }
 
 // TrustedProxyNets returns TrustedProxies as networks (a bare address is a
 // /32 or /128). Call after validation.
-func (a API) TrustedProxyNets() []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range a.TrustedProxies {
-		if pfx, err := netip.ParsePrefix(p); err == nil {
-			out = append(out, pfx.Masked())
-		} else if addr, err := netip.ParseAddr(p); err == nil {
-			out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
-		}
-	}
-	return out
-}
+func (a API) TrustedProxyNets() []netip.Prefix { return Nets(a.TrustedProxies) }
 
 var roleRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 

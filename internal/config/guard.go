@@ -1,0 +1,324 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Guard configures the protecting reverse proxy: `bulwark guard` runs it
+// alone, `bulwark up` runs it when sites are configured. See docs/guard.md.
+type Guard struct {
+	// Listen is the host:port of the plain-HTTP listener. Empty: none.
+	Listen string `yaml:"listen"`
+	// ListenTLS is the host:port of the HTTPS listener, which presents each
+	// site's certificate by SNI and speaks HTTP/2. Empty: none.
+	ListenTLS string `yaml:"listen_tls"`
+	// TrustedProxies are the addresses (CIDRs) of proxies in front of the
+	// guard whose X-Forwarded-For and Forwarded headers are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AccessLog is where the JSON access log goes: a file (absolute path,
+	// appended to), "stdout", or "off".
+	AccessLog string `yaml:"access_log"`
+	// Limits are the per-source limits every site starts from.
+	Limits GuardLimits `yaml:"limits"`
+	// Timeouts and sizes against slow and oversized requests.
+	Timeouts GuardTimeouts `yaml:"timeouts"`
+	// Upstreams sets how upstreams are reached and when one is skipped.
+	Upstreams GuardUpstreams `yaml:"upstreams"`
+	// Allow lists addresses and CIDRs that bypass limits, bans and the
+	// deny list.
+	Allow []string `yaml:"allow"`
+	// Deny lists addresses and CIDRs whose connections are closed at once.
+	Deny []string `yaml:"deny"`
+	// Sites are the protected sites, chosen by the request's host name.
+	Sites []GuardSite `yaml:"sites"`
+}
+
+// GuardLimits are per-source limits. A source is a client address cut to
+// a prefix (IPv4 /32 and IPv6 /64 by default, since one IPv6 host usually
+// owns a whole /64).
+type GuardLimits struct {
+	// Rate is requests per second per source; 0: unlimited.
+	Rate int `yaml:"rate"`
+	// Burst is how many requests above Rate a source may send at once.
+	Burst int `yaml:"burst"`
+	// Connections caps a source's open connections, counted at accept
+	// (before the TLS handshake); 0: unlimited.
+	Connections int `yaml:"connections"`
+	// MaxConnections caps all open connections together.
+	MaxConnections int `yaml:"max_connections"`
+	// IPv4Prefix and IPv6Prefix are the prefix lengths that make a source.
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// MaxSources bounds each limit table; idle sources are forgotten first.
+	MaxSources int `yaml:"max_sources"`
+}
+
+// GuardTimeouts bound slow and oversized requests.
+type GuardTimeouts struct {
+	// Header is the time a client has to send a request's headers
+	// (slowloris).
+	Header Duration `yaml:"header"`
+	// Idle closes a keep-alive connection with no request for this long.
+	Idle Duration `yaml:"idle"`
+	// MinBodyRate is the slowest average rate, in bytes per second, at
+	// which a request body may arrive once BodyGrace has passed (slow
+	// POST). A large upload at any decent rate is never cut off.
+	MinBodyRate Size `yaml:"min_body_rate"`
+	// BodyGrace is how long a body may take before MinBodyRate applies.
+	BodyGrace Duration `yaml:"body_grace"`
+	// MaxHeaderBytes caps the request line and headers together.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxBodyBytes caps request bodies (a site may set its own).
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+}
+
+// GuardUpstreams configures the connections to upstreams.
+type GuardUpstreams struct {
+	// FailAfter is how many failures in a row mark an upstream down.
+	FailAfter int `yaml:"fail_after"`
+	// FailTimeout is how long a down upstream is skipped.
+	FailTimeout Duration `yaml:"fail_timeout"`
+	// DialTimeout bounds connecting to an upstream.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for an upstream's response
+	// headers.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+	// IdleConnections is how many idle connections are kept per upstream.
+	IdleConnections int `yaml:"idle_connections"`
+}
+
+// GuardSite is one protected site.
+type GuardSite struct {
+	// Hosts are the host names it answers (exact, or "*.example.com" for
+	// any subdomain).
+	Hosts []string `yaml:"hosts"`
+	// Upstreams are http:// or https:// URLs, used in turn.
+	Upstreams []string `yaml:"upstreams"`
+	// TLS is the site's certificate on listen_tls.
+	TLS TLS `yaml:"tls"`
+	// Limits override the guard's per-source limits for this site
+	// (fields left 0 inherit them).
+	Limits GuardSiteLimits `yaml:"limits"`
+	// MaxBodyBytes overrides timeouts.max_body_bytes.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// Bandwidth caps the bytes per second the site sends to all clients
+	// together; 0: unlimited. Changeable at run time.
+	Bandwidth Size `yaml:"bandwidth"`
+	// ClientBandwidth caps the bytes per second the site sends to each
+	// source; 0: unlimited.
+	ClientBandwidth Size `yaml:"client_bandwidth"`
+}
+
+// GuardSiteLimits are a site's per-source limits.
+type GuardSiteLimits struct {
+	// Rate is requests per second per source to this site.
+	Rate int `yaml:"rate"`
+	// Burst is how many requests above Rate a source may send at once.
+	Burst int `yaml:"burst"`
+	// Connections caps a source's requests in progress at this site.
+	Connections int `yaml:"connections"`
+}
+
+// Validate checks a guard section built in code, as Config.Validate does
+// for a whole configuration.
+func (g Guard) Validate() error { return validateValue(reflect.ValueOf(g), "guard") }
+
+// Enabled reports whether the guard has anything to protect.
+func (g Guard) Enabled() bool { return len(g.Sites) > 0 }
+
+func defaultGuard() Guard {
+	return Guard{
+		AccessLog: "stdout",
+		Limits: GuardLimits{
+			Rate: 100, Burst: 200, Connections: 100, MaxConnections: 10000,
+			IPv4Prefix: 32, IPv6Prefix: 64, MaxSources: 200000,
+		},
+		Timeouts: GuardTimeouts{
+			Header:         Duration(10 * time.Second),
+			Idle:           Duration(60 * time.Second),
+			MinBodyRate:    1 * KiB,
+			BodyGrace:      Duration(10 * time.Second),
+			MaxHeaderBytes: 32 * KiB,
+			MaxBodyBytes:   16 * MiB,
+		},
+		Upstreams: GuardUpstreams{
+			FailAfter:             3,
+			FailTimeout:           Duration(30 * time.Second),
+			DialTimeout:           Duration(5 * time.Second),
+			ResponseHeaderTimeout: Duration(60 * time.Second),
+			IdleConnections:       256,
+		},
+	}
+}
+
+func (g Guard) validate(c *checker) {
+	for _, f := range []struct{ name, v string }{{"listen", g.Listen}, {"listen_tls", g.ListenTLS}} {
+		if f.v == "" {
+			continue
+		}
+		if err := checkHostPort(f.v); err != "" && !strings.HasSuffix(f.v, ":0") { // port 0: any free port
+			c.errorf(f.name, "must be host:port, e.g. 127.0.0.1:8080 or :443; %s", err)
+		}
+	}
+	if g.Listen != "" && g.Listen == g.ListenTLS {
+		c.errorf("listen_tls", "is the same address as listen; give each its own port")
+	}
+	if !g.Enabled() {
+		return
+	}
+	if g.Listen == "" && g.ListenTLS == "" {
+		c.errorf("listen", "required when sites are configured: give listen (HTTP) or listen_tls (HTTPS), or both")
+	}
+	checkNets(c, "trusted_proxies", g.TrustedProxies)
+	checkNets(c, "allow", g.Allow)
+	checkNets(c, "deny", g.Deny)
+	switch {
+	case g.AccessLog == "stdout", g.AccessLog == "off":
+	case isAbs(g.AccessLog):
+	default:
+		c.errorf("access_log", "must be stdout, off or an absolute file path; got %q", g.AccessLog)
+	}
+	seen := map[string]int{}
+	anyTLS := false
+	for i, s := range g.Sites {
+		anyTLS = anyTLS || s.TLS.CertFile != ""
+		for j, h := range s.Hosts {
+			h = strings.ToLower(strings.TrimSuffix(h, "."))
+			if prev, ok := seen[h]; ok {
+				c.errorf(fmt.Sprintf("sites[%d].hosts[%d]", i, j), "%q is already a host of sites[%d]; a host belongs to one site", h, prev)
+			}
+			seen[h] = i
+		}
+		if s.TLS.CertFile != "" && g.ListenTLS == "" {
+			c.errorf(fmt.Sprintf("sites[%d].tls", i), "a certificate is only used on listen_tls; set listen_tls too")
+		}
+	}
+	if g.ListenTLS != "" && !anyTLS {
+		c.errorf("listen_tls", "needs at least one site with tls.cert_file and tls.key_file")
+	}
+}
+
+func (l GuardLimits) validate(c *checker) {
+	c.intRange("rate", l.Rate, 0, 1000000)
+	c.intRange("burst", l.Burst, 0, 1000000)
+	c.intRange("connections", l.Connections, 0, 1000000)
+	c.intRange("max_connections", l.MaxConnections, 1, 10000000)
+	c.intRange("ipv4_prefix", l.IPv4Prefix, 8, 32)
+	c.intRange("ipv6_prefix", l.IPv6Prefix, 16, 128)
+	c.intRange("max_sources", l.MaxSources, 1000, 100000000)
+	if l.Rate > 0 && l.Burst < 1 {
+		c.errorf("burst", "must be at least 1 when rate is set (it is how many requests may arrive together)")
+	}
+}
+
+func (t GuardTimeouts) validate(c *checker) {
+	c.durRange("header", t.Header, Duration(time.Second), Duration(10*time.Minute))
+	c.durRange("idle", t.Idle, Duration(time.Second), Duration(day))
+	c.durRange("body_grace", t.BodyGrace, Duration(time.Second), Duration(time.Hour))
+	if t.MinBodyRate < 0 || t.MinBodyRate > 100*MiB {
+		c.errorf("min_body_rate", "must be between 0 (off) and 100MiB (bytes per second), got %s", t.MinBodyRate)
+	}
+	if t.MaxHeaderBytes < KiB || t.MaxHeaderBytes > MiB {
+		c.errorf("max_header_bytes", "must be between 1KiB and 1MiB, got %s", t.MaxHeaderBytes)
+	}
+	if t.MaxBodyBytes < KiB {
+		c.errorf("max_body_bytes", "must be at least 1KiB, got %s", t.MaxBodyBytes)
+	}
+}
+
+func (u GuardUpstreams) validate(c *checker) {
+	c.intRange("fail_after", u.FailAfter, 1, 1000)
+	c.durRange("fail_timeout", u.FailTimeout, Duration(time.Second), Duration(time.Hour))
+	c.durRange("dial_timeout", u.DialTimeout, Duration(100*time.Millisecond), Duration(time.Minute))
+	c.durRange("response_header_timeout", u.ResponseHeaderTimeout, Duration(time.Second), Duration(time.Hour))
+	c.intRange("idle_connections", u.IdleConnections, 0, 100000)
+}
+
+func (s GuardSite) validate(c *checker) {
+	if len(s.Hosts) == 0 {
+		c.errorf("hosts", "required: the host names this site answers, e.g. [shop.example.com]")
+	}
+	for i, h := range s.Hosts {
+		name := strings.TrimPrefix(h, "*.")
+		if name == "" || strings.Contains(name, "*") || !hostnameRE.MatchString(name) {
+			c.errorf(fmt.Sprintf("hosts[%d]", i), "%q is not a host name (or *.domain for its subdomains)", h)
+		}
+	}
+	if len(s.Upstreams) == 0 {
+		c.errorf("upstreams", "required: at least one http:// or https:// URL")
+	}
+	for i, u := range s.Upstreams {
+		if msg := checkUpstream(u); msg != "" {
+			c.errorf(fmt.Sprintf("upstreams[%d]", i), "%s", msg)
+		}
+	}
+	if s.MaxBodyBytes != 0 && s.MaxBodyBytes < KiB {
+		c.errorf("max_body_bytes", "must be 0 (the guard's default) or at least 1KiB, got %s", s.MaxBodyBytes)
+	}
+	if s.Bandwidth < 0 {
+		c.errorf("bandwidth", "must be 0 (unlimited) or a size per second such as 10MiB")
+	}
+	if s.ClientBandwidth < 0 {
+		c.errorf("client_bandwidth", "must be 0 (unlimited) or a size per second such as 1MiB")
+	}
+}
+
+func (l GuardSiteLimits) validate(c *checker) {
+	c.intRange("rate", l.Rate, 0, 1000000)
+	c.intRange("burst", l.Burst, 0, 1000000)
+	c.intRange("connections", l.Connections, 0, 1000000)
+}
+
+// checkUpstream returns what is wrong with an upstream URL, or "".
+func checkUpstream(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("%q is not an http:// or https:// URL with a host", s)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Sprintf("%q: give scheme, host, port and at most a path (no user, query or fragment)", s)
+	}
+	if msg := checkHostPort(u.Host); u.Port() != "" && msg != "" {
+		return fmt.Sprintf("%q: %s", s, msg)
+	}
+	return ""
+}
+
+// checkNets reports entries of a list that are neither an address nor a
+// CIDR.
+func checkNets(c *checker, field string, list []string) {
+	for i, p := range list {
+		if _, err := ParseNet(p); err != nil {
+			c.errorf(fmt.Sprintf("%s[%d]", field, i), "not an address or CIDR such as 10.0.0.0/8 or 2001:db8::/32, got %q", p)
+		}
+	}
+}
+
+// ParseNet parses an address (a /32 or /128) or a CIDR, masked.
+func ParseNet(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Nets parses a validated list of addresses and CIDRs.
+func Nets(list []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := ParseNet(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,139 @@
+package guard
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// logWriter records the status and size of a response for the access log
+// and metrics. It passes Flush and Hijack through (Unwrap), so streaming
+// and WebSocket upgrades work behind it.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *logWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *logWriter) setStatus(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+// Flush implements http.Flusher, which the proxy uses for streaming.
+func (w *logWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Hijack implements http.Hijacker for WebSocket pass-through.
+func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.setStatus(http.StatusSwitchingProtocols)
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog writes one JSON object per line.
+type accessLog struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// accessEntry is one access-log line (docs/guard.md lists the fields).
+type accessEntry struct {
+	Time      string  `json:"time"`
+	Site      string  `json:"site,omitempty"`
+	Client    string  `json:"client"`
+	Peer      string  `json:"peer,omitempty"`
+	Method    string  `json:"method"`
+	Host      string  `json:"host"`
+	URI       string  `json:"uri"`
+	Proto     string  `json:"proto"`
+	Status    int     `json:"status"`
+	Bytes     int64   `json:"bytes"`
+	Duration  float64 `json:"duration_ms"`
+	Upstream  string  `json:"upstream,omitempty"`
+	Blocked   string  `json:"blocked,omitempty"`
+	UserAgent string  `json:"user_agent,omitempty"`
+	Referer   string  `json:"referer,omitempty"`
+	TLS       bool    `json:"tls,omitempty"`
+	BodyBytes int64   `json:"request_bytes,omitempty"`
+}
+
+// maxLogField caps what one attacker-chosen field adds to a log line.
+const maxLogField = 2048
+
+func clip(s string) string {
+	if len(s) > maxLogField {
+		return s[:maxLogField] + "…"
+	}
+	return s
+}
+
+func (l *accessLog) write(e *accessEntry) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	l.mu.Lock()
+	_, _ = l.w.Write(b)
+	l.mu.Unlock()
+}
+
+// finish records a request in the access log and metrics.
+func (g *Guard) finish(w *logWriter, r *http.Request, st *reqState) {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	site := siteName(st)
+	g.metrics.request(site, status)
+	if g.access == nil {
+		return
+	}
+	e := &accessEntry{
+		Time:      st.start.UTC().Format(time.RFC3339Nano),
+		Site:      site,
+		Client:    st.client.String(),
+		Method:    clip(r.Method),
+		Host:      clip(r.Host),
+		URI:       clip(r.RequestURI),
+		Proto:     r.Proto,
+		Status:    status,
+		Bytes:     w.bytes,
+		Duration:  float64(g.now().Sub(st.start).Microseconds()) / 1000,
+		Upstream:  st.upstream,
+		Blocked:   st.blocked,
+		UserAgent: clip(r.UserAgent()),
+		Referer:   clip(r.Referer()),
+		TLS:       r.TLS != nil,
+	}
+	if st.peer != st.client {
+		e.Peer = st.peer.String()
+	}
+	if r.ContentLength > 0 {
+		e.BodyBytes = r.ContentLength
+	}
+	g.access.write(e)
+}

@@ -1,0 +1,443 @@
+// Package guard is Bulwark's protecting reverse proxy: it terminates HTTP
+// and HTTPS for the configured sites and passes requests to their
+// upstreams, after the checks that keep a site up under attack.
+//
+// The order of the checks is the order of their cost. At accept, before a
+// TLS handshake or a byte of HTTP is read: the deny list, the global
+// connection cap and the per-source connection cap (listener.go), so a
+// flood of connections costs one accept and one close each. Then the
+// server's own deadlines bound the headers (slowloris) and their size.
+// Per request (ServeHTTP): the client address, believed from forwarding
+// headers only when the peer is a trusted proxy (clientip); the allow list,
+// whose entries skip every limit; the deny list again for clients behind
+// trusted proxies; the site, by host name; the per-source request rate
+// (429 with Retry-After) and requests in progress; the body size (413) and
+// the body's minimum average rate (408: slow POST, body.go); bandwidth
+// shaping of the response (shaping.go); and finally the upstream, chosen
+// round robin with passive health (upstream.go).
+//
+// Limit tables are keyed by source: the client address cut to a prefix
+// (IPv4 /32, IPv6 /64 by default) and are bounded (internal/guard/limit),
+// so an attacker cycling addresses costs memory up to a cap, not beyond.
+package guard
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/guard/clientip"
+	"github.com/bulwarkhq/bulwark/internal/guard/limit"
+)
+
+// Options are what the guard takes from its host process.
+type Options struct {
+	// Logger receives operational messages (not the access log).
+	Logger *slog.Logger
+	// AccessLog receives one JSON object per request; nil: none. It is
+	// written from many goroutines, one whole line per Write.
+	AccessLog io.Writer
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Guard is a running (or ready to run) protecting reverse proxy.
+type Guard struct {
+	cfg      config.Guard
+	log      *slog.Logger
+	now      func() time.Time
+	resolver clientip.Resolver
+	allow    *netSet
+	deny     *netSet
+	sites    []*site
+	exact    map[string]*site
+	wild     map[string]*site // "*.example.com" stored as "example.com"
+	conns    *limit.Conns[netip.Prefix]
+	open     atomic.Int64
+	access   *accessLog
+	metrics  *metrics
+	certs    map[string]*tls.Certificate // exact host -> certificate
+	wcerts   map[string]*tls.Certificate // wildcard parent -> certificate
+
+	mu      sync.Mutex
+	servers []*http.Server
+	lns     []net.Listener
+	done    chan struct{}
+	serveWG sync.WaitGroup
+}
+
+// site is one configured site with its limit tables.
+type site struct {
+	name      string
+	hosts     []string
+	pool      *pool
+	proxy     *httputil.ReverseProxy
+	rate      *limit.Rate[netip.Prefix] // nil: unlimited
+	inflight  *limit.Conns[netip.Prefix]
+	maxBody   int64
+	bandwidth *limit.Bytes // nil: unlimited
+	clients   *shaperTable // nil: unlimited
+}
+
+// New builds a guard from a validated configuration. It loads the sites'
+// certificates; it does not listen yet (Start does).
+func New(cfg config.Guard, opt Options) (*Guard, error) {
+	if !cfg.Enabled() {
+		return nil, errors.New("guard: no sites configured (guard.sites)")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Guard{
+		cfg:      cfg,
+		log:      opt.Logger,
+		now:      opt.Now,
+		resolver: clientip.Resolver{Trusted: config.Nets(cfg.TrustedProxies)},
+		allow:    newNetSet(config.Nets(cfg.Allow)),
+		deny:     newNetSet(config.Nets(cfg.Deny)),
+		exact:    map[string]*site{},
+		wild:     map[string]*site{},
+		certs:    map[string]*tls.Certificate{},
+		wcerts:   map[string]*tls.Certificate{},
+		done:     make(chan struct{}),
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if opt.AccessLog != nil {
+		g.access = &accessLog{w: opt.AccessLog}
+	}
+	g.metrics = newMetrics()
+	tableOpts := limit.Options{MaxKeys: cfg.Limits.MaxSources, IdleAfter: 10 * time.Minute, Now: g.now}
+	if cfg.Limits.Connections > 0 {
+		g.conns = limit.NewConns[netip.Prefix](cfg.Limits.Connections, tableOpts)
+	}
+	transport := newTransport(cfg.Upstreams.DialTimeout.D(), cfg.Upstreams.ResponseHeaderTimeout.D(), cfg.Upstreams.IdleConnections)
+	buffers := &bufferPool{}
+	for i, sc := range cfg.Sites {
+		s, err := g.newSite(sc, transport, buffers, tableOpts)
+		if err != nil {
+			return nil, fmt.Errorf("guard.sites[%d]: %w", i, err)
+		}
+		g.sites = append(g.sites, s)
+		for _, h := range sc.Hosts {
+			h = normalHost(h)
+			if parent, ok := strings.CutPrefix(h, "*."); ok {
+				g.wild[parent] = s
+			} else {
+				g.exact[h] = s
+			}
+		}
+		if sc.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(sc.TLS.CertFile, sc.TLS.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("guard.sites[%d].tls: %w", i, err)
+			}
+			for _, h := range sc.Hosts {
+				h = normalHost(h)
+				if parent, ok := strings.CutPrefix(h, "*."); ok {
+					g.wcerts[parent] = &cert
+				} else {
+					g.certs[h] = &cert
+				}
+			}
+		}
+	}
+	return g, nil
+}
+
+func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffers httputil.BufferPool, opts limit.Options) (*site, error) {
+	s := &site{name: normalHost(sc.Hosts[0]), hosts: sc.Hosts}
+	p, err := newPool(sc.Upstreams, g.cfg.Upstreams.FailAfter, g.cfg.Upstreams.FailTimeout.D(), g.now, transport)
+	if err != nil {
+		return nil, err
+	}
+	p.onChange = func(u *upstream, up bool) {
+		state := "down"
+		if up {
+			state = "up"
+		}
+		g.log.Warn("guard: upstream "+state, "site", s.name, "upstream", u.url.Host)
+		g.metrics.upstreamState(s.name, u.url.Host, up)
+	}
+	for _, u := range p.ups {
+		g.metrics.upstreamState(s.name, u.url.Host, true)
+	}
+	s.pool = p
+	rate, burst := g.cfg.Limits.Rate, g.cfg.Limits.Burst
+	if sc.Limits.Rate > 0 {
+		rate, burst = sc.Limits.Rate, sc.Limits.Burst
+		if burst == 0 {
+			burst = rate
+		}
+	}
+	if rate > 0 {
+		s.rate = limit.NewRate[netip.Prefix](float64(rate), burst, opts)
+	}
+	if sc.Limits.Connections > 0 {
+		s.inflight = limit.NewConns[netip.Prefix](sc.Limits.Connections, opts)
+	}
+	s.maxBody = g.cfg.Timeouts.MaxBodyBytes.Bytes()
+	if sc.MaxBodyBytes > 0 {
+		s.maxBody = sc.MaxBodyBytes.Bytes()
+	}
+	if sc.Bandwidth > 0 {
+		s.bandwidth = limit.NewBytes(sc.Bandwidth.Bytes(), burstFor(sc.Bandwidth.Bytes()))
+	}
+	if sc.ClientBandwidth > 0 {
+		s.clients = newShaperTable(sc.ClientBandwidth.Bytes())
+	}
+	s.proxy = &httputil.ReverseProxy{
+		Rewrite:      g.rewrite,
+		Transport:    p,
+		BufferPool:   buffers,
+		ErrorHandler: g.proxyError,
+		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// burstFor is the bucket size for a bandwidth cap: a tenth of a second of
+// traffic, at least 16 KiB so that one write need not be split.
+func burstFor(rate int64) int64 { return max(rate/10, 16<<10) }
+
+func normalHost(h string) string { return strings.ToLower(strings.TrimSuffix(h, ".")) }
+
+// route returns the site for a request's Host, or nil.
+func (g *Guard) route(hostport string) *site {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = normalHost(h)
+	if s, ok := g.exact[h]; ok {
+		return s
+	}
+	for parent := h; ; {
+		_, rest, ok := strings.Cut(parent, ".")
+		if !ok {
+			return nil
+		}
+		if s, ok := g.wild[rest]; ok {
+			return s
+		}
+		parent = rest
+	}
+}
+
+// getCertificate picks a site's certificate by SNI.
+func (g *Guard) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	h := normalHost(hello.ServerName)
+	if c, ok := g.certs[h]; ok {
+		return c, nil
+	}
+	for parent := h; ; {
+		_, rest, ok := strings.Cut(parent, ".")
+		if !ok {
+			break
+		}
+		if c, ok := g.wcerts[rest]; ok {
+			return c, nil
+		}
+		parent = rest
+	}
+	return nil, fmt.Errorf("guard: no certificate for %q", hello.ServerName)
+}
+
+// source is the limit-table key of a client address.
+func (g *Guard) source(a netip.Addr) netip.Prefix {
+	return clientip.Prefix(a, g.cfg.Limits.IPv4Prefix, g.cfg.Limits.IPv6Prefix)
+}
+
+type stateKey struct{}
+
+// reqState follows a request through the guard, for the error handler,
+// the access log and metrics.
+type reqState struct {
+	start    time.Time
+	peer     netip.Addr
+	client   netip.Addr
+	site     *site
+	upstream string
+	blocked  string // the reason a request was refused by the guard
+	bodyErr  error
+}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// ServeHTTP applies the per-request checks and proxies the request.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &reqState{start: g.now(), peer: peerAddr(r.RemoteAddr)}
+	st.client = g.resolver.Client(st.peer, r.Header)
+	lw := &logWriter{ResponseWriter: w}
+	defer g.finish(lw, r, st)
+
+	allowed := g.allow.Contains(st.client)
+	if !allowed && st.client != st.peer && g.deny.Contains(st.client) {
+		g.refuse(lw, st, "deny", http.StatusForbidden, 0)
+		return
+	}
+	s := g.route(r.Host)
+	if s == nil {
+		g.refuse(lw, st, "unknown_site", http.StatusNotFound, 0)
+		return
+	}
+	st.site = s
+	key := g.source(st.client)
+	if !allowed {
+		if s.rate != nil {
+			if ok, wait := s.rate.Allow(key, st.start); !ok {
+				g.refuse(lw, st, "rate", http.StatusTooManyRequests, wait)
+				return
+			}
+		}
+		if s.inflight != nil {
+			if !s.inflight.Acquire(key) {
+				g.refuse(lw, st, "requests_in_progress", http.StatusTooManyRequests, time.Second)
+				return
+			}
+			defer s.inflight.Release(key)
+		}
+	}
+	if r.ContentLength > s.maxBody {
+		g.refuse(lw, st, "body_size", http.StatusRequestEntityTooLarge, 0)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = g.newBody(w, r.Body, s.maxBody, st)
+	}
+	var out http.ResponseWriter = lw
+	if s.bandwidth != nil || s.clients != nil {
+		sw := &shapedWriter{logWriter: lw, ctx: r.Context(), site: s.bandwidth}
+		if s.clients != nil {
+			sw.client = s.clients.acquire(key)
+			defer s.clients.release(key)
+		}
+		out = sw
+	}
+	s.proxy.ServeHTTP(out, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// refuse answers a request the guard will not pass on.
+func (g *Guard) refuse(w http.ResponseWriter, st *reqState, reason string, code int, retryAfter time.Duration) {
+	st.blocked = reason
+	g.metrics.blocked(reason)
+	h := w.Header()
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	io.WriteString(w, refusals[reason]+"\n")
+}
+
+var refusals = map[string]string{
+	"deny":                 "Forbidden: this address is not allowed.",
+	"unknown_site":         "Not found: no site here answers this host name.",
+	"rate":                 "Too many requests: slow down and retry after the time in Retry-After.",
+	"requests_in_progress": "Too many requests in progress from this address: retry when earlier ones have finished.",
+	"body_size":            "Request body too large.",
+	"slow_body":            "Request body arrived too slowly.",
+}
+
+// rewrite builds the upstream request: forwarding headers the guard
+// vouches for, the client's Host kept.
+func (g *Guard) rewrite(pr *httputil.ProxyRequest) {
+	in := pr.In
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	peer := peerAddr(in.RemoteAddr)
+	xff, fwd := g.resolver.Outbound(peer, in.Header, proto, in.Host)
+	h := pr.Out.Header
+	h.Set("X-Forwarded-For", xff)
+	h.Set("Forwarded", fwd)
+	if g.resolver.IsTrusted(peer) {
+		if p := in.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			proto = p
+		}
+	}
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Host", in.Host)
+	pr.Out.Host = in.Host
+	pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "upstream" // the pool sets the real one
+}
+
+// proxyError answers a request the upstream side could not serve.
+func (g *Guard) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	var tooBig *http.MaxBytesError
+	switch {
+	case st != nil && errors.Is(st.bodyErr, errSlowBody):
+		g.refuse(w, st, "slow_body", http.StatusRequestTimeout, 0)
+	case st != nil && errors.As(st.bodyErr, &tooBig), errors.As(err, &tooBig):
+		g.refuse(w, st, "body_size", http.StatusRequestEntityTooLarge, 0)
+	case r.Context().Err() != nil:
+		// The client went away; nobody is left to answer.
+		if lw, ok := w.(interface{ setStatus(int) }); ok {
+			lw.setStatus(499)
+		}
+	case isTimeout(err):
+		g.log.Debug("guard: upstream timeout", "site", siteName(st), "error", err)
+		http.Error(w, "Gateway timeout: the site did not answer in time.", http.StatusGatewayTimeout)
+	default:
+		g.log.Debug("guard: upstream error", "site", siteName(st), "error", err)
+		http.Error(w, "Bad gateway: the site is not reachable.", http.StatusBadGateway)
+	}
+}
+
+func siteName(st *reqState) string {
+	if st == nil || st.site == nil {
+		return ""
+	}
+	return st.site.name
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// peerAddr parses a request's RemoteAddr.
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// bufferPool lends the proxy its copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

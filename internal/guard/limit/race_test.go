@@ -1,0 +1,7 @@
+//go:build race
+
+package limit
+
+// raceEnabled reports whether the race detector is on: it slows the large
+// tests down and changes allocation sizes.
+const raceEnabled = true
