@@ -55,7 +55,7 @@ command's own messages go to stderr. Check a file first with
 				return fmt.Errorf("%s: no guard.sites: nothing to protect (see docs/guard.md)", configFile)
 			}
 			logger := app.NewLogger(e.Stderr, cmp.Or(logFormat, cfg.Log.Format), cmp.Or(logLevel, cfg.Log.Level))
-			g, closer, err := app.NewGuard(cfg.Guard, logger, e.Stdout)
+			g, closer, err := app.NewGuard(cfg.Guard, logger, e.Stdout, nil)
 			if err != nil {
 				return err
 			}

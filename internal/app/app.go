@@ -22,6 +22,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/audit"
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
+	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -29,7 +30,7 @@ import (
 
 // Migrations lists every capability's schema in dependency order.
 func Migrations() []store.Migrations {
-	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations}
+	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations, detect.Migrations}
 }
 
 // Options locate the configuration and data.
@@ -69,10 +70,12 @@ type App struct {
 	// them on demand for the API).
 	Continuity *continuity.Service
 	Scheduler  *continuity.Scheduler
-	now        func() time.Time
-	getenv     func(string) string
-	stderr     io.Writer
-	version    string
+	// Bans are the ban decisions the guard (and the firewall) enforce.
+	Bans    *detect.Bans
+	now     func() time.Time
+	getenv  func(string) string
+	stderr  io.Writer
+	version string
 }
 
 // DefaultDataDir is used when neither --data nor data_dir is given.
@@ -187,6 +190,10 @@ func Open(ctx context.Context, o Options) (*App, error) {
 		return nil, err
 	}
 	if err := a.build(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if a.Bans, err = detect.Open(ctx, db, detect.Options{Bus: a.Events, Now: a.now}); err != nil {
 		db.Close()
 		return nil, err
 	}

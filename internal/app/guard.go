@@ -1,18 +1,22 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/guard"
 )
 
 // NewGuard builds the guard of a configuration with its access log
-// (guard.access_log). The returned closer closes the access log file.
-func NewGuard(cfg config.Guard, logger *slog.Logger, stdout io.Writer) (*guard.Guard, io.Closer, error) {
+// (guard.access_log), enforcing bans when given (nil: none). The returned
+// closer closes the access log file.
+func NewGuard(cfg config.Guard, logger *slog.Logger, stdout io.Writer, bans *detect.Bans) (*guard.Guard, io.Closer, error) {
 	var w io.Writer
 	var closer io.Closer = io.NopCloser(nil)
 	switch cfg.AccessLog {
@@ -26,10 +30,32 @@ func NewGuard(cfg config.Guard, logger *slog.Logger, stdout io.Writer) (*guard.G
 		}
 		w, closer = f, f
 	}
-	g, err := guard.New(cfg, guard.Options{Logger: logger, AccessLog: w})
+	opt := guard.Options{Logger: logger, AccessLog: w}
+	if bans != nil {
+		opt.Bans = bans
+	}
+	g, err := guard.New(cfg, opt)
 	if err != nil {
 		closer.Close()
 		return nil, nil, err
 	}
 	return g, closer, nil
+}
+
+// refreshBans reloads the active bans every interval until ctx ends, so
+// decisions taken by another process sharing the store (the ban command,
+// another replica) are enforced within that time.
+func refreshBans(ctx context.Context, bans *detect.Bans, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := bans.Refresh(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("guard: reload bans", "err", err)
+			}
+		}
+	}
 }

@@ -138,7 +138,7 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	}
 	// The guard, when sites are configured (internal/guard).
 	if a.Config.Guard.Enabled() {
-		g, closer, err := NewGuard(a.Config.Guard, a.Logger, so.stdout())
+		g, closer, err := NewGuard(a.Config.Guard, a.Logger, so.stdout(), a.Bans)
 		if err != nil {
 			ln.Close()
 			return err
@@ -160,6 +160,7 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go a.maintain(bg)
+	go refreshBans(bg, a.Bans, 5*time.Second, a.Logger)
 	// The backup policies run on their schedules (see internal/continuity).
 	schedDone := make(chan struct{})
 	go func() {

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/guard/clientip"
 	"github.com/bulwarkhq/bulwark/internal/guard/limit"
 )
@@ -53,6 +54,15 @@ type Options struct {
 	AccessLog io.Writer
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Bans are the ban decisions to enforce (detect.Bans); nil: none.
+	Bans Bans
+}
+
+// Bans answers whether an address is banned; detect.Bans implements it
+// from memory, without touching the database.
+type Bans interface {
+	Match(a netip.Addr) (detect.Ban, bool)
+	Active() []detect.Ban
 }
 
 // Guard is a running (or ready to run) protecting reverse proxy.
@@ -63,6 +73,7 @@ type Guard struct {
 	resolver clientip.Resolver
 	allow    *netSet
 	deny     *netSet
+	bans     Bans
 	sites    []*site
 	exact    map[string]*site
 	wild     map[string]*site // "*.example.com" stored as "example.com"
@@ -109,6 +120,7 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 		resolver: clientip.Resolver{Trusted: config.Nets(cfg.TrustedProxies)},
 		allow:    newNetSet(config.Nets(cfg.Allow)),
 		deny:     newNetSet(config.Nets(cfg.Deny)),
+		bans:     opt.Bans,
 		exact:    map[string]*site{},
 		wild:     map[string]*site{},
 		certs:    map[string]*tls.Certificate{},
@@ -293,9 +305,17 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.finish(lw, r, st)
 
 	allowed := g.allow.Contains(st.client)
-	if !allowed && st.client != st.peer && g.deny.Contains(st.client) {
-		g.refuse(lw, st, "deny", http.StatusForbidden, 0)
-		return
+	if !allowed && st.client != st.peer {
+		// Behind a trusted proxy: the checks the peer passed at accept,
+		// now for the client it speaks for.
+		if g.deny.Contains(st.client) {
+			g.refuse(lw, st, "deny", http.StatusForbidden, 0)
+			return
+		}
+		if g.banned(st.client) {
+			g.refuse(lw, st, "ban", http.StatusForbidden, 0)
+			return
+		}
 	}
 	s := g.route(r.Host)
 	if s == nil {
@@ -338,6 +358,15 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.proxy.ServeHTTP(out, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
+// banned reports whether a is under a ban in force.
+func (g *Guard) banned(a netip.Addr) bool {
+	if g.bans == nil {
+		return false
+	}
+	_, ok := g.bans.Match(a)
+	return ok
+}
+
 // refuse answers a request the guard will not pass on.
 func (g *Guard) refuse(w http.ResponseWriter, st *reqState, reason string, code int, retryAfter time.Duration) {
 	st.blocked = reason
@@ -355,6 +384,7 @@ func (g *Guard) refuse(w http.ResponseWriter, st *reqState, reason string, code 
 
 var refusals = map[string]string{
 	"deny":                 "Forbidden: this address is not allowed.",
+	"ban":                  "Forbidden: this address is banned for a while.",
 	"unknown_site":         "Not found: no site here answers this host name.",
 	"rate":                 "Too many requests: slow down and retry after the time in Retry-After.",
 	"requests_in_progress": "Too many requests in progress from this address: retry when earlier ones have finished.",

@@ -221,16 +221,7 @@ func TestDenyList(t *testing.T) {
 	if !refusedAtAccept(t, 7, addr) {
 		t.Error("a denied source's connection was not closed at accept")
 	}
-	through := func(xff string) int {
-		r, _ := http.NewRequest("GET", "http://shop.example/", nil)
-		r.Header.Set("X-Forwarded-For", xff)
-		resp, err := client(t, 5, addr).Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	through := func(xff string) int { return viaProxy(t, 5, addr, xff) }
 	if got := through("192.0.2.33"); got != http.StatusForbidden {
 		t.Errorf("denied client behind a trusted proxy: %d, want 403", got)
 	}

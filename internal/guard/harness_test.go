@@ -275,3 +275,17 @@ func refusedAtAccept(t *testing.T, n int, addr string) bool {
 	defer c.Close()
 	return isClosed(c, 2*time.Second)
 }
+
+// viaProxy sends a request through a proxy at 127.0.0.N that names the
+// client xff, and returns the status.
+func viaProxy(t *testing.T, n int, addr, xff string) int {
+	t.Helper()
+	r, _ := http.NewRequest("GET", "http://shop.example/", nil)
+	r.Header.Set("X-Forwarded-For", xff)
+	resp, err := client(t, n, addr).Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

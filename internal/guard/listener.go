@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The accept-time checks: the deny list, the global connection cap and
+// The accept-time checks: the deny list, bans, the global connection cap and
 // the per-source connection cap, applied to the TCP peer before a TLS
 // handshake or any HTTP is read. A refused connection is closed at once,
 // which costs the guard one accept and one close. A trusted proxy's
@@ -59,6 +59,9 @@ func (g *Guard) admit(c net.Conn) net.Conn {
 	}
 	if g.deny.Contains(peer) {
 		return refuse("deny")
+	}
+	if g.banned(peer) {
+		return refuse("ban")
 	}
 	if g.open.Add(1) > int64(g.cfg.Limits.MaxConnections) {
 		g.open.Add(-1)

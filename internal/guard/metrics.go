@@ -53,6 +53,8 @@ var (
 		"Connections open to the guard's listeners.", nil, nil)
 	listDesc = prometheus.NewDesc("bulwark_guard_list_entries",
 		"Entries in the allow and deny lists.", []string{"list"}, nil)
+	bansDesc = prometheus.NewDesc("bulwark_guard_active_bans",
+		"Bans in force that the guard enforces.", nil, nil)
 )
 
 // Collector exposes the guard's metrics for registration on /metrics.
@@ -68,6 +70,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tableDesc
 	ch <- connsDesc
 	ch <- listDesc
+	ch <- bansDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -93,4 +96,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(g.open.Load()))
 	ch <- prometheus.MustNewConstMetric(listDesc, prometheus.GaugeValue, float64(g.allow.Len()), "allow")
 	ch <- prometheus.MustNewConstMetric(listDesc, prometheus.GaugeValue, float64(g.deny.Len()), "deny")
+	if g.bans != nil {
+		ch <- prometheus.MustNewConstMetric(bansDesc, prometheus.GaugeValue, float64(len(g.bans.Active())))
+	}
 }

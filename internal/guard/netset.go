@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/bulwarkhq/bulwark/internal/detect"
 )
 
 // netSet is a set of networks (addresses are /32 or /128 networks) with
@@ -33,7 +35,7 @@ func newNetSet(nets []netip.Prefix) *netSet {
 func buildSnapshot(nets []netip.Prefix) *netSnapshot {
 	sn := &netSnapshot{byBits: map[int]map[netip.Prefix]struct{}{}}
 	for _, p := range nets {
-		p = canonical(p)
+		p = detect.Canonical(p)
 		m := sn.byBits[p.Bits()]
 		if m == nil {
 			m = map[netip.Prefix]struct{}{}
@@ -48,15 +50,6 @@ func buildSnapshot(nets []netip.Prefix) *netSnapshot {
 	slices.Sort(sn.bits)
 	slices.Reverse(sn.bits)
 	return sn
-}
-
-// canonical masks p and unmaps an IPv4-mapped IPv6 network.
-func canonical(p netip.Prefix) netip.Prefix {
-	a := p.Addr()
-	if a.Is4In6() && p.Bits() >= 96 {
-		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked()
-	}
-	return p.Masked()
 }
 
 // Match returns the most specific network of the set that holds a.
@@ -120,7 +113,7 @@ func (s *netSet) Remove(nets ...netip.Prefix) int {
 	defer s.mu.Unlock()
 	drop := map[netip.Prefix]bool{}
 	for _, p := range nets {
-		drop[canonical(p)] = true
+		drop[detect.Canonical(p)] = true
 	}
 	old := s.List()
 	kept := old[:0:0]
