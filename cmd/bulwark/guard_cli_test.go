@@ -33,6 +33,7 @@ func TestGuardCommand(t *testing.T) {
     - hosts: [shop.example]
       upstreams: [%s]
       limits: {rate: 20, burst: 40, connections: 50}   # per source address
+      waf: block                                       # off | detect | block
 `, listen, up.URL)
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -94,6 +95,20 @@ func TestGuardCommand(t *testing.T) {
 	if limited == nil || limited.Header.Get("Retry-After") == "" {
 		t.Fatalf("no 429 with Retry-After within 80 requests over a burst of 40: %v", limited)
 	}
+	// The WAF blocks an SQL injection from another source (this one is
+	// out of tokens).
+	d3 := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
+	c3 := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d3.DialContext(ctx, "tcp", listen)
+	}}, Timeout: 10 * time.Second}
+	wresp, err := c3.Get("http://shop.example/?id=1%27%20OR%20%271%27%3D%271")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wresp.Body.Close()
+	if wresp.StatusCode != http.StatusForbidden {
+		t.Errorf("SQL injection through waf: block: %d, want 403", wresp.StatusCode)
+	}
 
 	mresp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil {
@@ -122,7 +137,7 @@ func TestGuardCommand(t *testing.T) {
 			blocked++
 		}
 	}
-	if lines < 2 || blocked != 1 {
+	if lines < 3 || blocked != 1 {
 		t.Errorf("access log: %d lines, %d rate blocks; want the requests and one block", lines, blocked)
 	}
 }

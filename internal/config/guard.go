@@ -112,6 +112,36 @@ type GuardSite struct {
 	// ClientBandwidth caps the bytes per second the site sends to each
 	// source; 0: unlimited.
 	ClientBandwidth Size `yaml:"client_bandwidth"`
+	// WAF inspects requests with the OWASP Core Rule Set: off (or unset),
+	// detect (count and log matches) or block (403).
+	WAF string `yaml:"waf"`
+	// WAFOptions tune the inspection.
+	WAFOptions GuardWAF `yaml:"waf_options"`
+}
+
+// GuardWAF tunes a site's request inspection. Zero values are defaults.
+type GuardWAF struct {
+	// Paranoia is the CRS paranoia level, 1 to 4 (0: 1).
+	Paranoia int `yaml:"paranoia"`
+	// AnomalyThreshold is the inbound anomaly score that blocks (0: 5).
+	AnomalyThreshold int `yaml:"anomaly_threshold"`
+	// BodyLimit is how much of a request body is inspected (0: 128KiB);
+	// the rest passes uninspected.
+	BodyLimit Size `yaml:"body_limit"`
+	// SkipExtensions are extensions of static assets whose plain GET and
+	// HEAD requests are not inspected; unset: a built-in list, [] none.
+	SkipExtensions []string `yaml:"skip_extensions"`
+	// Exclusions remove rules by id, everywhere or under a path.
+	Exclusions []GuardWAFExclusion `yaml:"exclusions"`
+}
+
+// GuardWAFExclusion removes CRS rules for the paths under Path.
+type GuardWAFExclusion struct {
+	// IDs are CRS rule ids, such as 942100.
+	IDs []int `yaml:"ids"`
+	// Path limits the exclusion to paths under it ("/api" covers /api/x,
+	// not /apix); unset: every path.
+	Path string `yaml:"path"`
 }
 
 // GuardSiteLimits are a site's per-source limits.
@@ -265,6 +295,36 @@ func (s GuardSite) validate(c *checker) {
 	}
 	if s.ClientBandwidth < 0 {
 		c.errorf("client_bandwidth", "must be 0 (unlimited) or a size per second such as 1MiB")
+	}
+	if s.WAF != "" {
+		c.oneOf("waf", s.WAF, "off", "detect", "block")
+	}
+}
+
+func (w GuardWAF) validate(c *checker) {
+	c.intRange("paranoia", w.Paranoia, 0, 4)
+	c.intRange("anomaly_threshold", w.AnomalyThreshold, 0, 1000)
+	if w.BodyLimit != 0 && (w.BodyLimit < KiB || w.BodyLimit > 64*MiB) {
+		c.errorf("body_limit", "must be 0 (128KiB) or between 1KiB and 64MiB, got %s", w.BodyLimit)
+	}
+	for i, e := range w.SkipExtensions {
+		if !strings.HasPrefix(e, ".") || len(e) < 2 || strings.ContainsAny(e, "/ ") {
+			c.errorf(fmt.Sprintf("skip_extensions[%d]", i), "%q is not an extension such as .css", e)
+		}
+	}
+}
+
+func (e GuardWAFExclusion) validate(c *checker) {
+	if len(e.IDs) == 0 {
+		c.errorf("ids", "required: the CRS rule ids to exclude, e.g. [942100]")
+	}
+	for i, id := range e.IDs {
+		if id < 1 || id > 9999999 {
+			c.errorf(fmt.Sprintf("ids[%d]", i), "%d is not a rule id", id)
+		}
+	}
+	if e.Path != "" && !strings.HasPrefix(e.Path, "/") {
+		c.errorf("path", "%q must start with /", e.Path)
 	}
 }
 

@@ -13,6 +13,7 @@ func TestGuardAcceptanceShape(t *testing.T) {
     - hosts: [shop.example]
       upstreams: [http://127.0.0.1:9000]
       limits: {rate: 20, burst: 40, connections: 50}   # per source address
+      waf: block                                       # off | detect | block
 `
 	cfg, err := Parse("bulwark.yaml", []byte(in))
 	if err != nil {
@@ -21,6 +22,9 @@ func TestGuardAcceptanceShape(t *testing.T) {
 	g := cfg.Guard
 	if !g.Enabled() || g.Listen != "127.0.0.1:8080" || len(g.Sites) != 1 {
 		t.Fatalf("guard: %+v", g)
+	}
+	if g.Sites[0].WAF != "block" {
+		t.Errorf("waf = %q, want block", g.Sites[0].WAF)
 	}
 	want := GuardSiteLimits{Rate: 20, Burst: 40, Connections: 50}
 	if got := g.Sites[0].Limits; got != want {
@@ -65,6 +69,14 @@ func TestGuardErrors(t *testing.T) {
 			`bulwark.yaml:2: guard.limits.max_connections: must be between 1 and 10000000, got 0`,
 			`bulwark.yaml:3: guard.timeouts.header: must be between 1s and 10m, got 0s`,
 			`bulwark.yaml:3: guard.timeouts.max_header_bytes: must be between 1KiB and 1MiB, got 100`,
+		}},
+		{"waf", "guard:\n  listen: :8080\n  sites:\n    - hosts: [a.example]\n      upstreams: [http://127.0.0.1:1]\n      waf: on\n      waf_options: {paranoia: 5, body_limit: 10, skip_extensions: [css], exclusions: [{path: api}]}\n", []string{
+			`bulwark.yaml:6: guard.sites[0].waf: must be one of off, detect, block; got "on"`,
+			`bulwark.yaml:7: guard.sites[0].waf_options.paranoia: must be between 0 and 4, got 5`,
+			`bulwark.yaml:7: guard.sites[0].waf_options.body_limit: must be 0 (128KiB) or between 1KiB and 64MiB, got 10`,
+			`bulwark.yaml:7: guard.sites[0].waf_options.skip_extensions[0]: "css" is not an extension such as .css`,
+			`bulwark.yaml:7: guard.sites[0].waf_options.exclusions[0].ids: required: the CRS rule ids to exclude, e.g. [942100]`,
+			`bulwark.yaml:7: guard.sites[0].waf_options.exclusions[0].path: "api" must start with /`,
 		}},
 		{"certificate without https listener", "guard:\n  listen: :8080\n  sites:\n    - hosts: [a.example]\n      upstreams: [http://127.0.0.1:1]\n      tls: {cert_file: /c.pem, key_file: /k.pem}\n", []string{
 			`bulwark.yaml:6: guard.sites[0].tls: a certificate is only used on listen_tls; set listen_tls too`,

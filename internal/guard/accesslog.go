@@ -78,6 +78,7 @@ type accessEntry struct {
 	Referer   string  `json:"referer,omitempty"`
 	TLS       bool    `json:"tls,omitempty"`
 	BodyBytes int64   `json:"request_bytes,omitempty"`
+	WAFRules  []int   `json:"waf_rules,omitempty"`
 }
 
 // maxLogField caps what one attacker-chosen field adds to a log line.
@@ -135,5 +136,6 @@ func (g *Guard) finish(w *logWriter, r *http.Request, st *reqState) {
 	if r.ContentLength > 0 {
 		e.BodyBytes = r.ContentLength
 	}
+	e.WAFRules = st.wafRules
 	g.access.write(e)
 }

@@ -12,9 +12,11 @@
 // whose entries skip every limit; the deny list again for clients behind
 // trusted proxies; the site, by host name; the per-source request rate
 // (429 with Retry-After) and requests in progress; the body size (413) and
-// the body's minimum average rate (408: slow POST, body.go); bandwidth
-// shaping of the response (shaping.go); and finally the upstream, chosen
-// round robin with passive health (upstream.go).
+// the body's minimum average rate (408: slow POST, body.go); request
+// inspection with the OWASP Core Rule Set, the most expensive check, last
+// (internal/guard/waf); bandwidth shaping of the response (shaping.go);
+// and finally the upstream, chosen round robin with passive health
+// (upstream.go).
 //
 // Limit tables are keyed by source: the client address cut to a prefix
 // (IPv4 /32, IPv6 /64 by default) and are bounded (internal/guard/limit),
@@ -43,6 +45,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/guard/clientip"
 	"github.com/bulwarkhq/bulwark/internal/guard/limit"
+	"github.com/bulwarkhq/bulwark/internal/guard/waf"
 )
 
 // Options are what the guard takes from its host process.
@@ -102,6 +105,8 @@ type site struct {
 	maxBody   int64
 	bandwidth *limit.Bytes // nil: unlimited
 	clients   *shaperTable // nil: unlimited
+	waf       *waf.WAF     // nil: no inspection
+	handler   http.Handler // the proxy, behind the WAF when there is one
 }
 
 // New builds a guard from a validated configuration. It loads the sites'
@@ -223,7 +228,45 @@ func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffer
 		ErrorHandler: g.proxyError,
 		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	s.handler = s.proxy
+	if sc.WAF == "detect" || sc.WAF == "block" {
+		wc := waf.Config{
+			Mode:             waf.Mode(sc.WAF),
+			Paranoia:         sc.WAFOptions.Paranoia,
+			AnomalyThreshold: sc.WAFOptions.AnomalyThreshold,
+			BodyLimit:        sc.WAFOptions.BodyLimit.Bytes(),
+			SkipExtensions:   sc.WAFOptions.SkipExtensions,
+		}
+		for _, e := range sc.WAFOptions.Exclusions {
+			wc.Exclusions = append(wc.Exclusions, waf.Exclusion{IDs: e.IDs, PathPrefix: e.Path})
+		}
+		w, err := waf.New(wc)
+		if err != nil {
+			return nil, fmt.Errorf("waf: %w", err)
+		}
+		s.waf = w
+		s.handler = w.Handler(s.proxy, g.wafVerdict)
+	}
 	return s, nil
+}
+
+// wafVerdict records what the request inspection found.
+func (g *Guard) wafVerdict(r *http.Request, v waf.Verdict) {
+	st := stateOf(r.Context())
+	if st == nil || len(v.Matches) == 0 {
+		return
+	}
+	ids := make([]int, 0, len(v.Matches))
+	for _, m := range v.Matches {
+		ids = append(ids, m.RuleID)
+	}
+	st.wafRules = ids
+	// Status is what block mode answers (or would, in detect mode).
+	g.metrics.wafMatch(siteName(st), v.Status != 0)
+	if v.Blocked {
+		st.blocked = "waf"
+		g.metrics.blocked("waf")
+	}
 }
 
 // burstFor is the bucket size for a bandwidth cap: a tenth of a second of
@@ -290,6 +333,7 @@ type reqState struct {
 	upstream string
 	blocked  string // the reason a request was refused by the guard
 	bodyErr  error
+	wafRules []int // CRS rules that matched
 }
 
 func stateOf(ctx context.Context) *reqState {
@@ -355,7 +399,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		out = sw
 	}
-	s.proxy.ServeHTTP(out, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if s.waf != nil {
+		ctx = waf.WithClient(ctx, st.client)
+	}
+	s.handler.ServeHTTP(out, r.WithContext(ctx))
 }
 
 // banned reports whether a is under a ban in force.

@@ -560,3 +560,47 @@ func TestMetricsCollector(t *testing.T) {
 		t.Errorf("requests{shop.example,200} = %v", v)
 	}
 }
+
+// TestWAF runs the OWASP CRS in front of a site: block mode answers an
+// SQL injection and an XSS with 403 and counts them, detect mode passes
+// them on and logs the rules, benign requests pass either way.
+func TestWAF(t *testing.T) {
+	up := newEcho(t, "a")
+	var log syncBuffer
+	cfg := guardConfig(up.srv.URL)
+	cfg.Sites[0].WAF = "block"
+	cfg.Sites = append(cfg.Sites, config.GuardSite{Hosts: []string{"watch.example"}, Upstreams: []string{up.srv.URL}, WAF: "detect"})
+	g, addr, _ := startGuard(t, cfg, Options{AccessLog: &log})
+	c := client(t, 2, addr)
+	sqli := "/?id=1%27%20OR%20%271%27%3D%271"
+	post := func(host, path string) int {
+		resp, err := c.PostForm("http://"+host+path, map[string][]string{"comment": {"<script>alert(1)</script>"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if resp, _ := get(t, c, "http://shop.example"+sqli); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("SQL injection in block mode: %d, want 403", resp.StatusCode)
+	}
+	if got := post("shop.example", "/comment"); got != http.StatusForbidden {
+		t.Errorf("XSS in block mode: %d, want 403", got)
+	}
+	if resp, _ := get(t, c, "http://shop.example/products?page=2"); resp.StatusCode != 200 {
+		t.Errorf("a benign request in block mode: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, "http://watch.example"+sqli); resp.StatusCode != 200 {
+		t.Errorf("SQL injection in detect mode: %d, want 200", resp.StatusCode)
+	}
+	if v := testutil.ToFloat64(g.metrics.blocks.WithLabelValues("waf")); v != 2 {
+		t.Errorf("blocks{waf} = %v, want 2", v)
+	}
+	if v := testutil.ToFloat64(g.metrics.waf.WithLabelValues("watch.example", "block")); v != 1 {
+		t.Errorf("waf matches in detect mode = %v, want 1", v)
+	}
+	lines := log.Lines(t)
+	if len(lines) != 4 || lines[0]["blocked"] != "waf" || lines[0]["waf_rules"] == nil || lines[3]["blocked"] != nil || lines[3]["waf_rules"] == nil {
+		t.Errorf("access log:\n%v", lines)
+	}
+}

@@ -13,6 +13,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	blocks    *prometheus.CounterVec
 	upstreams *prometheus.GaugeVec
+	waf       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -25,6 +26,10 @@ func newMetrics() *metrics {
 			Name: "bulwark_guard_blocks_total",
 			Help: "Connections and requests refused by the guard, by reason.",
 		}, []string{"reason"}),
+		waf: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_guard_waf_matches_total",
+			Help: "Requests the request inspection (CRS) matched, by site and whether the rule set would block them.",
+		}, []string{"site", "verdict"}),
 		upstreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bulwark_guard_upstream_up",
 			Help: "1 when an upstream is in rotation, 0 while passive health skips it.",
@@ -37,6 +42,14 @@ func (m *metrics) request(site string, code int) {
 }
 
 func (m *metrics) blocked(reason string) { m.blocks.WithLabelValues(reason).Inc() }
+
+func (m *metrics) wafMatch(site string, block bool) {
+	v := "pass"
+	if block {
+		v = "block"
+	}
+	m.waf.WithLabelValues(site, v).Inc()
+}
 
 func (m *metrics) upstreamState(site, upstream string, up bool) {
 	v := 0.0
@@ -67,6 +80,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	c.g.metrics.requests.Describe(ch)
 	c.g.metrics.blocks.Describe(ch)
 	c.g.metrics.upstreams.Describe(ch)
+	c.g.metrics.waf.Describe(ch)
 	ch <- tableDesc
 	ch <- connsDesc
 	ch <- listDesc
@@ -79,6 +93,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	g.metrics.requests.Collect(ch)
 	g.metrics.blocks.Collect(ch)
 	g.metrics.upstreams.Collect(ch)
+	g.metrics.waf.Collect(ch)
 	if g.conns != nil {
 		ch <- prometheus.MustNewConstMetric(tableDesc, prometheus.GaugeValue, float64(g.conns.Len()), "connections", "")
 	}
