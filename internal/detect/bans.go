@@ -236,7 +236,7 @@ func (b *Bans) query(ctx context.Context, where string, args ...any) ([]Ban, err
 		if err != nil {
 			return nil, fmt.Errorf("read bans: ban %d: stored network %q: %w", ban.ID, net, err)
 		}
-		ban.Net = p
+		ban.Net = Canonical(p)
 		ban.Start, ban.Expires = store.FromMicros(start), store.FromMicros(expires)
 		if removed != 0 {
 			ban.Removed = store.FromMicros(removed)
@@ -288,11 +288,13 @@ func (b *Bans) Add(ctx context.Context, ban Ban, d time.Duration) (Ban, error) {
 	if err != nil {
 		return Ban{}, fmt.Errorf("store ban of %s: %w", ban.Net, err)
 	}
-	if err := b.refreshLocked(ctx); err != nil {
-		return ban, err
-	}
+	// Stored: the event (and so the audit entry) goes out whatever
+	// happens to the reload.
 	b.publish(ctx, events.TypeBanAdded, ban, ban.Origin,
 		fmt.Sprintf("banned %s until %s: %s", ban.Net, ban.Expires.Format(time.RFC3339), ban.Reason))
+	if err := b.refreshLocked(context.WithoutCancel(ctx)); err != nil {
+		return ban, err
+	}
 	return ban, nil
 }
 
@@ -341,11 +343,11 @@ func (b *Bans) Remove(ctx context.Context, net netip.Prefix, by string) ([]Ban, 
 	for i := range list {
 		list[i].Removed, list[i].RemovedBy = now, by
 	}
-	if err := b.refreshLocked(ctx); err != nil {
-		return list, err
-	}
 	for _, ban := range list {
 		b.publish(ctx, events.TypeBanRemoved, ban, by, fmt.Sprintf("lifted the ban of %s (%s)", ban.Net, ban.Reason))
+	}
+	if err := b.refreshLocked(context.WithoutCancel(ctx)); err != nil {
+		return list, err
 	}
 	return list, nil
 }

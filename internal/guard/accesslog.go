@@ -17,6 +17,10 @@ type logWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// stall bounds each write (slow read: a client that stops reading a
+	// response cannot hold its request forever); 0: unbounded.
+	stall time.Duration
+	ctl   *http.ResponseController
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -30,9 +34,21 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	if w.stall > 0 {
+		_ = w.ctl.SetWriteDeadline(time.Now().Add(w.stall))
+	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	return n, err
+}
+
+// endStall clears the write deadline once the response is done, so it
+// cannot fire on the server's own writes for a later request on the same
+// connection (such as "100 Continue").
+func (w *logWriter) endStall() {
+	if w.stall > 0 {
+		_ = w.ctl.SetWriteDeadline(time.Time{})
+	}
 }
 
 func (w *logWriter) setStatus(code int) {

@@ -26,7 +26,6 @@ type guardBody struct {
 	rc    io.ReadCloser
 	ctl   *http.ResponseController
 	st    *reqState
-	now   func() time.Time
 	start time.Time
 	rate  float64 // bytes per second; 0: no rate check
 	grace time.Duration
@@ -39,8 +38,7 @@ func (g *Guard) newBody(w http.ResponseWriter, body io.ReadCloser, maxBytes int6
 		rc:    http.MaxBytesReader(w, body, maxBytes),
 		ctl:   http.NewResponseController(w),
 		st:    st,
-		now:   g.now,
-		start: g.now(),
+		start: time.Now(), // deadlines are real time, whatever clock the limits use
 		rate:  float64(g.cfg.Timeouts.MinBodyRate.Bytes()),
 		grace: g.cfg.Timeouts.BodyGrace.D(),
 	}
@@ -52,7 +50,7 @@ func (b *guardBody) Read(p []byte) (int, error) {
 	}
 	if b.rate > 0 {
 		due := b.start.Add(b.grace + time.Duration(float64(b.n+1)/b.rate*float64(time.Second)))
-		if limit := b.now().Add(b.grace); due.After(limit) {
+		if limit := time.Now().Add(b.grace); due.After(limit) {
 			due = limit
 		}
 		_ = b.ctl.SetReadDeadline(due) // unsupported only on writers that are not connections
@@ -66,9 +64,7 @@ func (b *guardBody) Read(p []byte) (int, error) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = errSlowBody
 		}
-		if b.st.bodyErr == nil {
-			b.st.bodyErr = err
-		}
+		b.st.setBodyErr(err)
 	}
 	return n, err
 }

@@ -41,6 +41,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/guard/clientip"
@@ -331,9 +333,22 @@ type reqState struct {
 	client   netip.Addr
 	site     *site
 	upstream string
-	blocked  string // the reason a request was refused by the guard
-	bodyErr  error
-	wafRules []int // CRS rules that matched
+	blocked  string                // the reason a request was refused by the guard
+	bodyErr  atomic.Pointer[error] // the first error reading the client's body (set by the transport's goroutine)
+	wafRules []int                 // CRS rules that matched
+}
+
+func (st *reqState) setBodyErr(err error) { st.bodyErr.CompareAndSwap(nil, &err) }
+
+// clientBodyErr is the error reading the client's body, or nil.
+func (st *reqState) clientBodyErr() error {
+	if st == nil {
+		return nil
+	}
+	if p := st.bodyErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func stateOf(ctx context.Context) *reqState {
@@ -345,21 +360,34 @@ func stateOf(ctx context.Context) *reqState {
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{start: g.now(), peer: peerAddr(r.RemoteAddr)}
 	st.client = g.resolver.Client(st.peer, r.Header)
-	lw := &logWriter{ResponseWriter: w}
+	lw := &logWriter{ResponseWriter: w, stall: g.cfg.Timeouts.Idle.D(), ctl: http.NewResponseController(w)}
 	defer g.finish(lw, r, st)
+	defer lw.endStall()
 
 	allowed := g.allow.Contains(st.client)
-	if !allowed && st.client != st.peer {
-		// Behind a trusted proxy: the checks the peer passed at accept,
-		// now for the client it speaks for.
+	if !allowed {
+		// The accept-time checks again, on every request: for a client
+		// behind a trusted proxy they are the first, and a ban decided
+		// after a connection was accepted must end its keep-alive and
+		// HTTP/2 requests too (the connection is closed after the 403).
 		if g.deny.Contains(st.client) {
-			g.refuse(lw, st, "deny", http.StatusForbidden, 0)
+			g.refuseClose(lw, st, "deny")
 			return
 		}
 		if g.banned(st.client) {
-			g.refuse(lw, st, "ban", http.StatusForbidden, 0)
+			g.refuseClose(lw, st, "ban")
 			return
 		}
+	}
+	if !validHost(r.Host) {
+		g.refuse(lw, st, "bad_request", http.StatusBadRequest, 0)
+		return
+	}
+	if hasDotSegment(r.URL.Path) {
+		// Clients normalise "." and ".." before sending; a raw one could
+		// climb out of an upstream's path prefix.
+		g.refuse(lw, st, "bad_request", http.StatusBadRequest, 0)
+		return
 	}
 	s := g.route(r.Host)
 	if s == nil {
@@ -415,6 +443,50 @@ func (g *Guard) banned(a netip.Addr) bool {
 	return ok
 }
 
+// refuseClose answers 403 and closes the connection (HTTP/1.1) or
+// stream (HTTP/2) after it.
+func (g *Guard) refuseClose(w http.ResponseWriter, st *reqState, reason string) {
+	w.Header().Set("Connection", "close")
+	g.refuse(w, st, reason, http.StatusForbidden, 0)
+}
+
+// validHost reports whether a request's Host is a host name or address
+// with an optional numeric port: anything else (HTTP/2 does not check
+// :authority) would reach the upstream rewritten, or empty.
+func validHost(h string) bool {
+	if h == "" || !httpguts.ValidHostHeader(h) {
+		return false
+	}
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		host, port = h, ""
+		if strings.HasPrefix(h, "[") {
+			inner, ok := strings.CutSuffix(h[1:], "]")
+			_, perr := netip.ParseAddr(inner)
+			return ok && perr == nil // "[::1]"
+		}
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return true
+	}
+	return host != "" && !strings.ContainsAny(host, "/\\@?#%")
+}
+
+// hasDotSegment reports whether a decoded path has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(strings.ReplaceAll(p, "\\", "/"), "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
 // refuse answers a request the guard will not pass on.
 func (g *Guard) refuse(w http.ResponseWriter, st *reqState, reason string, code int, retryAfter time.Duration) {
 	st.blocked = reason
@@ -437,6 +509,7 @@ var refusals = map[string]string{
 	"rate":                 "Too many requests: slow down and retry after the time in Retry-After.",
 	"requests_in_progress": "Too many requests in progress from this address: retry when earlier ones have finished.",
 	"body_size":            "Request body too large.",
+	"bad_request":          "Bad request: malformed host or path.",
 	"slow_body":            "Request body arrived too slowly.",
 }
 
@@ -460,18 +533,29 @@ func (g *Guard) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h.Set("X-Forwarded-Proto", proto)
 	h.Set("X-Forwarded-Host", in.Host)
+	// Headers some upstreams read as the client address: the guard's
+	// answer replaces whatever the client sent.
+	for _, k := range spoofable {
+		h.Del(k)
+	}
+	if st := stateOf(in.Context()); st != nil && st.client.IsValid() {
+		h.Set("X-Real-IP", st.client.String())
+	}
 	pr.Out.Host = in.Host
 	pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "upstream" // the pool sets the real one
 }
+
+// spoofable are client-address headers that only the guard may set.
+var spoofable = []string{"X-Real-IP", "True-Client-IP", "CF-Connecting-IP", "X-Client-IP", "X-Cluster-Client-IP", "Fastly-Client-IP"}
 
 // proxyError answers a request the upstream side could not serve.
 func (g *Guard) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
 	var tooBig *http.MaxBytesError
 	switch {
-	case st != nil && errors.Is(st.bodyErr, errSlowBody):
+	case errors.Is(st.clientBodyErr(), errSlowBody):
 		g.refuse(w, st, "slow_body", http.StatusRequestTimeout, 0)
-	case st != nil && errors.As(st.bodyErr, &tooBig), errors.As(err, &tooBig):
+	case errors.As(st.clientBodyErr(), &tooBig), errors.As(err, &tooBig):
 		g.refuse(w, st, "body_size", http.StatusRequestEntityTooLarge, 0)
 	case r.Context().Err() != nil:
 		// The client went away; nobody is left to answer.

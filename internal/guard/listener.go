@@ -85,6 +85,15 @@ type conn struct {
 	release func()
 }
 
+// CloseWrite half-closes a TCP connection, which the HTTP server uses to
+// deliver an error response to a client still sending its body.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)

@@ -122,8 +122,10 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.URL.Scheme = u.url.Scheme
 		out.URL.Host = u.url.Host
 		if u.url.Path != "" {
+			// Join the escaped forms, so an encoded slash in the
+			// request stays encoded (dot segments were refused before).
 			out.URL.Path = u.url.Path + req.URL.Path
-			out.URL.RawPath = ""
+			out.URL.RawPath = u.url.EscapedPath() + req.URL.EscapedPath()
 		}
 		if st := stateOf(req.Context()); st != nil {
 			st.upstream = u.url.Host
@@ -133,8 +135,8 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			p.succeeded(u)
 			return resp, nil
 		}
-		if req.Context().Err() != nil {
-			return nil, err // the client went away: not the upstream's fault
+		if req.Context().Err() != nil || stateOf(req.Context()).clientBodyErr() != nil || isClientBodyError(err) {
+			return nil, err // the client went away or its body failed: not the upstream's fault
 		}
 		p.failed(u)
 		if !replayable || !isDialError(err) || len(tried) == len(p.ups) {
@@ -144,6 +146,13 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 var errNoUpstream = errors.New("no upstream")
+
+// isClientBodyError reports whether err came from reading the client's
+// request body (too large, too slow), which says nothing of the upstream.
+func isClientBodyError(err error) bool {
+	var tooBig *http.MaxBytesError
+	return errors.Is(err, errSlowBody) || errors.As(err, &tooBig)
+}
 
 // isDialError reports whether err happened before anything was sent.
 func isDialError(err error) bool {
