@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulwarkhq/bulwark/internal/app"
@@ -61,8 +59,7 @@ command's own messages go to stderr. Check a file first with
 			}
 			defer closer.Close()
 			if metricsAddr != "" {
-				reg := prometheus.NewRegistry()
-				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), g.Collector())
+				reg := app.NewRegistry(g.Collector())
 				ln, err := net.Listen("tcp", metricsAddr)
 				if err != nil {
 					return fmt.Errorf("--metrics %s: %w", metricsAddr, err)

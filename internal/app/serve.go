@@ -109,8 +109,7 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("tls: load %s and %s: %w", certFile, keyFile, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.Events.Collector())
+	reg := NewRegistry(a.Events.Collector())
 	srv := &http.Server{
 		Handler:           a.Handler(reg),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -192,6 +191,15 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		return err
 	}
 	return nil
+}
+
+// NewRegistry is a /metrics registry with the Go runtime and process
+// collectors and the given ones.
+func NewRegistry(cs ...prometheus.Collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(cs...)
+	return reg
 }
 
 // maintain runs retention and clean-up hourly.

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/netindex"
 )
 
 // Guard configures the protecting reverse proxy: `bulwark guard` runs it
@@ -359,10 +361,11 @@ func checkNets(c *checker, field string, list []string) {
 	}
 }
 
-// ParseNet parses an address (a /32 or /128) or a CIDR, masked.
+// ParseNet parses an address (a /32 or /128) or a CIDR, canonical
+// (masked, IPv4-mapped networks unmapped).
 func ParseNet(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
+		return netindex.Canonical(p), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {

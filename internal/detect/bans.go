@@ -28,6 +28,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/netindex"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
@@ -79,12 +80,12 @@ type Bans struct {
 	version atomic.Uint64
 }
 
-// activeSet is an immutable snapshot of the bans in force: networks by
-// prefix length, so a lookup costs one map probe per distinct length.
+// activeSet is an immutable snapshot of the bans in force, indexed by
+// network (internal/netindex) for lookups that cost one map probe per
+// distinct prefix length.
 type activeSet struct {
-	byBits map[int]map[netip.Prefix]Ban
-	bits   []int
-	list   []Ban
+	ix   *netindex.Index[Ban]
+	list []Ban
 }
 
 // Options configure Bans.
@@ -110,46 +111,25 @@ func Open(ctx context.Context, db *store.DB, opt Options) (*Bans, error) {
 }
 
 func buildActive(list []Ban) *activeSet {
-	s := &activeSet{byBits: map[int]map[netip.Prefix]Ban{}, list: list}
+	s := &activeSet{ix: netindex.New[Ban](), list: list}
 	for _, b := range list {
-		m := s.byBits[b.Net.Bits()]
-		if m == nil {
-			m = map[netip.Prefix]Ban{}
-			s.byBits[b.Net.Bits()] = m
-			s.bits = append(s.bits, b.Net.Bits())
-		}
 		// Two decisions on one network: the one lasting longer wins.
-		if old, ok := m[b.Net]; !ok || b.Expires.After(old.Expires) {
-			m[b.Net] = b
-		}
+		s.ix.Add(b.Net, b, func(old, new Ban) Ban {
+			if new.Expires.After(old.Expires) {
+				return new
+			}
+			return old
+		})
 	}
-	slices.Sort(s.bits)
-	slices.Reverse(s.bits)
 	return s
 }
 
 // Match returns the ban in force on a, the most specific first. It never
 // touches the database.
 func (b *Bans) Match(a netip.Addr) (Ban, bool) {
-	s := b.active.Load()
-	if len(s.bits) == 0 {
-		return Ban{}, false
-	}
-	a = a.Unmap()
 	now := b.now()
-	for _, bits := range s.bits {
-		if bits > a.BitLen() {
-			continue
-		}
-		p, err := a.Prefix(bits)
-		if err != nil {
-			continue
-		}
-		if ban, ok := s.byBits[bits][p]; ok && ban.Active(now) {
-			return ban, true
-		}
-	}
-	return Ban{}, false
+	_, ban, ok := b.active.Load().ix.Match(a, func(ban Ban) bool { return ban.Active(now) })
+	return ban, ok
 }
 
 // Active returns the bans in force, as last loaded, in start order.
@@ -211,7 +191,7 @@ func (b *Bans) List(ctx context.Context, all bool, limit int) ([]Ban, error) {
 func (b *Bans) Offences(ctx context.Context, net netip.Prefix, since time.Time) (int, error) {
 	var n int
 	err := b.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM detect_bans WHERE net = $1 AND started > $2",
-		Canonical(net).String(), store.Micros(since)).Scan(&n)
+		netindex.Canonical(net).String(), store.Micros(since)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count offences of %s: %w", net, err)
 	}
@@ -236,7 +216,7 @@ func (b *Bans) query(ctx context.Context, where string, args ...any) ([]Ban, err
 		if err != nil {
 			return nil, fmt.Errorf("read bans: ban %d: stored network %q: %w", ban.ID, net, err)
 		}
-		ban.Net = Canonical(p)
+		ban.Net = netindex.Canonical(p)
 		ban.Start, ban.Expires = store.FromMicros(start), store.FromMicros(expires)
 		if removed != 0 {
 			ban.Removed = store.FromMicros(removed)
@@ -249,23 +229,13 @@ func (b *Bans) query(ctx context.Context, where string, args ...any) ([]Ban, err
 	return out, nil
 }
 
-// Canonical masks a network and unmaps an IPv4-mapped one, so that one
-// network has one spelling in tables and maps.
-func Canonical(p netip.Prefix) netip.Prefix {
-	a := p.Addr()
-	if a.Is4In6() && p.Bits() >= 96 {
-		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked()
-	}
-	return p.Masked()
-}
-
 // ParseNet parses an address or CIDR as a network to ban.
 func ParseNet(s string) (netip.Prefix, error) {
 	p, err := config.ParseNet(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR (such as 203.0.113.7, 203.0.113.0/24 or 2001:db8::/48)", s)
 	}
-	return Canonical(p), nil
+	return p, nil
 }
 
 // Add records a ban for d (from now) and publishes ban.added. Origin must
@@ -274,7 +244,7 @@ func (b *Bans) Add(ctx context.Context, ban Ban, d time.Duration) (Ban, error) {
 	if err := validateBan(ban, d); err != nil {
 		return Ban{}, err
 	}
-	ban.Net = Canonical(ban.Net)
+	ban.Net = netindex.Canonical(ban.Net)
 	ban.Start = b.now().UTC().Truncate(time.Microsecond)
 	ban.Expires = ban.Start.Add(d)
 	ban.Removed, ban.RemovedBy = time.Time{}, ""
@@ -318,7 +288,7 @@ func validateBan(ban Ban, d time.Duration) error {
 // ones) and publishes ban.removed for each. It returns them, or
 // ErrNotFound.
 func (b *Bans) Remove(ctx context.Context, net netip.Prefix, by string) ([]Ban, error) {
-	net = Canonical(net)
+	net = netindex.Canonical(net)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now().UTC().Truncate(time.Microsecond)

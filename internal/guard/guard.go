@@ -80,14 +80,12 @@ type Guard struct {
 	deny     *netSet
 	bans     Bans
 	sites    []*site
-	exact    map[string]*site
-	wild     map[string]*site // "*.example.com" stored as "example.com"
+	sitesBy  hostTable[*site]
 	conns    *limit.Conns[netip.Prefix]
 	open     atomic.Int64
 	access   *accessLog
 	metrics  *metrics
-	certs    map[string]*tls.Certificate // exact host -> certificate
-	wcerts   map[string]*tls.Certificate // wildcard parent -> certificate
+	certs    hostTable[*tls.Certificate]
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -128,10 +126,6 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 		allow:    newNetSet(config.Nets(cfg.Allow)),
 		deny:     newNetSet(config.Nets(cfg.Deny)),
 		bans:     opt.Bans,
-		exact:    map[string]*site{},
-		wild:     map[string]*site{},
-		certs:    map[string]*tls.Certificate{},
-		wcerts:   map[string]*tls.Certificate{},
 		done:     make(chan struct{}),
 	}
 	if g.log == nil {
@@ -156,26 +150,18 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 			return nil, fmt.Errorf("guard.sites[%d]: %w", i, err)
 		}
 		g.sites = append(g.sites, s)
-		for _, h := range sc.Hosts {
-			h = normalHost(h)
-			if parent, ok := strings.CutPrefix(h, "*."); ok {
-				g.wild[parent] = s
-			} else {
-				g.exact[h] = s
-			}
-		}
+		var cert *tls.Certificate
 		if sc.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(sc.TLS.CertFile, sc.TLS.KeyFile)
+			c, err := tls.LoadX509KeyPair(sc.TLS.CertFile, sc.TLS.KeyFile)
 			if err != nil {
 				return nil, fmt.Errorf("guard.sites[%d].tls: %w", i, err)
 			}
-			for _, h := range sc.Hosts {
-				h = normalHost(h)
-				if parent, ok := strings.CutPrefix(h, "*."); ok {
-					g.wcerts[parent] = &cert
-				} else {
-					g.certs[h] = &cert
-				}
+			cert = &c
+		}
+		for _, h := range sc.Hosts {
+			g.sitesBy.add(h, s)
+			if cert != nil {
+				g.certs.add(h, cert)
 			}
 		}
 	}
@@ -283,39 +269,54 @@ func (g *Guard) route(hostport string) *site {
 	if host, _, err := net.SplitHostPort(hostport); err == nil {
 		h = host
 	}
-	h = normalHost(h)
-	if s, ok := g.exact[h]; ok {
-		return s
-	}
-	for parent := h; ; {
-		_, rest, ok := strings.Cut(parent, ".")
-		if !ok {
-			return nil
-		}
-		if s, ok := g.wild[rest]; ok {
-			return s
-		}
-		parent = rest
-	}
+	s, _ := g.sitesBy.lookup(h)
+	return s
 }
 
 // getCertificate picks a site's certificate by SNI.
 func (g *Guard) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	h := normalHost(hello.ServerName)
-	if c, ok := g.certs[h]; ok {
+	if c, ok := g.certs.lookup(hello.ServerName); ok {
 		return c, nil
+	}
+	return nil, fmt.Errorf("guard: no certificate for %q", hello.ServerName)
+}
+
+// hostTable maps host names, exact or "*.domain" (any subdomain, not the
+// domain itself), to values; an exact name wins, then the nearest
+// wildcard.
+type hostTable[V any] struct {
+	exact map[string]V
+	wild  map[string]V // "*.example.com" stored as "example.com"
+}
+
+func (t *hostTable[V]) add(host string, v V) {
+	if t.exact == nil {
+		t.exact, t.wild = map[string]V{}, map[string]V{}
+	}
+	h := normalHost(host)
+	if parent, ok := strings.CutPrefix(h, "*."); ok {
+		t.wild[parent] = v
+	} else {
+		t.exact[h] = v
+	}
+}
+
+func (t *hostTable[V]) lookup(host string) (V, bool) {
+	h := normalHost(host)
+	if v, ok := t.exact[h]; ok {
+		return v, true
 	}
 	for parent := h; ; {
 		_, rest, ok := strings.Cut(parent, ".")
 		if !ok {
-			break
+			var zero V
+			return zero, false
 		}
-		if c, ok := g.wcerts[rest]; ok {
-			return c, nil
+		if v, ok := t.wild[rest]; ok {
+			return v, true
 		}
 		parent = rest
 	}
-	return nil, fmt.Errorf("guard: no certificate for %q", hello.ServerName)
 }
 
 // source is the limit-table key of a client address.

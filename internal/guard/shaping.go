@@ -28,12 +28,11 @@ func (w *shapedWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), shapeChunk)
-		for _, b := range []*limit.Bytes{w.site, w.client} {
-			if b != nil {
-				if err := b.Wait(w.ctx, n); err != nil {
-					return written, err
-				}
-			}
+		if err := wait(w.ctx, w.site, n); err != nil {
+			return written, err
+		}
+		if err := wait(w.ctx, w.client, n); err != nil {
+			return written, err
 		}
 		m, err := w.logWriter.Write(p[:n])
 		written += m
@@ -43,6 +42,14 @@ func (w *shapedWriter) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// wait takes n bytes from bucket b, if there is one.
+func wait(ctx context.Context, b *limit.Bytes, n int) error {
+	if b == nil {
+		return nil
+	}
+	return b.Wait(ctx, n)
 }
 
 // shaperTable holds the per-source buckets of one site.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,7 @@ func (p *pool) pick(tried []*upstream) *upstream {
 	var fallback *upstream
 	for i := range n {
 		u := p.ups[(start+i)%n]
-		if containsUp(tried, u) {
+		if slices.Contains(tried, u) {
 			continue
 		}
 		if p.up(u, now) {
@@ -76,15 +77,6 @@ func (p *pool) pick(tried []*upstream) *upstream {
 		}
 	}
 	return fallback
-}
-
-func containsUp(list []*upstream, u *upstream) bool {
-	for _, x := range list {
-		if x == u {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *pool) failed(u *upstream) {
