@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs, idempotently: PostgreSQL (the
 # store's second engine, database dumps), MariaDB (database dumps) and
-# versitygw (the S3 server the S3 backend is tested against). Safe to run as
+# versitygw (the S3 server the S3 backend is tested against), iproute2 and
+# nftables (firewall tests in network namespaces). Safe to run as
 # often as you like; on a machine that already has them running it does
 # nothing but check.
 set -euo pipefail
@@ -15,6 +16,10 @@ command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v mariadb-dump >/dev/null 2>&1 || need_apt+=(mariadb-client)
 # cgo: the race detector and the libzstd encoder (internal/repo/pack).
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+# Firewall tests: network namespaces (ip netns) and the nft command that
+# checks independently what internal/firewall loaded.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if ((${#need_apt[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		log "missing ${need_apt[*]} and not root: install them or run as root"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/app"
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/guard"
 )
 
 func guardCommand() *Command {
@@ -53,7 +54,7 @@ command's own messages go to stderr. Check a file first with
 				return fmt.Errorf("%s: no guard.sites: nothing to protect (see docs/guard.md)", configFile)
 			}
 			logger := app.NewLogger(e.Stderr, cmp.Or(logFormat, cfg.Log.Format), cmp.Or(logLevel, cfg.Log.Level))
-			g, closer, err := app.NewGuard(cfg.Guard, logger, e.Stdout, nil)
+			g, closer, err := app.NewGuard(cfg.Guard, guard.Options{Logger: logger}, e.Stdout)
 			if err != nil {
 				return err
 			}

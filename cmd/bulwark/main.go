@@ -77,7 +77,7 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 			auditCommand(), eventsCommand(), configCommand(), recoverCommand(),
 			repoCommand(), backupCommand(), snapshotsCommand(), restoreCommand(), lsCommand(), diffCommand(),
 			catCommand(), forgetCommand(), copyCommand(), vaultCommand(), policyCommand(), restoreTestCommand(), drpCommand(),
-			guardCommand(), versionCommand(), completionCommand(),
+			guardCommand(), banCommand(), versionCommand(), completionCommand(),
 		},
 	}
 }

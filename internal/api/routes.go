@@ -5,6 +5,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
+	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -13,7 +14,7 @@ import (
 func (s *Server) routeTable() []Route {
 	R, O, W := access.LevelRead, access.LevelOperate, access.LevelWrite
 	A := access.ModuleAccess
-	B, C := access.ModuleBackups, access.ModuleContinuity
+	B, C, G := access.ModuleBackups, access.ModuleContinuity, access.ModuleGuard
 	return []Route{
 		// Service endpoints.
 		{Method: "GET", Pattern: "/healthz", Auth: Public, Summary: "Liveness: the process answers.", Handler: s.healthz},
@@ -87,6 +88,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Pattern: "/api/v1/policies/{name}/restore-test", Auth: Perm, Module: C, Level: O, Action: "policy.restore_test", Summary: "Start a restore test of the policy now. 202 with the run; its evidence appears when it ends.", Handler: s.startJob(continuity.KindRestoreTest), Response: continuity.Run{}},
 		{Method: "POST", Pattern: "/api/v1/policies/{name}/scrub", Auth: Perm, Module: C, Level: O, Action: "policy.scrub", Summary: "Start a scrub of the policy's primary repository now. 202 with the run.", Handler: s.startJob(continuity.KindScrub), Response: continuity.Run{}},
 		{Method: "GET", Pattern: "/api/v1/policies/{name}/rpo", Auth: Perm, Module: C, Level: R, Summary: "Measure the age of the newest snapshot of each source in each of the policy's repositories now, against its RPO.", Handler: s.policyRPO, Response: rpoResponse{}},
+
+		// Ban decisions (handlers_guard.go).
+		{Method: "GET", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: R, Summary: "Bans in force, newest first (?all=true: every decision kept, lifted and expired included; ?limit).", Handler: s.listBans, Response: List[detect.Ban]{}},
+		{Method: "POST", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "ban.add", Summary: "Ban an address or network for a duration, with a reason; enforced at once by the guard and the firewall.", Handler: s.addBan, Request: banRequest{}, Response: detect.Ban{}},
+		{Method: "DELETE", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "ban.remove", Summary: "Lift the bans in force on exactly ?net=ADDR|CIDR; the decisions stay in the history.", Handler: s.removeBan, Response: List[detect.Ban]{}},
 
 		// Events.
 		{Method: "GET", Pattern: "/api/v1/events", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Search events of the modules you may read.", Handler: s.listEvents},

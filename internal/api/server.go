@@ -27,6 +27,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/audit"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
+	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,8 @@ type Deps struct {
 	// Scheduler starts their jobs on demand (nil: refused with 503).
 	Continuity *continuity.Service
 	Scheduler  *continuity.Scheduler
+	// Bans are the guard's ban decisions (nil: refused with 503).
+	Bans *detect.Bans
 }
 
 // Server is the API's http.Handler.

@@ -50,6 +50,9 @@ type Options struct {
 	Stderr    io.Writer
 	Now       func() time.Time
 	Version   string
+	// FirewallNetNS is a network namespace's file descriptor for the
+	// firewall to work in (tests); 0: this process's namespace.
+	FirewallNetNS int
 }
 
 // App holds the opened capabilities.
@@ -72,6 +75,7 @@ type App struct {
 	Scheduler  *continuity.Scheduler
 	// Bans are the ban decisions the guard (and the firewall) enforce.
 	Bans    *detect.Bans
+	netns   int // network namespace of the firewall (tests); 0: this one
 	now     func() time.Time
 	getenv  func(string) string
 	stderr  io.Writer
@@ -164,7 +168,7 @@ func Open(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, ConfigFile: cfgPath, DataDir: dataDir, now: o.Now, getenv: o.Getenv, stderr: o.Stderr, version: o.Version}
+	a := &App{Config: cfg, ConfigFile: cfgPath, DataDir: dataDir, now: o.Now, getenv: o.Getenv, stderr: o.Stderr, version: o.Version, netns: o.FirewallNetNS}
 	a.Logger = NewLogger(o.Stderr, cfg.Log.Format, cfg.Log.Level)
 
 	dsn := ""

@@ -14,9 +14,9 @@ import (
 )
 
 // NewGuard builds the guard of a configuration with its access log
-// (guard.access_log), enforcing bans when given (nil: none). The returned
-// closer closes the access log file.
-func NewGuard(cfg config.Guard, logger *slog.Logger, stdout io.Writer, bans *detect.Bans) (*guard.Guard, io.Closer, error) {
+// (guard.access_log; "stdout" is stdout) and the options given. The
+// returned closer closes the access log file.
+func NewGuard(cfg config.Guard, opt guard.Options, stdout io.Writer) (*guard.Guard, io.Closer, error) {
 	var w io.Writer
 	var closer io.Closer = io.NopCloser(nil)
 	switch cfg.AccessLog {
@@ -30,10 +30,7 @@ func NewGuard(cfg config.Guard, logger *slog.Logger, stdout io.Writer, bans *det
 		}
 		w, closer = f, f
 	}
-	opt := guard.Options{Logger: logger, AccessLog: w}
-	if bans != nil {
-		opt.Bans = bans
-	}
+	opt.AccessLog = w
 	g, err := guard.New(cfg, opt)
 	if err != nil {
 		closer.Close()

@@ -83,6 +83,7 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		Version:        a.version,
 		Continuity:     a.Continuity,
 		Scheduler:      a.Scheduler,
+		Bans:           a.Bans,
 	})
 }
 
@@ -135,27 +136,13 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		Actor: events.SystemActor("bulwark"), Resource: "control-plane/" + addr, Message: "control plane started (" + a.version + ")"}); err != nil {
 		a.Logger.Warn("publish start event", "err", err)
 	}
-	// The guard, when sites are configured (internal/guard).
-	if a.Config.Guard.Enabled() {
-		g, closer, err := NewGuard(a.Config.Guard, a.Logger, so.stdout(), a.Bans)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		defer closer.Close()
-		reg.MustRegister(g.Collector())
-		if err := g.Start(); err != nil {
-			ln.Close()
-			return err
-		}
-		defer func() {
-			gctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := g.Shutdown(gctx); err != nil {
-				a.Logger.Warn("guard shutdown", "err", err)
-			}
-		}()
+	// The guard, detection and the firewall, as configured.
+	stopProtection, err := a.startProtection(ctx, so, reg)
+	if err != nil {
+		ln.Close()
+		return err
 	}
+	defer stopProtection()
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go a.maintain(bg)

@@ -54,6 +54,10 @@ type Config struct {
 	Continuity Continuity `yaml:"continuity"`
 	// Guard is the protecting reverse proxy (limits, lists, bans).
 	Guard Guard `yaml:"guard"`
+	// Detect turns events from the guard and from log files into bans.
+	Detect Detect `yaml:"detect"`
+	// Firewall enforces bans in the kernel with nftables.
+	Firewall Firewall `yaml:"firewall"`
 }
 
 // Log configures logging.
@@ -204,6 +208,8 @@ func Default() Config {
 			Retention:       Duration(400 * day),
 			CheckpointEvery: 1000,
 		},
-		Guard: defaultGuard(),
+		Guard:    defaultGuard(),
+		Detect:   defaultDetect(),
+		Firewall: defaultFirewall(),
 	}
 }

@@ -119,6 +119,44 @@ type GuardSite struct {
 	WAF string `yaml:"waf"`
 	// WAFOptions tune the inspection.
 	WAFOptions GuardWAF `yaml:"waf_options"`
+	// Logins are the site's login endpoints, each with a limit on tries
+	// per account.
+	Logins []GuardLogin `yaml:"logins"`
+}
+
+// GuardLogin limits the tries per account at one login endpoint: at most
+// Tries per Window for an account, and NewAccountTries for an account the
+// guard first saw log in successfully less than NewAccountAge ago (or
+// never: unknown names get the strict limit).
+type GuardLogin struct {
+	// Path is the endpoint's exact path, such as /wp-login.php.
+	Path string `yaml:"path"`
+	// Methods are the methods counted (unset: POST).
+	Methods []string `yaml:"methods"`
+	// Account says where the account name is: exactly one of form (a
+	// field of a urlencoded or multipart form), json (a top-level field,
+	// or a dotted path such as user.email) or header.
+	Account GuardAccountField `yaml:"account"`
+	// Tries is the limit per account per window (0: 10).
+	Tries int `yaml:"tries"`
+	// Window is the sliding window the tries are counted in (0: 15m).
+	Window Duration `yaml:"window"`
+	// NewAccountTries is the stricter limit for new accounts (0: 3).
+	NewAccountTries int `yaml:"new_account_tries"`
+	// NewAccountAge is how long an account counts as new after its first
+	// successful login (0: 168h, a week).
+	NewAccountAge Duration `yaml:"new_account_age"`
+	// SuccessStatus are the upstream statuses that mean the login worked
+	// (unset: any 2xx or 3xx). Set [302] for a form that answers a failed
+	// login with 200 and a successful one with a redirect.
+	SuccessStatus []int `yaml:"success_status"`
+}
+
+// GuardAccountField names where a login request carries the account.
+type GuardAccountField struct {
+	Form   string `yaml:"form"`
+	JSON   string `yaml:"json"`
+	Header string `yaml:"header"`
 }
 
 // GuardWAF tunes a site's request inspection. Zero values are defaults.
@@ -313,6 +351,38 @@ func (w GuardWAF) validate(c *checker) {
 		if !strings.HasPrefix(e, ".") || len(e) < 2 || strings.ContainsAny(e, "/ ") {
 			c.errorf(fmt.Sprintf("skip_extensions[%d]", i), "%q is not an extension such as .css", e)
 		}
+	}
+}
+
+func (l GuardLogin) validate(c *checker) {
+	if !strings.HasPrefix(l.Path, "/") {
+		c.errorf("path", "required: the login endpoint's path, starting with /, e.g. /login")
+	}
+	for i, m := range l.Methods {
+		if m == "" || strings.ToUpper(m) != m || strings.ContainsAny(m, " /") {
+			c.errorf(fmt.Sprintf("methods[%d]", i), "%q is not an HTTP method such as POST", m)
+		}
+	}
+	n := 0
+	for _, f := range []string{l.Account.Form, l.Account.JSON, l.Account.Header} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		c.errorf("account", "give exactly one of form, json or header: where the request carries the account name")
+	}
+	c.intRange("tries", l.Tries, 0, 100000)
+	c.intRange("new_account_tries", l.NewAccountTries, 0, 100000)
+	c.durRange("window", l.Window, 0, Duration(day))
+	c.durRange("new_account_age", l.NewAccountAge, 0, Duration(365*day))
+	for i, st := range l.SuccessStatus {
+		if st < 100 || st > 599 {
+			c.errorf(fmt.Sprintf("success_status[%d]", i), "%d is not an HTTP status", st)
+		}
+	}
+	if l.NewAccountTries > 0 && l.Tries > 0 && l.NewAccountTries > l.Tries {
+		c.errorf("new_account_tries", "%d is more than tries (%d); new accounts get the stricter limit", l.NewAccountTries, l.Tries)
 	}
 }
 

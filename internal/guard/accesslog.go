@@ -2,12 +2,15 @@ package guard
 
 import (
 	"bufio"
+
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/detect"
 )
 
 // logWriter records the status and size of a response for the access log
@@ -118,6 +121,29 @@ func (l *accessLog) write(e *accessEntry) {
 	l.mu.Unlock()
 }
 
+// signal passes what detection counts to the scenarios.
+func (g *Guard) signal(r *http.Request, st *reqState, site string, status int) {
+	kind := "http"
+	switch st.blocked {
+	case "deny", "ban":
+		return // already kept out: counting them would only re-ban
+	case "waf":
+		kind = "waf"
+	case "rate", "requests_in_progress":
+		kind = "limit"
+	case "login":
+		kind = "login_limit"
+	default:
+		if status < 400 {
+			return
+		}
+	}
+	g.signals(detect.Signal{
+		Time: st.start, Source: st.client, From: detect.FromGuard, Kind: kind,
+		Status: status, Site: site, Path: r.URL.Path, User: st.account,
+	})
+}
+
 // finish records a request in the access log and metrics.
 func (g *Guard) finish(w *logWriter, r *http.Request, st *reqState) {
 	status := w.status
@@ -126,6 +152,12 @@ func (g *Guard) finish(w *logWriter, r *http.Request, st *reqState) {
 	}
 	site := siteName(st)
 	g.metrics.request(site, status)
+	if st.login != nil && st.blocked == "" && st.login.succeeded(status) && st.account != "" {
+		g.accounts.Seen(site, st.account, st.start)
+	}
+	if g.signals != nil {
+		g.signal(r, st, site, status)
+	}
 	if g.access == nil {
 		return
 	}

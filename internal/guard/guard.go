@@ -61,6 +61,14 @@ type Options struct {
 	Now func() time.Time
 	// Bans are the ban decisions to enforce (detect.Bans); nil: none.
 	Bans Bans
+	// Signals receives what detection scenarios count (detect.Engine's
+	// Observe): responses with status 400 and above, WAF blocks and limit
+	// refusals, never bans and deny-list refusals. It must not block.
+	// Nil: none.
+	Signals func(detect.Signal)
+	// Accounts remembers first successful logins, for the login
+	// endpoints' new-account limit (detect.Accounts); nil: in memory.
+	Accounts Accounts
 }
 
 // Bans answers whether an address is banned; detect.Bans implements it
@@ -79,6 +87,8 @@ type Guard struct {
 	allow    *netSet
 	deny     *netSet
 	bans     Bans
+	signals  func(detect.Signal)
+	accounts Accounts
 	sites    []*site
 	sitesBy  hostTable[*site]
 	conns    *limit.Conns[netip.Prefix]
@@ -107,6 +117,7 @@ type site struct {
 	clients   *shaperTable // nil: unlimited
 	waf       *waf.WAF     // nil: no inspection
 	handler   http.Handler // the proxy, behind the WAF when there is one
+	logins    []*login
 }
 
 // New builds a guard from a validated configuration. It loads the sites'
@@ -126,7 +137,12 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 		allow:    newNetSet(config.Nets(cfg.Allow)),
 		deny:     newNetSet(config.Nets(cfg.Deny)),
 		bans:     opt.Bans,
+		signals:  opt.Signals,
+		accounts: opt.Accounts,
 		done:     make(chan struct{}),
+	}
+	if g.accounts == nil {
+		g.accounts = &memAccounts{}
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -208,6 +224,9 @@ func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffer
 	}
 	if sc.ClientBandwidth > 0 {
 		s.clients = newShaperTable(sc.ClientBandwidth.Bytes())
+	}
+	for _, lc := range sc.Logins {
+		s.logins = append(s.logins, newLogin(lc, opts))
 	}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite:      g.rewrite,
@@ -337,6 +356,8 @@ type reqState struct {
 	blocked  string                // the reason a request was refused by the guard
 	bodyErr  atomic.Pointer[error] // the first error reading the client's body (set by the transport's goroutine)
 	wafRules []int                 // CRS rules that matched
+	login    *login                // the login endpoint tried, if any
+	account  string                // the account it names
 }
 
 func (st *reqState) setBodyErr(err error) { st.bodyErr.CompareAndSwap(nil, &err) }
@@ -419,6 +440,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = g.newBody(w, r.Body, s.maxBody, st)
 	}
+	if l := s.loginFor(r); l != nil {
+		if !g.loginTry(lw, r, st, l, allowed) {
+			return
+		}
+	}
 	var out http.ResponseWriter = lw
 	if s.bandwidth != nil || s.clients != nil {
 		sw := &shapedWriter{logWriter: lw, ctx: r.Context(), site: s.bandwidth}
@@ -433,6 +459,35 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = waf.WithClient(ctx, st.client)
 	}
 	s.handler.ServeHTTP(out, r.WithContext(ctx))
+}
+
+// loginTry reads the account of a try at a login endpoint and counts it,
+// answering the request itself (and returning false) when it may not go on.
+func (g *Guard) loginTry(w http.ResponseWriter, r *http.Request, st *reqState, l *login, allowed bool) bool {
+	account, err := l.account(r)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, errSlowBody):
+		g.refuse(w, st, "slow_body", http.StatusRequestTimeout, 0)
+		return false
+	case errors.Is(err, errLoginBody), errors.As(err, &tooBig):
+		g.refuse(w, st, "body_size", http.StatusRequestEntityTooLarge, 0)
+		return false
+	case err != nil:
+		// The client went away or broke the body: nothing to answer.
+		st.blocked = "bad_request"
+		w.WriteHeader(http.StatusBadRequest)
+		return false
+	}
+	st.login, st.account = l, account
+	if allowed {
+		return true
+	}
+	if ok, wait := l.try(g.accounts, st.site.name, account, st.start); !ok {
+		g.refuse(w, st, "login", http.StatusTooManyRequests, wait)
+		return false
+	}
+	return true
 }
 
 // banned reports whether a is under a ban in force.
@@ -512,6 +567,7 @@ var refusals = map[string]string{
 	"body_size":            "Request body too large.",
 	"bad_request":          "Bad request: malformed host or path.",
 	"slow_body":            "Request body arrived too slowly.",
+	"login":                "Too many login attempts for this account: retry after the time in Retry-After.",
 }
 
 // rewrite builds the upstream request: forwarding headers the guard

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"io"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/detect"
+	"github.com/bulwarkhq/bulwark/internal/guard"
+	"github.com/bulwarkhq/bulwark/internal/netindex"
+)
+
+// protection is what `bulwark up` runs at the edge: the guard, the
+// detection engine that turns its refusals and tailed log lines into
+// bans, and the firewall that enforces those bans in the kernel. Each part
+// runs when the configuration asks for it (guard.sites, detect.logs,
+// firewall.enabled).
+type protection struct {
+	guard  *guard.Guard
+	closer io.Closer
+	engine *detect.Engine
+}
+
+// wantsDetection reports whether the engine has anything to watch.
+func wantsDetection(cfg config.Config) bool {
+	return cfg.Guard.Enabled() || len(cfg.Detect.Logs) > 0
+}
+
+// exemptFunc is the set of sources detection must never ban: the guard's
+// allow list and every trusted proxy (banning a proxy would ban everyone
+// behind it).
+func exemptFunc(cfg config.Config) func(netip.Addr) bool {
+	ix := netindex.New[struct{}]()
+	keep := func(old, _ struct{}) struct{} { return old }
+	for _, list := range [][]string{cfg.Guard.Allow, cfg.Guard.TrustedProxies, cfg.API.TrustedProxies} {
+		for _, p := range config.Nets(list) {
+			ix.Add(p, struct{}{}, keep)
+		}
+	}
+	return func(a netip.Addr) bool {
+		_, _, ok := ix.Match(a, nil)
+		return ok
+	}
+}
+
+// startProtection starts the edge parts the configuration asks for; the
+// returned stop undoes it in reverse order.
+func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometheus.Registry) (stop func(), err error) {
+	var p protection
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stops = append(stops, cancel)
+	if wantsDetection(a.Config) {
+		p.engine, err = detect.NewEngine(a.Config.Detect, a.Bans, detect.EngineOptions{Logger: a.Logger, Exempt: exemptFunc(a.Config), Now: a.now})
+		if err != nil {
+			return nil, err
+		}
+		reg.MustRegister(p.engine)
+		done := make(chan struct{})
+		go func() { defer close(done); p.engine.Run(ectx) }()
+		stops = append(stops, func() { cancel(); <-done })
+	}
+	if a.Config.Firewall.Enabled {
+		fw, err := openFirewall(a.Config.Firewall, a.netns)
+		if err != nil {
+			return nil, err
+		}
+		reg.MustRegister(firewallCollector{fw})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			mirrorBans(ectx, fw, a.Bans, exemptNets(a.Config), a.Config.Firewall.Reconcile.D(), a.Logger)
+		}()
+		stops = append(stops, func() { cancel(); <-done; fw.Close() })
+	}
+	if a.Config.Guard.Enabled() {
+		opt := guard.Options{Logger: a.Logger, Bans: a.Bans, Accounts: detect.OpenAccounts(a.DB, a.Logger)}
+		if p.engine != nil {
+			eng := p.engine
+			opt.Signals = func(s detect.Signal) { eng.Observe(s) }
+		}
+		g, closer, err := NewGuard(a.Config.Guard, opt, so.stdout())
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, func() { closer.Close() })
+		reg.MustRegister(g.Collector())
+		if err := g.Start(); err != nil {
+			return nil, err
+		}
+		stops = append(stops, func() {
+			gctx, cancel := context.WithTimeout(context.Background(), 10e9)
+			defer cancel()
+			if err := g.Shutdown(gctx); err != nil {
+				a.Logger.Warn("guard shutdown", "err", err)
+			}
+		})
+	}
+	return stop, nil
+}
