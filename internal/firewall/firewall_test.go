@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/firewall/netnstest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -23,7 +24,7 @@ const port = 8080
 // testbed is a server namespace with Bulwark's firewall and a listener,
 // and a client namespace with several source addresses, joined by veth.
 type testbed struct {
-	srv, cli *netns
+	srv, cli *netnstest.NS
 	fw       *Firewall
 }
 
@@ -34,20 +35,9 @@ var (
 
 func newTestbed(t *testing.T) *testbed {
 	srv, cli := newNetNS(t), newNetNS(t)
-	seq := nsSeq.Add(1)
-	vs, vc := fmt.Sprintf("bwvs%d", seq), fmt.Sprintf("bwvc%d", seq)
-	srv.ip(t, "link", "add", vs, "type", "veth", "peer", "name", vc, "netns", cli.name)
-	srv.ip(t, "addr", "add", "10.201.0.1/24", "dev", vs)
-	srv.ip(t, "addr", "add", "fd00:201::1/64", "dev", vs, "nodad")
-	for _, a := range []string{"10.201.0.2/24", "10.201.0.3/24", "10.201.0.4/24", "10.201.0.5/24"} {
-		cli.ip(t, "addr", "add", a, "dev", vc)
-	}
-	for _, a := range []string{"fd00:201::2/64", "fd00:201::3/64", "fd00:201::10/64"} {
-		cli.ip(t, "addr", "add", a, "dev", vc, "nodad")
-	}
-	srv.ip(t, "link", "set", vs, "up")
-	cli.ip(t, "link", "set", vc, "up")
-	srv.listen(t, port)
+	netnstest.Link(t, srv, cli, []string{"10.201.0.1/24", "fd00:201::1/64"},
+		[]string{"10.201.0.2/24", "10.201.0.3/24", "10.201.0.4/24", "10.201.0.5/24", "fd00:201::2/64", "fd00:201::3/64", "fd00:201::10/64"})
+	srv.Listen(t, port)
 	return &testbed{srv: srv, cli: cli, fw: openFW(t, srv, Options{})}
 }
 
@@ -69,7 +59,7 @@ func (tb *testbed) probe(t *testing.T, blocked []string, open []string) {
 		if wantBlocked {
 			timeout = 700 * time.Millisecond
 		}
-		err := tb.cli.dial(a, netip.AddrPortFrom(dst, port), timeout)
+		err := tb.cli.Dial(a, netip.AddrPortFrom(dst, port), timeout)
 		var msg string
 		switch {
 		case wantBlocked && err == nil:
@@ -153,8 +143,8 @@ func TestTraffic(t *testing.T) {
 		tb.probe(t, []string{"10.201.0.3", "fd00:201::10"}, []string{"10.201.0.2"})
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			a := tb.cli.dial(addr("10.201.0.3"), netip.AddrPortFrom(srv4, port), 500*time.Millisecond)
-			b := tb.cli.dial(addr("fd00:201::10"), netip.AddrPortFrom(srv6, port), 500*time.Millisecond)
+			a := tb.cli.Dial(addr("10.201.0.3"), netip.AddrPortFrom(srv4, port), 500*time.Millisecond)
+			b := tb.cli.Dial(addr("fd00:201::10"), netip.AddrPortFrom(srv6, port), 500*time.Millisecond)
 			if a == nil && b == nil {
 				break
 			}
@@ -163,7 +153,7 @@ func TestTraffic(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		if got := tb.srv.nftSet(t, "bulwark", "ban4"); len(got) != 0 {
+		if got := tb.srv.NftSet(t, "bulwark", "ban4"); len(got) != 0 {
 			t.Errorf("ban4 after expiry = %v, want empty", got)
 		}
 	})
@@ -180,11 +170,11 @@ func TestTraffic(t *testing.T) {
 
 // kernelElements reads the sets with nft (not with this package) as
 // sorted "set element" strings.
-func kernelElements(t *testing.T, n *netns, table string) []string {
+func kernelElements(t *testing.T, n *netnstest.NS, table string) []string {
 	t.Helper()
 	var out []string
 	for _, s := range setNames {
-		for _, e := range n.nftSet(t, table, s) {
+		for _, e := range n.NftSet(t, table, s) {
 			out = append(out, s+" "+e)
 		}
 	}
@@ -192,7 +182,7 @@ func kernelElements(t *testing.T, n *netns, table string) []string {
 	return out
 }
 
-func expectElements(t *testing.T, n *netns, want ...string) {
+func expectElements(t *testing.T, n *netnstest.NS, want ...string) {
 	t.Helper()
 	slices.Sort(want)
 	if diff := cmp.Diff(want, kernelElements(t, n, "bulwark")); diff != "" {
@@ -240,23 +230,23 @@ func TestSyncReconciles(t *testing.T) {
 
 	t.Run("nothing to do", func(t *testing.T) { resync(t, 0, 0, 0) })
 	t.Run("elements deleted by hand come back", func(t *testing.T) {
-		n.nft(t, "delete", "element", "inet", "bulwark", "ban4", "{ 192.0.2.1 }")
-		n.nft(t, "delete", "element", "inet", "bulwark", "bannet4", "{ 198.51.100.0/24 }")
-		n.nft(t, "delete", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:1::/48 }")
+		n.Nft(t, "delete", "element", "inet", "bulwark", "ban4", "{ 192.0.2.1 }")
+		n.Nft(t, "delete", "element", "inet", "bulwark", "bannet4", "{ 198.51.100.0/24 }")
+		n.Nft(t, "delete", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:1::/48 }")
 		resync(t, 3, 0, 0)
 	})
 	t.Run("foreign elements go", func(t *testing.T) {
-		n.nft(t, "add", "element", "inet", "bulwark", "ban4", "{ 10.66.0.1 }")
-		n.nft(t, "add", "element", "inet", "bulwark", "ban6", "{ 2001:db8::66 timeout 1h }")
-		n.nft(t, "add", "element", "inet", "bulwark", "bannet4", "{ 10.77.0.1-10.77.0.9, 10.88.0.0/16 timeout 1h }")
-		n.nft(t, "add", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:77::/64 }")
+		n.Nft(t, "add", "element", "inet", "bulwark", "ban4", "{ 10.66.0.1 }")
+		n.Nft(t, "add", "element", "inet", "bulwark", "ban6", "{ 2001:db8::66 timeout 1h }")
+		n.Nft(t, "add", "element", "inet", "bulwark", "bannet4", "{ 10.77.0.1-10.77.0.9, 10.88.0.0/16 timeout 1h }")
+		n.Nft(t, "add", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:77::/64 }")
 		resync(t, 0, 5, 0)
 	})
 	t.Run("changed expiries are corrected", func(t *testing.T) {
-		n.nft(t, "delete", "element", "inet", "bulwark", "ban4", "{ 192.0.2.1 }")
-		n.nft(t, "add", "element", "inet", "bulwark", "ban4", "{ 192.0.2.1 timeout 5m }")
-		n.nft(t, "delete", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:1::/48 }")
-		n.nft(t, "add", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:1::/48 timeout 5m }")
+		n.Nft(t, "delete", "element", "inet", "bulwark", "ban4", "{ 192.0.2.1 }")
+		n.Nft(t, "add", "element", "inet", "bulwark", "ban4", "{ 192.0.2.1 timeout 5m }")
+		n.Nft(t, "delete", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:1::/48 }")
+		n.Nft(t, "add", "element", "inet", "bulwark", "bannet6", "{ 2001:db8:1::/48 timeout 5m }")
 		resync(t, 0, 0, 2)
 		got, err := f.Elements()
 		if err != nil {
@@ -276,7 +266,7 @@ func TestSyncReconciles(t *testing.T) {
 		}
 	})
 	t.Run("rules flushed by hand come back", func(t *testing.T) {
-		n.nft(t, "flush", "chain", "inet", "bulwark", "input")
+		n.Nft(t, "flush", "chain", "inet", "bulwark", "input")
 		st, err := f.Sync(want)
 		if err != nil {
 			t.Fatal(err)
@@ -284,13 +274,13 @@ func TestSyncReconciles(t *testing.T) {
 		if st.Total != 5 {
 			t.Errorf("Sync = %+v, want total 5", st)
 		}
-		if got := strings.Count(n.nft(t, "list", "chain", "inet", "bulwark", "input"), " drop "); got != 4 {
+		if got := strings.Count(n.Nft(t, "list", "chain", "inet", "bulwark", "input"), " drop "); got != 4 {
 			t.Errorf("%d drop rules after Sync, want 4", got)
 		}
 		expectElements(t, n, loaded...)
 	})
 	t.Run("table deleted by hand comes back", func(t *testing.T) {
-		n.nft(t, "delete", "table", "inet", "bulwark")
+		n.Nft(t, "delete", "table", "inet", "bulwark")
 		st, err := f.Sync(want)
 		if err != nil {
 			t.Fatal(err)
@@ -329,7 +319,7 @@ func TestElementsReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A stray end marker as nft leaves it, and a range that is no CIDR.
-	n.nft(t, "add", "element", "inet", "bulwark", "bannet4", "{ 10.9.0.1-10.9.0.5 }")
+	n.Nft(t, "add", "element", "inet", "bulwark", "bannet4", "{ 10.9.0.1-10.9.0.5 }")
 	got, err := f.Elements()
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +423,7 @@ func TestAddRemove(t *testing.T) {
 		expectElements(t, n, "ban4 192.0.2.1", "ban6 2001:db8::1", "bannet4 10.1.0.0/16", "bannet4 10.2.0.0/16")
 	})
 	t.Run("a foreign range overlapping a new network is deleted", func(t *testing.T) {
-		n.nft(t, "add", "element", "inet", "bulwark", "bannet4", "{ 10.3.0.250-10.3.1.5 }")
+		n.Nft(t, "add", "element", "inet", "bulwark", "bannet4", "{ 10.3.0.250-10.3.1.5 }")
 		must(t, f.Add(Element{Net: pfx("10.3.1.0/24")}))
 		expectElements(t, n, "ban4 192.0.2.1", "ban6 2001:db8::1", "bannet4 10.1.0.0/16", "bannet4 10.2.0.0/16", "bannet4 10.3.1.0/24")
 	})
@@ -455,7 +445,7 @@ func TestAddRemove(t *testing.T) {
 
 func TestOtherTablesUntouched(t *testing.T) {
 	n := newNetNS(t)
-	n.nftFile(t, `
+	n.NftFile(t, `
 table inet other {
 	set friends { type ipv4_addr; flags interval; elements = { 10.0.0.0/8, 192.0.2.1 }; }
 	chain input {
@@ -469,7 +459,7 @@ table ip legacy {
 }
 `)
 	list := func() string {
-		return n.nft(t, "list", "table", "inet", "other") + n.nft(t, "list", "table", "ip", "legacy")
+		return n.Nft(t, "list", "table", "inet", "other") + n.Nft(t, "list", "table", "ip", "legacy")
 	}
 	before := list()
 
@@ -498,14 +488,14 @@ table ip legacy {
 	if diff := cmp.Diff(before, list()); diff != "" {
 		t.Errorf("other tables changed by Delete (-before +after):\n%s", diff)
 	}
-	if got := n.nft(t, "list", "tables"); strings.Contains(got, "bulwark") || !strings.Contains(got, "table inet other") {
+	if got := n.Nft(t, "list", "tables"); strings.Contains(got, "bulwark") || !strings.Contains(got, "table inet other") {
 		t.Errorf("tables after Delete:\n%s\nwant other and legacy only", got)
 	}
 }
 
 func TestOpenIdempotent(t *testing.T) {
 	n := newNetNS(t)
-	listing := func() string { return n.nft(t, "-a", "list", "table", "inet", "bulwark") }
+	listing := func() string { return n.Nft(t, "-a", "list", "table", "inet", "bulwark") }
 	rules := func() int { return strings.Count(listing(), " drop comment ") }
 
 	f := openFW(t, n, Options{})
@@ -530,15 +520,15 @@ func TestOpenIdempotent(t *testing.T) {
 		}
 	}
 	t.Run("a rule deleted by hand", func(t *testing.T) {
-		out := n.nft(t, "-a", "list", "chain", "inet", "bulwark", "input")
+		out := n.Nft(t, "-a", "list", "chain", "inet", "bulwark", "input")
 		i := strings.LastIndex(out, "# handle ")
 		var h int
 		fmt.Sscanf(out[i:], "# handle %d", &h)
-		n.nft(t, "delete", "rule", "inet", "bulwark", "input", "handle", fmt.Sprint(h))
+		n.Nft(t, "delete", "rule", "inet", "bulwark", "input", "handle", fmt.Sprint(h))
 		repaired(t, Options{}, 1)
 	})
 	t.Run("a rule added by hand", func(t *testing.T) {
-		n.nft(t, "add", "rule", "inet", "bulwark", "input", "tcp", "dport", "22", "accept")
+		n.Nft(t, "add", "rule", "inet", "bulwark", "input", "tcp", "dport", "22", "accept")
 		repaired(t, Options{}, 1)
 		if strings.Contains(listing(), "dport 22") {
 			t.Errorf("hand-added rule survived Open:\n%s", listing())
@@ -559,7 +549,7 @@ func TestOpenIdempotent(t *testing.T) {
 		}
 	})
 	t.Run("a set of the wrong type", func(t *testing.T) {
-		n.nftFile(t, "delete table inet bulwark\ntable inet bulwark { set ban4 { type ipv6_addr; }; }\n")
+		n.NftFile(t, "delete table inet bulwark\ntable inet bulwark { set ban4 { type ipv6_addr; }; }\n")
 		repaired(t, Options{}, 1)
 	})
 }
@@ -578,7 +568,7 @@ func TestSync10k(t *testing.T) {
 	}
 	counts := map[string]int{}
 	for _, s := range setNames {
-		counts[s] = len(n.nftSet(t, "bulwark", s))
+		counts[s] = len(n.NftSet(t, "bulwark", s))
 	}
 	wantCounts := map[string]int{"ban4": 6000, "ban6": 2000, "bannet4": 1000, "bannet6": 1000}
 	if diff := cmp.Diff(wantCounts, counts); diff != "" {
@@ -675,7 +665,7 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Add after Close: %v, want %v", err, errClosed)
 	}
 	// The table stays after Close.
-	if got := n.nft(t, "list", "tables"); !strings.Contains(got, "table inet bulwark") {
+	if got := n.Nft(t, "list", "tables"); !strings.Contains(got, "table inet bulwark") {
 		t.Errorf("tables after Close:\n%s\nwant bulwark", got)
 	}
 }
