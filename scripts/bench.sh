@@ -31,6 +31,14 @@ scripts/bench-repo.sh "$tmp/repo.md" "$tmp/repo.json" >&2 || echo "(bench-repo f
 echo "bench: continuity (vault, offsite copy, restore test)" >&2
 scripts/bench-continuity.sh "$tmp/continuity.md" "$tmp/continuity.json" >&2 || echo "(bench-continuity failed; see above)" > "$tmp/continuity.md"
 
+# The edge guard side by side with nginx, a plain Go proxy and the naive
+# Coraza wrapper (scripts/bench-guard.sh: wrk on loopback, an attack
+# scenario, memory with 100,000 sources), and the firewall loading 10,000
+# bans into nftables in a network namespace.
+echo "bench: guard vs nginx" >&2
+scripts/bench-guard.sh "$tmp/guard.md" "$tmp/guard.json" >&2 || echo "(bench-guard failed; see above)" >> "$tmp/guard.md"
+run firewall ./internal/firewall 'Sync10k' 5x
+
 # Where a first backup spends its CPU (a profile of one run on the corpus).
 profile_backup() {
 	local corpus=${BENCH_CORPUS:-${BENCH_DIR:-/var/tmp/bulwark-bench}/corpus} bin="$tmp/bulwark"
@@ -115,5 +123,16 @@ table() { # turns `go test -bench` lines into markdown rows
 	table "$tmp/chunker.txt"
 	table "$tmp/pack.txt"
 	table "$tmp/parity.txt"
+	echo
+	echo "## Edge guard (targets, issue 5: guard with limits and lists >= 70% of the nginx reverse proxy;"
+	echo "with CRS >= 2x the naive Coraza wrapper on GET + small POST; under attack >= 99% success and p99 <= 5x quiet)"
+	echo
+	cat "$tmp/guard.md"
+	echo
+	echo "### Firewall: 10,000 bans loaded into nftables (a network namespace)"
+	echo
+	echo "| benchmark | iterations | measurements |"
+	echo "|---|---|---|"
+	table "$tmp/firewall.txt"
 } > "$out"
 echo "wrote $out" >&2

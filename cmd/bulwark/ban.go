@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/bulwarkhq/bulwark/internal/app"
 	"github.com/bulwarkhq/bulwark/internal/detect"
 )
 
@@ -36,14 +35,6 @@ requests; with firewall.enabled, nftables drops its packets too. A running
 // user running the command.
 func banActor() string { return "user:" + strings.TrimPrefix(cliActor(), "cli:") + "@cli" }
 
-func openBans(ctx context.Context, f *serverFlags, e *Env) (*app.App, error) {
-	o := f.options(e)
-	if o.LogLevel == "" {
-		o.LogLevel = "warn"
-	}
-	return app.Open(ctx, o)
-}
-
 func banListCommand() *Command {
 	var f serverFlags
 	var asJSON, all bool
@@ -65,7 +56,7 @@ func banListCommand() *Command {
 			if limit < 0 {
 				return usageError("--limit must be 0 or more, got %d", limit)
 			}
-			a, err := openBans(ctx, &f, e)
+			a, err := openLocal(ctx, &f, e)
 			if err != nil {
 				return err
 			}
@@ -150,7 +141,7 @@ addresses (guard.allow) stay exempt in the guard.`,
 			if strings.TrimSpace(reason) == "" {
 				return usageError("--reason TEXT is required: say why, for whoever reads the list next")
 			}
-			a, err := openBans(ctx, &f, e)
+			a, err := openLocal(ctx, &f, e)
 			if err != nil {
 				return err
 			}
@@ -191,7 +182,7 @@ no ban in force matches.`,
 			if err != nil {
 				return usageError("%v", err)
 			}
-			a, err := openBans(ctx, &f, e)
+			a, err := openLocal(ctx, &f, e)
 			if err != nil {
 				return err
 			}

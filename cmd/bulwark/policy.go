@@ -16,12 +16,18 @@ import (
 // policies and the data directory's run history (the same ones `bulwark
 // up` schedules), so they work whether or not the server is running.
 
-func openContinuity(ctx context.Context, f *serverFlags, e *Env) (*app.App, error) {
+// openLocal opens the data directory's app for a command that works on
+// it directly, quiet below warnings unless --log-level says otherwise.
+func openLocal(ctx context.Context, f *serverFlags, e *Env) (*app.App, error) {
 	o := f.options(e)
 	if o.LogLevel == "" {
 		o.LogLevel = "warn"
 	}
-	a, err := app.Open(ctx, o)
+	return app.Open(ctx, o)
+}
+
+func openContinuity(ctx context.Context, f *serverFlags, e *Env) (*app.App, error) {
+	a, err := openLocal(ctx, f, e)
 	if err != nil {
 		return nil, err
 	}

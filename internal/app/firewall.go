@@ -99,7 +99,10 @@ var (
 	fwBytesDesc   = prometheus.NewDesc("bulwark_firewall_dropped_bytes_total", "Bytes from banned sources dropped by nftables.", nil, nil)
 )
 
-func (c firewallCollector) Describe(ch chan<- *prometheus.Desc) { ch <- fwPacketsDesc; ch <- fwBytesDesc }
+func (c firewallCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- fwPacketsDesc
+	ch <- fwBytesDesc
+}
 
 func (c firewallCollector) Collect(ch chan<- prometheus.Metric) {
 	p, b, err := c.fw.Dropped()

@@ -72,6 +72,15 @@ func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometh
 		done := make(chan struct{})
 		go func() { defer close(done); p.engine.Run(ectx) }()
 		stops = append(stops, func() { cancel(); <-done })
+		if len(a.Config.Detect.Logs) > 0 {
+			lf, err := detect.NewLogFollower(a.Config.Detect, a.DB, p.engine, a.Logger)
+			if err != nil {
+				return nil, err
+			}
+			ldone := make(chan struct{})
+			go func() { defer close(ldone); lf.Run(ectx) }()
+			stops = append(stops, func() { cancel(); <-ldone })
+		}
 	}
 	if a.Config.Firewall.Enabled {
 		fw, err := openFirewall(a.Config.Firewall, a.netns)

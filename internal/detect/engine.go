@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -204,7 +205,7 @@ func (s *scenario) matches(sig *Signal) bool {
 			return false
 		}
 	}
-	if len(s.cfg.Sites) > 0 && !contains(s.cfg.Sites, sig.Site) {
+	if len(s.cfg.Sites) > 0 && !slices.Contains(s.cfg.Sites, sig.Site) {
 		return false
 	}
 	if len(s.cfg.Paths) > 0 {
@@ -220,15 +221,6 @@ func (s *scenario) matches(sig *Signal) bool {
 		}
 	}
 	return true
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // underPath reports whether path is prefix or below it ("/api" covers
@@ -249,6 +241,17 @@ func (e *Engine) Observe(sig Signal) bool {
 	default:
 		e.dropped.Add(1)
 		return false
+	}
+}
+
+// ObserveWait queues a signal, waiting for room: for sources that can
+// wait (a log file), so that a burst of lines is not dropped.
+func (e *Engine) ObserveWait(ctx context.Context, sig Signal) error {
+	select {
+	case e.in <- sig:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

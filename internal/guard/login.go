@@ -30,6 +30,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,20 +118,11 @@ func newLogin(c config.GuardLogin, opts limit.Options) *login {
 // loginFor returns the site's login endpoint that r is a try at, or nil.
 func (s *site) loginFor(r *http.Request) *login {
 	for _, l := range s.logins {
-		if r.URL.Path == l.cfg.Path && contains(l.methods, r.Method) {
+		if r.URL.Path == l.cfg.Path && slices.Contains(l.methods, r.Method) {
 			return l
 		}
 	}
 	return nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 var errLoginBody = errors.New("login request body too large")
@@ -234,12 +226,7 @@ func (l *login) try(accounts Accounts, site, account string, now time.Time) (boo
 // dashboard), not 401 or 403.
 func (l *login) succeeded(status int) bool {
 	if len(l.cfg.SuccessStatus) > 0 {
-		for _, s := range l.cfg.SuccessStatus {
-			if s == status {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(l.cfg.SuccessStatus, status)
 	}
 	return status >= 200 && status < 400
 }
