@@ -34,8 +34,11 @@ type Vault struct {
 	Log *SyncBuffer
 
 	opts vault.Options
-	hs   *http.Server
-	done chan struct{}
+	// lifeMu serialises Kill and Restart, which tests call from the
+	// goroutines of a fault injector as well as their own.
+	lifeMu sync.Mutex
+	hs     *http.Server
+	done   chan struct{}
 
 	connMu sync.Mutex
 	conns  map[net.Conn]tls.ConnectionState // every connection that sent a request
@@ -125,6 +128,12 @@ func (v *Vault) serve(t testing.TB, ln net.Listener) {
 // Kill stops the vault at once, cutting every connection, as a crash
 // would (the handlers of requests in flight may still be running).
 func (v *Vault) Kill() {
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	v.killLocked()
+}
+
+func (v *Vault) killLocked() {
 	if v.hs == nil {
 		return
 	}
@@ -137,7 +146,9 @@ func (v *Vault) Kill() {
 // effect) on the same address and data directory.
 func (v *Vault) Restart(t testing.TB) {
 	t.Helper()
-	v.Kill()
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	v.killLocked()
 	var ln net.Listener
 	var err error
 	for range 50 {
