@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/detect"
@@ -76,8 +75,7 @@ func banListCommand() *Command {
 				return nil
 			}
 			now := time.Now()
-			tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NETWORK\tBY\tSTARTED\tEXPIRES\tSTATE\tREASON")
+			rows := make([][]string, 0, len(list))
 			for _, b := range list {
 				state := "active"
 				switch {
@@ -86,22 +84,16 @@ func banListCommand() *Command {
 				case !b.Active(now):
 					state = "expired"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Net, b.Origin, b.Start.Local().Format("2006-01-02 15:04:05"),
-					b.Expires.Local().Format("2006-01-02 15:04:05"), state, oneLine(b.Reason))
+				rows = append(rows, []string{b.Net.String(), b.Origin, b.Start.Local().Format("2006-01-02 15:04:05"),
+					b.Expires.Local().Format("2006-01-02 15:04:05"), state, oneLine(b.Reason)})
 			}
-			return tw.Flush()
+			return table(e.Stdout, []string{"NETWORK", "BY", "STARTED", "EXPIRES", "STATE", "REASON"}, rows)
 		},
 	}
 }
 
-// oneLine keeps a reason on its table row.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 100 {
-		s = s[:100] + "…"
-	}
-	return s
-}
+// oneLine keeps a reason on its table row (table cleans what is left).
+func oneLine(s string) string { return truncateRunes(strings.Join(strings.Fields(s), " "), 100) }
 
 func banAddCommand() *Command {
 	var f serverFlags

@@ -23,8 +23,8 @@ import (
 // dropped packet cannot be told apart by path, and an allowed address
 // must keep passing. The guard still enforces them for everyone else.
 
-// FirewallOptions open the firewall of a configuration; NetNS is for
-// tests (a namespace's file descriptor).
+// openFirewall opens the firewall of a configuration; netns is for tests
+// (a namespace's file descriptor; 0: this one).
 func openFirewall(cfg config.Firewall, netns int) (*firewall.Firewall, error) {
 	if err := firewall.Available(); err != nil {
 		return nil, fmt.Errorf("firewall.enabled: %w (run as root or with CAP_NET_ADMIN, or set firewall.enabled: false)", err)
@@ -36,7 +36,7 @@ func openFirewall(cfg config.Firewall, netns int) (*firewall.Firewall, error) {
 	return fw, nil
 }
 
-// FirewallElements are the bans to load: the active ones, less those
+// firewallElements are the bans to load: the active ones, less those
 // overlapping an exempt network.
 func firewallElements(active []detect.Ban, exempt []netip.Prefix) []firewall.Element {
 	out := make([]firewall.Element, 0, len(active))
@@ -48,15 +48,6 @@ next:
 			}
 		}
 		out = append(out, firewall.Element{Net: b.Net, Expires: b.Expires})
-	}
-	return out
-}
-
-// exemptNets lists the networks never banned (see exemptFunc).
-func exemptNets(cfg config.Config) []netip.Prefix {
-	var out []netip.Prefix
-	for _, list := range [][]string{cfg.Guard.Allow, cfg.Guard.TrustedProxies, cfg.API.TrustedProxies} {
-		out = append(out, config.Nets(list)...)
 	}
 	return out
 }

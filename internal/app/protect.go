@@ -35,15 +35,22 @@ func wantsDetection(cfg config.Config) bool {
 func exemptFunc(cfg config.Config) func(netip.Addr) bool {
 	ix := netindex.New[struct{}]()
 	keep := func(old, _ struct{}) struct{} { return old }
-	for _, list := range [][]string{cfg.Guard.Allow, cfg.Guard.TrustedProxies, cfg.API.TrustedProxies} {
-		for _, p := range config.Nets(list) {
-			ix.Add(p, struct{}{}, keep)
-		}
+	for _, p := range exemptNets(cfg) {
+		ix.Add(p, struct{}{}, keep)
 	}
 	return func(a netip.Addr) bool {
 		_, _, ok := ix.Match(a, nil)
 		return ok
 	}
+}
+
+// exemptNets lists the networks never banned (see exemptFunc).
+func exemptNets(cfg config.Config) []netip.Prefix {
+	var out []netip.Prefix
+	for _, list := range [][]string{cfg.Guard.Allow, cfg.Guard.TrustedProxies, cfg.API.TrustedProxies} {
+		out = append(out, config.Nets(list)...)
+	}
+	return out
 }
 
 // startProtection starts the edge parts the configuration asks for; the

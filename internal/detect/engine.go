@@ -193,32 +193,14 @@ func (s *scenario) matches(sig *Signal) bool {
 	if s.from != nil && !s.from[sig.From] || s.kinds != nil && !s.kinds[sig.Kind] {
 		return false
 	}
-	if len(s.cfg.Status) > 0 {
-		ok := false
-		for _, f := range s.cfg.Status {
-			if config.StatusMatches(f, sig.Status) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if len(s.cfg.Status) > 0 && !slices.ContainsFunc(s.cfg.Status, func(f string) bool { return config.StatusMatches(f, sig.Status) }) {
+		return false
 	}
 	if len(s.cfg.Sites) > 0 && !slices.Contains(s.cfg.Sites, sig.Site) {
 		return false
 	}
-	if len(s.cfg.Paths) > 0 {
-		ok := false
-		for _, p := range s.cfg.Paths {
-			if underPath(sig.Path, p) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if len(s.cfg.Paths) > 0 && !slices.ContainsFunc(s.cfg.Paths, func(p string) bool { return underPath(sig.Path, p) }) {
+		return false
 	}
 	return true
 }
@@ -280,6 +262,10 @@ func (e *Engine) Process(ctx context.Context, sig Signal) []Ban {
 	}
 	e.signals.WithLabelValues(sig.From).Inc()
 	src := clientip.Prefix(sig.Source, e.v4, e.v6)
+	// The buckets run on the engine's clock (now), not the signal's
+	// time: log lines replayed after a restart must not count as a
+	// burst, and a line's own clock cannot be trusted to be monotonic.
+	now := e.now()
 	var out []Ban
 	for _, s := range e.scen {
 		if !s.matches(&sig) {
@@ -292,10 +278,7 @@ func (e *Engine) Process(ctx context.Context, sig Signal) []Ban {
 				key.user = key.user[:maxUserKey]
 			}
 		}
-		// The bucket runs on the engine's clock (now), not the signal's
-		// time: log lines replayed after a restart must not count as a
-		// burst, and a line's own clock cannot be trusted to be monotonic.
-		if ok, _ := s.buckets.Allow(key, e.now()); ok {
+		if ok, _ := s.buckets.Allow(key, now); ok {
 			continue
 		}
 		e.overflows.WithLabelValues(s.cfg.Name).Inc()
