@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 )
 
 // Command is one command or command group.
@@ -77,7 +79,7 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 			auditCommand(), eventsCommand(), configCommand(), recoverCommand(),
 			repoCommand(), backupCommand(), snapshotsCommand(), restoreCommand(), lsCommand(), diffCommand(),
 			catCommand(), forgetCommand(), copyCommand(), vaultCommand(), policyCommand(), restoreTestCommand(), drpCommand(),
-			guardCommand(), banCommand(), versionCommand(), completionCommand(),
+			guardCommand(), banCommand(), listCommand(rules.Allow), listCommand(rules.Deny), shapeCommand(), versionCommand(), completionCommand(),
 		},
 	}
 }

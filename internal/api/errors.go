@@ -10,6 +10,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
+	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
@@ -41,7 +42,12 @@ func errorFor(err error) *Error {
 		return e
 	}
 	var te *identity.ThrottledError
+	var ri *rules.InvalidError
 	switch {
+	case errors.As(err, &ri):
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Field: ri.Field, Message: ri.Error()}
+	case errors.Is(err, rules.ErrFull):
+		return &Error{Status: http.StatusConflict, Code: "full", Message: err.Error()}
 	case errors.As(err, &te):
 		return &Error{Status: http.StatusTooManyRequests, Code: "throttled", Message: te.Error(), RetryAfter: int(te.RetryAfter.Seconds()) + 1}
 	case errors.Is(err, identity.ErrLocked):

@@ -139,6 +139,15 @@ func (r response) errCode() string {
 	return b.Error.Code
 }
 
+// errField returns the field an error body names ("" when none).
+func (r response) errField() string {
+	var b struct {
+		Error struct{ Field string }
+	}
+	_ = json.Unmarshal(r.Body, &b)
+	return b.Error.Field
+}
+
 // do sends a request with an optional bearer token and JSON body (a string
 // is sent as is, anything else is marshalled).
 func (e *env) do(method, path, token string, body any) response {

@@ -6,6 +6,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/detect"
+	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -93,6 +94,14 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: R, Summary: "Bans in force, newest first (?all=true: every decision kept, lifted and expired included; ?limit).", Handler: s.listBans, Response: List[detect.Ban]{}},
 		{Method: "POST", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "ban.add", Summary: "Ban an address or network for a duration, with a reason; enforced at once by the guard and the firewall.", Handler: s.addBan, Request: banRequest{}, Response: detect.Ban{}},
 		{Method: "DELETE", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "ban.remove", Summary: "Lift the bans in force on exactly ?net=ADDR|CIDR; the decisions stay in the history.", Handler: s.removeBan, Response: List[detect.Ban]{}},
+
+		// The guard's runtime lists and shaping rules (handlers_guard.go).
+		{Method: "GET", Pattern: "/api/v1/guard/lists", Unscoped: true, Auth: Perm, Module: G, Level: R, Summary: "Allow and deny list entries added at run time (?list=allow|deny; ?expired=true includes expired ones). The config's static entries are not listed.", Handler: s.listEntries, Response: List[rules.Entry]{}},
+		{Method: "POST", Pattern: "/api/v1/guard/lists", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "guard.list.add", Summary: "Add an address or network to the allow or deny list, with a reason and an optional duration; applied at once, replacing an entry for the same network.", Handler: s.addEntry, Request: listEntryRequest{}, Response: rules.Entry{}},
+		{Method: "DELETE", Pattern: "/api/v1/guard/lists", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "guard.list.remove", Summary: "Remove exactly ?net=ADDR|CIDR from ?list=allow|deny.", Handler: s.removeEntry, Response: rules.Entry{}},
+		{Method: "GET", Pattern: "/api/v1/guard/shaping", Unscoped: true, Auth: Perm, Module: G, Level: R, Summary: "Bandwidth rules set at run time, by name.", Handler: s.listShapes, Response: List[rules.Shape]{}},
+		{Method: "PUT", Pattern: "/api/v1/guard/shaping/{name}", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "guard.shape.set", Summary: "Create or replace a bandwidth rule: a cap for a client (networks or accounts) or, with neither, for whole sites; responses in progress follow the new cap at once.", Handler: s.putShape, Request: shapeRequest{}, Response: rules.Shape{}},
+		{Method: "DELETE", Pattern: "/api/v1/guard/shaping/{name}", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "guard.shape.remove", Summary: "Remove a bandwidth rule; what it matched falls back to the config's caps.", Handler: s.removeShape, Response: rules.Shape{}},
 
 		// Events.
 		{Method: "GET", Pattern: "/api/v1/events", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Search events of the modules you may read.", Handler: s.listEvents},

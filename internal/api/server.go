@@ -29,6 +29,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -63,6 +64,12 @@ type Deps struct {
 	Scheduler  *continuity.Scheduler
 	// Bans are the guard's ban decisions (nil: refused with 503).
 	Bans *detect.Bans
+	// Rules are the guard's runtime list entries and shaping rules (nil:
+	// refused with 503); GuardHost reports whether a configured site
+	// answers a host name, which a shaping rule's sites must (nil: not
+	// checked).
+	Rules     *rules.Rules
+	GuardHost func(host string) bool
 }
 
 // Server is the API's http.Handler.

@@ -24,13 +24,14 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
 // Migrations lists every capability's schema in dependency order.
 func Migrations() []store.Migrations {
-	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations, detect.Migrations}
+	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations, detect.Migrations, rules.Migrations}
 }
 
 // Options locate the configuration and data.
@@ -74,7 +75,10 @@ type App struct {
 	Continuity *continuity.Service
 	Scheduler  *continuity.Scheduler
 	// Bans are the ban decisions the guard (and the firewall) enforce.
-	Bans    *detect.Bans
+	Bans *detect.Bans
+	// Rules are the guard's list entries and shaping rules added at run
+	// time.
+	Rules   *rules.Rules
 	netns   int // network namespace of the firewall (tests); 0: this one
 	now     func() time.Time
 	getenv  func(string) string
@@ -198,6 +202,10 @@ func Open(ctx context.Context, o Options) (*App, error) {
 		return nil, err
 	}
 	if a.Bans, err = detect.Open(ctx, db, detect.Options{Bus: a.Events, Now: a.now}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if a.Rules, err = rules.Open(ctx, db, rules.Options{Bus: a.Events, Now: a.now}); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"time"
 
@@ -52,16 +51,19 @@ next:
 	return out
 }
 
-// mirrorBans keeps fw equal to the bans in force until ctx ends.
-func mirrorBans(ctx context.Context, fw *firewall.Firewall, bans *detect.Bans, exempt []netip.Prefix, reconcile time.Duration, log *slog.Logger) {
+// mirrorBans keeps fw equal to the bans in force, less the exempt
+// networks, until ctx ends.
+func (a *App) mirrorBans(ctx context.Context, fw *firewall.Firewall, reconcile time.Duration) {
+	log := a.Logger
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var seen uint64
+	var seen [2]uint64
 	var last time.Time
 	failing := false
 	for {
-		if v := bans.Version(); v != seen || time.Since(last) >= reconcile {
-			st, err := fw.Sync(firewallElements(bans.Active(), exempt))
+		// A change to the bans or to the allow list (runtime rules).
+		if v := [2]uint64{a.Bans.Version(), a.Rules.Snapshot().Version}; v != seen || time.Since(last) >= reconcile {
+			st, err := fw.Sync(firewallElements(a.Bans.Active(), a.exemptNets()))
 			switch {
 			case err != nil && !failing:
 				log.Error("firewall: sync", "err", err)

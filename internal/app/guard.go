@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
-	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/guard"
 )
 
@@ -39,10 +38,11 @@ func NewGuard(cfg config.Guard, opt guard.Options, stdout io.Writer) (*guard.Gua
 	return g, closer, nil
 }
 
-// refreshBans reloads the active bans every interval until ctx ends, so
-// decisions taken by another process sharing the store (the ban command,
-// another replica) are enforced within that time.
-func refreshBans(ctx context.Context, bans *detect.Bans, interval time.Duration, logger *slog.Logger) {
+// refreshEvery calls refresh every interval until ctx ends: the bans and
+// the guard's runtime rules are reloaded so that changes made by another
+// process sharing the store (the ban command, another replica) are
+// enforced within that time.
+func refreshEvery(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, refresh func(context.Context) error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -50,8 +50,8 @@ func refreshBans(ctx context.Context, bans *detect.Bans, interval time.Duration,
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := bans.Refresh(ctx); err != nil && ctx.Err() == nil {
-				logger.Warn("guard: reload bans", "err", err)
+			if err := refresh(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn(what, "err", err)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,27 +31,36 @@ func wantsDetection(cfg config.Config) bool {
 }
 
 // exemptFunc is the set of sources detection must never ban: the guard's
-// allow list and every trusted proxy (banning a proxy would ban everyone
-// behind it).
-func exemptFunc(cfg config.Config) func(netip.Addr) bool {
-	ix := netindex.New[struct{}]()
-	keep := func(old, _ struct{}) struct{} { return old }
-	for _, p := range exemptNets(cfg) {
-		ix.Add(p, struct{}{}, keep)
+// allow list (the config's and the runtime rules') and every trusted
+// proxy (banning a proxy would ban everyone behind it).
+func (a *App) exemptFunc() func(netip.Addr) bool {
+	type compiled struct {
+		version uint64
+		ix      *netindex.Index[struct{}]
 	}
-	return func(a netip.Addr) bool {
-		_, _, ok := ix.Match(a, nil)
+	var cur atomic.Pointer[compiled]
+	return func(addr netip.Addr) bool {
+		snap := a.Rules.Snapshot()
+		c := cur.Load()
+		if c == nil || c.version != snap.Version {
+			c = &compiled{version: snap.Version, ix: netindex.New[struct{}]()}
+			for _, p := range a.exemptNets() {
+				c.ix.Add(p, struct{}{}, nil)
+			}
+			cur.Store(c)
+		}
+		_, _, ok := c.ix.Match(addr, nil)
 		return ok
 	}
 }
 
 // exemptNets lists the networks never banned (see exemptFunc).
-func exemptNets(cfg config.Config) []netip.Prefix {
+func (a *App) exemptNets() []netip.Prefix {
 	var out []netip.Prefix
-	for _, list := range [][]string{cfg.Guard.Allow, cfg.Guard.TrustedProxies, cfg.API.TrustedProxies} {
+	for _, list := range [][]string{a.Config.Guard.Allow, a.Config.Guard.TrustedProxies, a.Config.API.TrustedProxies} {
 		out = append(out, config.Nets(list)...)
 	}
-	return out
+	return append(out, a.Rules.Snapshot().Allow...)
 }
 
 // startProtection starts the edge parts the configuration asks for; the
@@ -71,7 +81,7 @@ func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometh
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stops = append(stops, cancel)
 	if wantsDetection(a.Config) {
-		p.engine, err = detect.NewEngine(a.Config.Detect, a.Bans, detect.EngineOptions{Logger: a.Logger, Exempt: exemptFunc(a.Config), Now: a.now})
+		p.engine, err = detect.NewEngine(a.Config.Detect, a.Bans, detect.EngineOptions{Logger: a.Logger, Exempt: a.exemptFunc(), Now: a.now})
 		if err != nil {
 			return nil, err
 		}
@@ -98,12 +108,12 @@ func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometh
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			mirrorBans(ectx, fw, a.Bans, exemptNets(a.Config), a.Config.Firewall.Reconcile.D(), a.Logger)
+			a.mirrorBans(ectx, fw, a.Config.Firewall.Reconcile.D())
 		}()
 		stops = append(stops, func() { cancel(); <-done; fw.Close() })
 	}
 	if a.Config.Guard.Enabled() {
-		opt := guard.Options{Logger: a.Logger, Bans: a.Bans, Accounts: detect.OpenAccounts(a.DB, a.Logger)}
+		opt := guard.Options{Logger: a.Logger, Bans: a.Bans, Rules: a.Rules, Accounts: detect.OpenAccounts(a.DB, a.Logger)}
 		if p.engine != nil {
 			eng := p.engine
 			opt.Signals = func(s detect.Signal) { eng.Observe(s) }

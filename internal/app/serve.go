@@ -84,6 +84,8 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		Continuity:     a.Continuity,
 		Scheduler:      a.Scheduler,
 		Bans:           a.Bans,
+		Rules:          a.Rules,
+		GuardHost:      a.Config.Guard.HasHost,
 	})
 }
 
@@ -146,7 +148,8 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go a.maintain(bg)
-	go refreshBans(bg, a.Bans, 5*time.Second, a.Logger)
+	go refreshEvery(bg, 5*time.Second, a.Logger, "guard: reload bans", a.Bans.Refresh)
+	go refreshEvery(bg, 5*time.Second, a.Logger, "guard: reload runtime rules", a.Rules.Refresh)
 	// The backup policies run on their schedules (see internal/continuity).
 	schedDone := make(chan struct{})
 	go func() {

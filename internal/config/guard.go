@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/bulwarkhq/bulwark/internal/netindex"
 )
 
@@ -109,11 +111,18 @@ type GuardSite struct {
 	// MaxBodyBytes overrides timeouts.max_body_bytes.
 	MaxBodyBytes Size `yaml:"max_body_bytes"`
 	// Bandwidth caps the bytes per second the site sends to all clients
-	// together; 0: unlimited. Changeable at run time.
+	// together; 0: unlimited. A runtime shaping rule naming the site and
+	// no client replaces it (docs/guard.md#shaping).
 	Bandwidth Size `yaml:"bandwidth"`
 	// ClientBandwidth caps the bytes per second the site sends to each
-	// source; 0: unlimited.
+	// source; 0: unlimited. A runtime shaping rule matching the client
+	// replaces it.
 	ClientBandwidth Size `yaml:"client_bandwidth"`
+	// AccountHeader is the response header in which the upstream names
+	// the signed-in account, for shaping rules by account and the access
+	// log; the guard removes it from the response. Empty:
+	// X-Bulwark-Account; "off": none.
+	AccountHeader string `yaml:"account_header"`
 	// WAF inspects requests with the OWASP Core Rule Set: off (or unset),
 	// detect (count and log matches) or block (403).
 	WAF string `yaml:"waf"`
@@ -339,6 +348,38 @@ func (s GuardSite) validate(c *checker) {
 	if s.WAF != "" {
 		c.oneOf("waf", s.WAF, "off", "detect", "block")
 	}
+	if h := s.AccountHeader; h != "" && h != "off" && !httpguts.ValidHeaderFieldName(h) {
+		c.errorf("account_header", "%q is not a header name (or off)", h)
+	}
+}
+
+// HasHost reports whether a site lists host (as written in its hosts,
+// without regard to case or a final dot).
+func (g Guard) HasHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, s := range g.Sites {
+		for _, h := range s.Hosts {
+			if strings.ToLower(strings.TrimSuffix(h, ".")) == host {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DefaultAccountHeader is the response header naming the account when a
+// site sets none.
+const DefaultAccountHeader = "X-Bulwark-Account"
+
+// AccountHeaderName is the site's account header, "" when off.
+func (s GuardSite) AccountHeaderName() string {
+	switch s.AccountHeader {
+	case "":
+		return DefaultAccountHeader
+	case "off":
+		return ""
+	}
+	return s.AccountHeader
 }
 
 func (w GuardWAF) validate(c *checker) {

@@ -95,6 +95,10 @@ const (
 	TypeRestoreFailed     Type = "restore.failed"
 	TypeBanAdded          Type = "ban.added"
 	TypeBanRemoved        Type = "ban.removed"
+	TypeListAdded         Type = "list.added"
+	TypeListRemoved       Type = "list.removed"
+	TypeShapeSet          Type = "shape.set"
+	TypeShapeRemoved      Type = "shape.removed"
 	TypeIntegrityChanged  Type = "integrity.changed"
 	TypeCheckFailed       Type = "check.failed"
 	TypeCheckRecovered    Type = "check.recovered"
@@ -119,7 +123,7 @@ const (
 
 var knownTypes = []Type{
 	TypeBackupCompleted, TypeBackupFailed, TypeRestoreCompleted, TypeRestoreFailed,
-	TypeBanAdded, TypeBanRemoved, TypeIntegrityChanged, TypeCheckFailed, TypeCheckRecovered,
+	TypeBanAdded, TypeBanRemoved, TypeListAdded, TypeListRemoved, TypeShapeSet, TypeShapeRemoved, TypeIntegrityChanged, TypeCheckFailed, TypeCheckRecovered,
 	TypeUserLocked, TypeUserLoginFailed, TypeAuditVerifyFailed, TypeSystemStarted, TypeSystemStopping,
 	TypeCopyCompleted, TypeCopyFailed, TypeRestoreTestPassed, TypeRestoreTestFailed,
 	TypeScrubCompleted, TypeScrubFailed, TypeRepairCompleted, TypeRPOBreached, TypeRPORecovered,

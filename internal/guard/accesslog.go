@@ -24,9 +24,20 @@ type logWriter struct {
 	// response cannot hold its request forever); 0: unbounded.
 	stall time.Duration
 	ctl   *http.ResponseController
+	st    *reqState
+	// account is the response header in which the upstream names the
+	// account (recorded in st.user, removed from the response); "": none.
+	account string
 }
 
 func (w *logWriter) WriteHeader(code int) {
+	if w.account != "" {
+		h := w.Header()
+		if v := h.Get(w.account); v != "" && w.st.user == "" {
+			w.st.user = clip(v)
+		}
+		h.Del(w.account)
+	}
 	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status = code
 	}
@@ -35,7 +46,7 @@ func (w *logWriter) WriteHeader(code int) {
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	if w.stall > 0 {
 		_ = w.ctl.SetWriteDeadline(time.Now().Add(w.stall))
@@ -98,6 +109,7 @@ type accessEntry struct {
 	TLS       bool    `json:"tls,omitempty"`
 	BodyBytes int64   `json:"request_bytes,omitempty"`
 	WAFRules  []int   `json:"waf_rules,omitempty"`
+	Account   string  `json:"account,omitempty"`
 }
 
 // maxLogField caps what one attacker-chosen field adds to a log line.
@@ -185,5 +197,9 @@ func (g *Guard) finish(w *logWriter, r *http.Request, st *reqState) {
 		e.BodyBytes = r.ContentLength
 	}
 	e.WAFRules = st.wafRules
+	e.Account = st.user
+	if e.Account == "" {
+		e.Account = clip(st.account)
+	}
 	g.access.write(e)
 }

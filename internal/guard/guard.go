@@ -69,6 +69,9 @@ type Options struct {
 	// Accounts remembers first successful logins, for the login
 	// endpoints' new-account limit (detect.Accounts); nil: in memory.
 	Accounts Accounts
+	// Rules are the list entries and shaping rules added at run time
+	// (rules.Rules); nil: only the config's.
+	Rules RuleSource
 }
 
 // Bans answers whether an address is banned; detect.Bans implements it
@@ -97,6 +100,14 @@ type Guard struct {
 	metrics  *metrics
 	certs    hostTable[*tls.Certificate]
 
+	// The runtime rules (runtime.go).
+	shapes       atomic.Pointer[shapeSet]
+	rulesMu      sync.Mutex
+	rulesApplied bool
+	rulesVersion uint64
+	buckets      map[string]*limit.Bytes // shaping rules' buckets, by rule name
+	unsubscribe  func()
+
 	mu      sync.Mutex
 	servers []*http.Server
 	lns     []net.Listener
@@ -116,6 +127,7 @@ type site struct {
 	bandwidth *limit.Bytes // nil: unlimited
 	clients   *shaperTable // nil: unlimited
 	waf       *waf.WAF     // nil: no inspection
+	account   string       // the response header naming the account; "": none
 	handler   http.Handler // the proxy, behind the WAF when there is one
 	logins    []*login
 }
@@ -181,11 +193,15 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 			}
 		}
 	}
+	if opt.Rules != nil {
+		g.unsubscribe = opt.Rules.Subscribe(g.applyRules)
+		g.applyRules(opt.Rules.Snapshot())
+	}
 	return g, nil
 }
 
 func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffers httputil.BufferPool, opts limit.Options) (*site, error) {
-	s := &site{name: normalHost(sc.Hosts[0]), hosts: sc.Hosts}
+	s := &site{name: normalHost(sc.Hosts[0]), hosts: sc.Hosts, account: sc.AccountHeaderName()}
 	p, err := newPool(sc.Upstreams, g.cfg.Upstreams.FailAfter, g.cfg.Upstreams.FailTimeout.D(), g.now, transport)
 	if err != nil {
 		return nil, err
@@ -358,6 +374,7 @@ type reqState struct {
 	wafRules []int                 // CRS rules that matched
 	login    *login                // the login endpoint tried, if any
 	account  string                // the account it names
+	user     string                // the account the upstream named in the site's account header
 }
 
 func (st *reqState) setBodyErr(err error) { st.bodyErr.CompareAndSwap(nil, &err) }
@@ -382,7 +399,7 @@ func stateOf(ctx context.Context) *reqState {
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{start: g.now(), peer: peerAddr(r.RemoteAddr)}
 	st.client = g.resolver.Client(st.peer, r.Header)
-	lw := &logWriter{ResponseWriter: w, stall: g.cfg.Timeouts.Idle.D(), ctl: http.NewResponseController(w)}
+	lw := &logWriter{ResponseWriter: w, stall: g.cfg.Timeouts.Idle.D(), ctl: http.NewResponseController(w), st: st}
 	defer g.finish(lw, r, st)
 	defer lw.endStall()
 
@@ -417,6 +434,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.site = s
+	lw.account = s.account
 	key := g.source(st.client)
 	if !allowed {
 		if s.rate != nil {
@@ -446,10 +464,8 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var out http.ResponseWriter = lw
-	if s.bandwidth != nil || s.clients != nil {
-		sw := &shapedWriter{logWriter: lw, ctx: r.Context(), site: s.bandwidth}
-		if s.clients != nil {
-			sw.client = s.clients.acquire(key)
+	if sw := g.shaper(lw, r, s, key); sw != nil {
+		if sw.source != nil {
 			defer s.clients.release(key)
 		}
 		out = sw

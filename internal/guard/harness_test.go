@@ -64,6 +64,9 @@ func newEcho(t *testing.T, name string) *echo {
 	})
 	mux.HandleFunc("/bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.PathValue("n"))
+		if a := r.URL.Query().Get("account"); a != "" {
+			w.Header().Set(config.DefaultAccountHeader, a) // as an application naming its signed-in user
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(n))
 		chunk := bytes.Repeat([]byte("x"), 32<<10)
 		for n > 0 {

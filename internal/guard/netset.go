@@ -2,7 +2,6 @@ package guard
 
 import (
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -37,48 +36,24 @@ func (s *netSet) Contains(a netip.Addr) bool {
 	return ok
 }
 
-// List returns the networks, sorted.
-func (s *netSet) List() []netip.Prefix {
-	ix := s.snap.Load()
-	out := make([]netip.Prefix, 0, ix.Len())
-	for p := range ix.All() {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, comparePrefix)
-	return out
-}
-
 // Len is the number of networks.
 func (s *netSet) Len() int { return s.snap.Load().Len() }
 
-// Add adds networks; it reports how many were new.
-func (s *netSet) Add(nets ...netip.Prefix) int {
+// Set replaces the networks.
+func (s *netSet) Set(nets []netip.Prefix) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.List()
-	ix := buildIndex(append(old, nets...))
-	s.snap.Store(ix)
-	return ix.Len() - len(old)
+	s.snap.Store(buildIndex(nets))
 }
 
-// Remove removes networks (exactly as listed); it reports how many were
-// there.
-func (s *netSet) Remove(nets ...netip.Prefix) int {
+// Add adds networks.
+func (s *netSet) Add(nets ...netip.Prefix) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	drop := map[netip.Prefix]bool{}
-	for _, p := range nets {
-		drop[netindex.Canonical(p)] = true
+	ix := s.snap.Load()
+	all := make([]netip.Prefix, 0, ix.Len()+len(nets))
+	for p := range ix.All() {
+		all = append(all, p)
 	}
-	old := s.List()
-	kept := slices.DeleteFunc(slices.Clone(old), func(p netip.Prefix) bool { return drop[p] })
-	s.snap.Store(buildIndex(kept))
-	return len(old) - len(kept)
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
+	s.snap.Store(buildIndex(append(all, nets...)))
 }

@@ -116,6 +116,9 @@ func (g *Guard) Shutdown(ctx context.Context) error {
 		}
 	}
 	g.serveWG.Wait()
+	if g.unsubscribe != nil {
+		g.unsubscribe()
+	}
 	return first
 }
 

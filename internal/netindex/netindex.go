@@ -98,3 +98,12 @@ func (ix *Index[V]) All() iter.Seq2[netip.Prefix, V] {
 		}
 	}
 }
+
+// Compare orders networks by address, then by length (shorter first): the
+// order of a sorted list.
+func Compare(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}

@@ -1,0 +1,207 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/guard/rules"
+	"github.com/bulwarkhq/bulwark/internal/store/storetest"
+)
+
+// openRules returns runtime rules on a fresh SQLite store.
+func openRules(t *testing.T) *rules.Rules {
+	t.Helper()
+	db := storetest.SQLite(t, events.Migrations, rules.Migrations)
+	r, err := rules.Open(context.Background(), db, rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func status(t *testing.T, c *http.Client, url string) int {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestRuntimeLists: allow and deny entries added while the guard runs
+// apply to the next connection and request, without a restart, and
+// removing them restores the config's behaviour.
+func TestRuntimeLists(t *testing.T) {
+	ctx := context.Background()
+	up := newEcho(t, "a")
+	cfg := guardConfig(up.srv.URL)
+	cfg.Limits.Rate, cfg.Limits.Burst = 1, 1
+	cfg.Sites[0].Limits = config.GuardSiteLimits{Rate: 1, Burst: 1}
+	r := openRules(t)
+	_, addr, _ := startGuard(t, cfg, Options{Rules: r})
+	c2 := client(t, 2, addr)
+
+	if s := status(t, c2, "http://shop.example/"); s != 200 {
+		t.Fatalf("first request: %d", s)
+	}
+	if s := status(t, c2, "http://shop.example/"); s != http.StatusTooManyRequests {
+		t.Fatalf("over the rate: %d, want 429", s)
+	}
+	// Allow-listed at run time: the rate limit no longer applies.
+	if _, err := r.AddEntry(ctx, rules.Entry{List: rules.Allow, Net: netip.MustParsePrefix("127.0.0.2/32"), Reason: "monitoring", Origin: "user:t"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if s := status(t, c2, "http://shop.example/"); s != 200 {
+			t.Fatalf("allow-listed request %d: %d", i, s)
+		}
+	}
+	// Deny-listed at run time: refused at accept, before any HTTP.
+	if refusedAtAccept(t, 3, addr) {
+		t.Fatal("127.0.0.3 refused before it was deny-listed")
+	}
+	if _, err := r.AddEntry(ctx, rules.Entry{List: rules.Deny, Net: netip.MustParsePrefix("127.0.0.3/32"), Reason: "abuse", Origin: "user:t"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !refusedAtAccept(t, 3, addr) {
+		t.Error("a deny-listed source's connection was accepted")
+	}
+	// Removing the allow entry brings the rate limit back.
+	if _, err := r.RemoveEntry(ctx, rules.Allow, netip.MustParsePrefix("127.0.0.2/32"), "user:t"); err != nil {
+		t.Fatal(err)
+	}
+	codes := map[int]int{}
+	for range 3 {
+		codes[status(t, c2, "http://shop.example/")]++
+	}
+	if codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("after the allow entry was removed: %v, want some 429", codes)
+	}
+	if _, err := r.RemoveEntry(ctx, rules.Deny, netip.MustParsePrefix("127.0.0.3/32"), "user:t"); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(t, client(t, 3, addr), "http://shop.example/"); s != 200 {
+		t.Errorf("after the deny entry was removed: %d", s)
+	}
+}
+
+// download is a response being read, a piece at a time.
+type download struct {
+	resp  *http.Response
+	start time.Time
+}
+
+func startDownload(t *testing.T, c *http.Client, url string) *download {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	return &download{resp: resp, start: time.Now()}
+}
+
+// rate reads n bytes and returns the rate they came at.
+func (d *download) rate(t *testing.T, n int64) float64 {
+	t.Helper()
+	start := time.Now()
+	if _, err := io.CopyN(io.Discard, d.resp.Body, n); err != nil {
+		t.Fatal(err)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func within(rate, want float64) bool { return rate >= 0.9*want && rate <= 1.1*want }
+
+// TestRuntimeShaping: bandwidth rules set while the guard runs cap a
+// client by network and by account (named by the upstream in its account
+// header, which the client never sees) and a whole site; a response in
+// progress follows an edited cap, and a removed rule releases it. Each cap
+// is measured within 10%.
+func TestRuntimeShaping(t *testing.T) {
+	ctx := context.Background()
+	up := newEcho(t, "a")
+	cfg := guardConfig(up.srv.URL)
+	cfg.Sites[0].Bandwidth = 256 * config.KiB
+	logs := &syncBuffer{}
+	r := openRules(t)
+	_, addr, _ := startGuard(t, cfg, Options{Rules: r, AccessLog: logs})
+	put := func(s rules.Shape) {
+		t.Helper()
+		s.Origin = "user:t"
+		if _, _, err := r.PutShape(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A site rule replaces the config's 256 KiB/s site cap.
+	put(rules.Shape{Name: "shop-cap", Sites: []string{"shop.example"}, Bandwidth: 2 << 20})
+	d := startDownload(t, client(t, 2, addr), "http://shop.example/bytes/4194304")
+	if got := d.rate(t, 4<<20); !within(got, 2<<20) {
+		t.Errorf("site rule 2 MiB/s: measured %.0f B/s", got)
+	}
+
+	// A client rule by network, then edited while a response is in
+	// progress, then removed.
+	put(rules.Shape{Name: "office", Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}, Bandwidth: 1 << 20})
+	d = startDownload(t, client(t, 3, addr), fmt.Sprintf("http://shop.example/bytes/%d", 16<<20))
+	if got := d.rate(t, 2<<20); !within(got, 1<<20) {
+		t.Errorf("client rule 1 MiB/s: measured %.0f B/s", got)
+	}
+	put(rules.Shape{Name: "office", Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}, Bandwidth: 512 << 10})
+	d.rate(t, 64<<10) // what was already under way at the old cap
+	if got := d.rate(t, 1<<20); !within(got, 512<<10) {
+		t.Errorf("edited to 512 KiB/s mid-response: measured %.0f B/s", got)
+	}
+	if _, err := r.RemoveShape(ctx, "office", "user:t"); err != nil {
+		t.Fatal(err)
+	}
+	// Back under the site rule alone (2 MiB/s), far above the old cap.
+	if got := d.rate(t, 1<<20); got < 2*(512<<10) {
+		t.Errorf("after the rule was removed: %.0f B/s, want the site's 2 MiB/s", got)
+	}
+
+	// A client rule by account: the upstream names the account in
+	// X-Bulwark-Account, which the guard takes off the response.
+	put(rules.Shape{Name: "reseller", Accounts: []string{"acme"}, Sites: []string{"shop.example"}, Bandwidth: 1 << 20})
+	d = startDownload(t, client(t, 4, addr), "http://shop.example/bytes/2097152?account=acme")
+	if h := d.resp.Header.Get(config.DefaultAccountHeader); h != "" {
+		t.Errorf("the account header reached the client: %q", h)
+	}
+	if got := d.rate(t, 2<<20); !within(got, 1<<20) {
+		t.Errorf("account rule 1 MiB/s: measured %.0f B/s", got)
+	}
+	d.resp.Body.Close()
+
+	// Without the site rule, the config's site cap is back.
+	if _, err := r.RemoveShape(ctx, "shop-cap", "user:t"); err != nil {
+		t.Fatal(err)
+	}
+	d = startDownload(t, client(t, 5, addr), "http://shop.example/bytes/524288")
+	if got := d.rate(t, 512<<10); !within(got, 256<<10) {
+		t.Errorf("config site cap 256 KiB/s after the rule was removed: measured %.0f B/s", got)
+	}
+	d.resp.Body.Close()
+
+	found := false
+	for _, l := range logs.Lines(t) {
+		if l["account"] == "acme" && l["client"] == "127.0.0.4" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no access-log line names the account acme")
+	}
+}
