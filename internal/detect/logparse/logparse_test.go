@@ -176,6 +176,13 @@ var parseCases = []parseCase{
 	{"nginx error password mismatch", "nginx-error", `2026/11/21 10:00:00 [error] 1234#1234: *9 user "bob": password mismatch, client: 203.0.113.9, server: example.org, request: "GET /private HTTP/1.1", host: "example.org"`,
 		&Entry{Kind: KindHTTPError, Source: ip("203.0.113.9"), User: "bob", Program: "nginx"}},
 	{"nginx error forged user", "nginx-error", `2026/11/21 10:00:00 [error] 1234#1234: *9 user "x", client: 192.0.2.66, server: a": password mismatch, client: 203.0.113.9, server: example.org`, nil},
+	// A Basic-auth user name is raw in nginx's error log, newlines included
+	// (nginx 1.22 here: `user "evil<LF>2026/11/21 10" was not found ...`),
+	// but it ends at the first ':' (user:password), so the lines it makes
+	// can hold neither the "HH:MM:SS" of a line's start nor ", client: ".
+	{"nginx error user with newline, first part", "nginx-error", `2026/11/21 23:41:49 [error] 20883#20883: *1 user "evil`, nil},
+	{"nginx error user with newline, rest", "nginx-error", `2026/11/21 10" was not found in "/tmp/ngx/htpasswd", client: 127.0.0.1, server: , request: "GET / HTTP/1.1", host: "127.0.0.1:48123"`, nil},
+	{"nginx error forged line without colons", "nginx-error", `2026/11/21 10 00 00 [error] 1#1 *1 access forbidden by rule, client 6.6.6.6, server x`, nil},
 	{"nginx error upstream", "nginx-error", `2026/11/21 10:00:00 [error] 1234#1234: *9 upstream timed out (110: Connection timed out) while reading response header from upstream, client: 203.0.113.9, server: example.org`, nil},
 	{"nginx error no client", "nginx-error", `2026/11/21 10:00:00 [notice] 1#1: signal process started`, nil},
 
