@@ -24,6 +24,10 @@ type Guard struct {
 	// TrustedProxies are the addresses (CIDRs) of proxies in front of the
 	// guard whose X-Forwarded-For and Forwarded headers are believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header the trusted proxies write: "auto" (or
+	// empty: X-Forwarded-For when present, else Forwarded),
+	// "x-forwarded-for" or "forwarded" (the other is then never read).
+	ForwardedHeader string `yaml:"forwarded_header"`
 	// AccessLog is where the JSON access log goes: a file (absolute path,
 	// appended to), "stdout", or "off".
 	AccessLog string `yaml:"access_log"`
@@ -212,7 +216,8 @@ func (g Guard) Enabled() bool { return len(g.Sites) > 0 }
 
 func defaultGuard() Guard {
 	return Guard{
-		AccessLog: "stdout",
+		AccessLog:       "stdout",
+		ForwardedHeader: "auto",
 		Limits: GuardLimits{
 			Rate: 100, Burst: 200, Connections: 100, MaxConnections: 10000,
 			IPv4Prefix: 32, IPv6Prefix: 64, MaxSources: 200000,
@@ -254,6 +259,9 @@ func (g Guard) validate(c *checker) {
 		c.errorf("listen", "required when sites are configured: give listen (HTTP) or listen_tls (HTTPS), or both")
 	}
 	checkNets(c, "trusted_proxies", g.TrustedProxies)
+	if g.ForwardedHeader != "" {
+		c.oneOf("forwarded_header", g.ForwardedHeader, "auto", "x-forwarded-for", "forwarded")
+	}
 	checkNets(c, "allow", g.Allow)
 	checkNets(c, "deny", g.Deny)
 	switch {

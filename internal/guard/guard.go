@@ -145,7 +145,7 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 		cfg:      cfg,
 		log:      opt.Logger,
 		now:      opt.Now,
-		resolver: clientip.Resolver{Trusted: config.Nets(cfg.TrustedProxies)},
+		resolver: clientip.Resolver{Trusted: config.Nets(cfg.TrustedProxies), Header: strings.TrimPrefix(cfg.ForwardedHeader, "auto")},
 		allow:    newNetSet(config.Nets(cfg.Allow)),
 		deny:     newNetSet(config.Nets(cfg.Deny)),
 		bans:     opt.Bans,
@@ -228,8 +228,16 @@ func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffer
 	if rate > 0 {
 		s.rate = limit.NewRate[netip.Prefix](float64(rate), burst, opts)
 	}
-	if sc.Limits.Connections > 0 {
-		s.inflight = limit.NewConns[netip.Prefix](sc.Limits.Connections, opts)
+	// Requests in progress per source: the site's cap, else the guard's
+	// per-source connection cap, which then also bounds what one HTTP/2
+	// connection multiplexes (an HTTP/1.1 connection carries one at a
+	// time).
+	inflight := sc.Limits.Connections
+	if inflight == 0 {
+		inflight = g.cfg.Limits.Connections
+	}
+	if inflight > 0 {
+		s.inflight = limit.NewConns[netip.Prefix](inflight, opts)
 	}
 	s.maxBody = g.cfg.Timeouts.MaxBodyBytes.Bytes()
 	if sc.MaxBodyBytes > 0 {

@@ -2,8 +2,11 @@ package guard
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -203,5 +206,60 @@ func TestRuntimeShaping(t *testing.T) {
 	}
 	if !found {
 		t.Error("no access-log line names the account acme")
+	}
+}
+
+// TestHTTP2StreamsCapped: with no site cap, the guard's per-source
+// connection cap also bounds the requests one source has in progress, so
+// one HTTP/2 connection cannot multiplex past it.
+func TestHTTP2StreamsCapped(t *testing.T) {
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) { <-release })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {})
+	up := newServer(t, mux)
+	dir := t.TempDir()
+	certFile, keyFile, cert := selfSigned(t, dir, "a", "a.example")
+	cfg := guardConfig(up)
+	cfg.Listen, cfg.ListenTLS = "", "127.0.0.1:0"
+	cfg.Limits.Connections = 2
+	cfg.Sites[0].Hosts = []string{"a.example"}
+	cfg.Sites[0].TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
+	_, _, addr := startGuard(t, cfg, Options{})
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	dials := 0
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dials++
+			return d.DialContext(ctx, "tcp", addr)
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "a.example"},
+		ForceAttemptHTTP2: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if s := status(t, c, "https://a.example/"); s != 200 {
+		t.Fatalf("first request: %d", s)
+	}
+	codes := make(chan int, 5)
+	for range 5 {
+		go func() { codes <- status(t, c, "https://a.example/hold") }()
+	}
+	// Three of the five are refused at once; two wait upstream.
+	got := map[int]int{}
+	for range 3 {
+		got[<-codes]++
+	}
+	close(release)
+	for range 2 {
+		got[<-codes]++
+	}
+	if got[http.StatusTooManyRequests] != 3 || got[200] != 2 {
+		t.Errorf("five requests in progress over HTTP/2 with a cap of 2: %v, want 2 x 200 and 3 x 429", got)
+	}
+	if dials != 1 {
+		t.Errorf("%d connections, want the requests multiplexed on one", dials)
 	}
 }

@@ -48,13 +48,15 @@
 //
 // # Which header
 //
-// X-Forwarded-For is read when the request has it (one line or more, even
-// empty ones); only when it is absent is the RFC 7239 Forwarded header's
-// for= parameter read. X-Forwarded-For wins because it is what nearly all
-// proxies and load balancers write. The trusted proxies must therefore
-// write (append to) X-Forwarded-For, or remove any a client sent: a proxy
-// that only writes Forwarded and passes a client's X-Forwarded-For through
-// lets that client choose its address.
+// By default (Header ""), X-Forwarded-For is read when the request has it
+// (one line or more, even empty ones); only when it is absent is the RFC
+// 7239 Forwarded header's for= parameter read. X-Forwarded-For wins because
+// it is what nearly all proxies and load balancers write. The trusted
+// proxies must therefore write (append to) X-Forwarded-For, or remove any a
+// client sent: a proxy that only writes Forwarded and passes a client's
+// X-Forwarded-For through lets that client choose its address. Header
+// names one header instead (HeaderXFF, HeaderForwarded), and the other is
+// then never read: the choice for proxies that manage only one of them.
 //
 // # Syntax
 //
@@ -144,9 +146,20 @@ const (
 // four), which bounds the duplicate check.
 const maxPairs = 16
 
+// The headers a Resolver may be told to read alone.
+const (
+	HeaderXFF       = "x-forwarded-for"
+	HeaderForwarded = "forwarded"
+)
+
 // Resolver decides client addresses. Trusted are the networks of reverse
-// proxies in front of the guard whose forwarding headers are believed.
-type Resolver struct{ Trusted []netip.Prefix }
+// proxies in front of the guard whose forwarding headers are believed;
+// Header is which header they write: "" (X-Forwarded-For when present,
+// else Forwarded), HeaderXFF or HeaderForwarded.
+type Resolver struct {
+	Trusted []netip.Prefix
+	Header  string
+}
 
 // IsTrusted reports whether a is in Trusted. IPv4-mapped IPv6 addresses
 // and prefixes are compared as IPv4, and zones are ignored.
@@ -179,7 +192,7 @@ func (r Resolver) Client(peer netip.Addr, h http.Header) netip.Addr {
 		return peer
 	}
 	client := peer
-	for hp, ok := range chainFromRight(h) {
+	for hp, ok := range chainFromRight(h, r.Header) {
 		if !ok {
 			return client
 		}
@@ -200,9 +213,10 @@ type hop struct {
 // chainFromRight yields the hops of the forwarding chain in h from the
 // right, each with ok=true, and then (hop{}, false) if it met an element
 // that is malformed, hidden or past the limits, after which it stops.
-func chainFromRight(h http.Header) iter.Seq2[hop, bool] {
+// which is the Resolver's Header.
+func chainFromRight(h http.Header, which string) iter.Seq2[hop, bool] {
 	return func(yield func(hop, bool) bool) {
-		if vals := h.Values("X-Forwarded-For"); len(vals) > 0 {
+		if vals := h.Values("X-Forwarded-For"); which == HeaderXFF || which == "" && len(vals) > 0 {
 			s, cut := joinTail(vals, MaxHeaderBytes)
 			for e, ok := range elementsFromRight(s, cut, false) {
 				var hp hop
@@ -256,7 +270,7 @@ func (r Resolver) Outbound(peer netip.Addr, h http.Header, proto, host string) (
 	// The kept hops, right to left.
 	var hops []hop
 	if r.IsTrusted(peer) {
-		for hp, ok := range chainFromRight(h) {
+		for hp, ok := range chainFromRight(h, r.Header) {
 			if !ok || len(hops) == MaxElements-1 {
 				break
 			}

@@ -618,3 +618,34 @@ func TestJoinTail(t *testing.T) {
 		}
 	}
 }
+
+// TestClientHeaderChoice: told which header its proxies write, the
+// resolver reads that one only, so a client's copy of the other, passed
+// through by a proxy that does not manage it, names nobody.
+func TestClientHeaderChoice(t *testing.T) {
+	const proxy, client = "10.0.0.1", "203.0.113.7"
+	tests := []struct {
+		name, header string
+		xff, fwd     []string
+		want         string
+	}{
+		{"auto: XFF wins", "", []string{client}, []string{"for=6.6.6.6"}, client},
+		{"auto: Forwarded when XFF is absent", "", nil, []string{"for=" + client}, client},
+		{"forwarded: a client's XFF is ignored", HeaderForwarded, []string{"6.6.6.6"}, []string{"for=" + client}, client},
+		{"forwarded: without Forwarded, the proxy", HeaderForwarded, []string{"6.6.6.6"}, nil, proxy},
+		{"x-forwarded-for: a client's Forwarded is ignored", HeaderXFF, []string{client}, []string{"for=6.6.6.6"}, client},
+		{"x-forwarded-for: without XFF, the proxy", HeaderXFF, nil, []string{"for=6.6.6.6"}, proxy},
+	}
+	for _, tc := range tests {
+		r := Resolver{Trusted: testResolver.Trusted, Header: tc.header}
+		h := header(tc.xff, tc.fwd)
+		if got := r.Client(netip.MustParseAddr(proxy), h); got.String() != tc.want {
+			t.Errorf("%s: client %s, want %s", tc.name, got, tc.want)
+		}
+		// What goes upstream names the same client first.
+		xff, _ := r.Outbound(netip.MustParseAddr(proxy), h, "http", "shop.example")
+		if first, _, _ := strings.Cut(xff, ","); first != tc.want {
+			t.Errorf("%s: X-Forwarded-For sent upstream %q, want it to start with %s", tc.name, xff, tc.want)
+		}
+	}
+}

@@ -327,7 +327,7 @@ func FuzzOutbound(f *testing.F) {
 			want = fuzzGuard
 		} else if testResolver.IsTrusted(peer) {
 			var walked []netip.Addr
-			for hp, ok := range chainFromRight(h) {
+			for hp, ok := range chainFromRight(h, testResolver.Header) {
 				if !ok {
 					break
 				}
