@@ -73,6 +73,9 @@ type GuardTimeouts struct {
 	Header Duration `yaml:"header"`
 	// Idle closes a keep-alive connection with no request for this long.
 	Idle Duration `yaml:"idle"`
+	// UpgradeIdle closes an upgraded (WebSocket) connection that carried
+	// nothing in either direction for this long; 0: never.
+	UpgradeIdle Duration `yaml:"upgrade_idle"`
 	// MinBodyRate is the slowest average rate, in bytes per second, at
 	// which a request body may arrive once BodyGrace has passed (slow
 	// POST). A large upload at any decent rate is never cut off.
@@ -225,6 +228,7 @@ func defaultGuard() Guard {
 		Timeouts: GuardTimeouts{
 			Header:         Duration(10 * time.Second),
 			Idle:           Duration(60 * time.Second),
+			UpgradeIdle:    Duration(10 * time.Minute),
 			MinBodyRate:    1 * KiB,
 			BodyGrace:      Duration(10 * time.Second),
 			MaxHeaderBytes: 32 * KiB,
@@ -306,6 +310,9 @@ func (l GuardLimits) validate(c *checker) {
 func (t GuardTimeouts) validate(c *checker) {
 	c.durRange("header", t.Header, Duration(time.Second), Duration(10*time.Minute))
 	c.durRange("idle", t.Idle, Duration(time.Second), Duration(day))
+	if t.UpgradeIdle != 0 {
+		c.durRange("upgrade_idle", t.UpgradeIdle, Duration(time.Second), Duration(7*day))
+	}
 	c.durRange("body_grace", t.BodyGrace, Duration(time.Second), Duration(time.Hour))
 	if t.MinBodyRate < 0 || t.MinBodyRate > 100*MiB {
 		c.errorf("min_body_rate", "must be between 0 (off) and 100MiB (bytes per second), got %s", t.MinBodyRate)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/detect"
@@ -28,6 +29,9 @@ type logWriter struct {
 	// account is the response header in which the upstream names the
 	// account (recorded in st.user, removed from the response); "": none.
 	account string
+	// upgradeIdle closes a hijacked (upgraded) connection that carries
+	// nothing either way for this long; 0: never.
+	upgradeIdle time.Duration
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -74,10 +78,53 @@ func (w *logWriter) setStatus(code int) {
 // Flush implements http.Flusher, which the proxy uses for streaming.
 func (w *logWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
 
-// Hijack implements http.Hijacker for WebSocket pass-through.
+// Hijack implements http.Hijacker for WebSocket pass-through. The
+// connection returned ends when idle for upgradeIdle: the proxy copies
+// both directions through it, so its reads and writes are all the
+// connection's traffic.
 func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.setStatus(http.StatusSwitchingProtocols)
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil || w.upgradeIdle <= 0 {
+		return c, rw, err
+	}
+	ic := &idleConn{Conn: c, idle: w.upgradeIdle}
+	ic.touch()
+	return ic, rw, nil
+}
+
+// idleConn pushes its deadline (both directions) back on every read or
+// write that moves data, so it expires only after idle without traffic.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+	last atomic.Int64 // when the deadline was last pushed, Unix nanoseconds
+}
+
+func (c *idleConn) touch() {
+	now := time.Now()
+	// Pushing costs a timer update: at most ten times per idle period.
+	if now.UnixNano()-c.last.Load() < int64(c.idle/10) {
+		return
+	}
+	c.last.Store(now.UnixNano())
+	_ = c.Conn.SetDeadline(now.Add(c.idle))
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
 }
 
 // Unwrap gives http.ResponseController the writer underneath.

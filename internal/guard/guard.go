@@ -407,7 +407,8 @@ func stateOf(ctx context.Context) *reqState {
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{start: g.now(), peer: peerAddr(r.RemoteAddr)}
 	st.client = g.resolver.Client(st.peer, r.Header)
-	lw := &logWriter{ResponseWriter: w, stall: g.cfg.Timeouts.Idle.D(), ctl: http.NewResponseController(w), st: st}
+	lw := &logWriter{ResponseWriter: w, stall: g.cfg.Timeouts.Idle.D(), ctl: http.NewResponseController(w), st: st,
+		upgradeIdle: g.cfg.Timeouts.UpgradeIdle.D()}
 	defer g.finish(lw, r, st)
 	defer lw.endStall()
 

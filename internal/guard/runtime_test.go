@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -261,5 +262,50 @@ func TestHTTP2StreamsCapped(t *testing.T) {
 	}
 	if dials != 1 {
 		t.Errorf("%d connections, want the requests multiplexed on one", dials)
+	}
+}
+
+// TestUpgradeIdle: an upgraded connection lives while data moves either
+// way and is closed once it has carried nothing for upgrade_idle.
+func TestUpgradeIdle(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo-test\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw) // echo until either side closes
+	})
+	cfg := guardConfig(newServer(t, mux))
+	cfg.Timeouts.UpgradeIdle = config.Duration(time.Second)
+	_, addr, _ := startGuard(t, cfg, Options{})
+	c := dialFrom(t, 2, addr)
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: shop.example\r\nUpgrade: echo-test\r\nConnection: Upgrade\r\n\r\n")
+	cr := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(cr, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// Traffic every 300 ms for 2.4 s: more than twice the idle time.
+	for i := range 8 {
+		time.Sleep(300 * time.Millisecond)
+		fmt.Fprintf(c, "ping %d\n", i)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, err := cr.ReadString('\n'); err != nil || got != fmt.Sprintf("ping %d\n", i) {
+			t.Fatalf("echo %d on a busy upgraded connection: %q %v", i, got, err)
+		}
+	}
+	// Silence: the guard closes it after about a second.
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := cr.ReadByte(); err == nil {
+		t.Fatal("read a byte nobody sent")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("an idle upgraded connection was still open after 10 s")
+	}
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Errorf("closed %s after the last traffic, before the idle time", d)
 	}
 }
