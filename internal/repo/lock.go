@@ -293,7 +293,12 @@ func (l *Lock) refresh() {
 				}
 				old := l.name
 				l.name, l.info, l.written = name, info, started
-				_ = l.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: old})
+				// Gone already, though we have not removed it: another
+				// process removed it after the Stat above.
+				if err := l.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: old}); errors.Is(err, backend.ErrNotExist) {
+					l.lapsed = true
+					l.lost = errors.New("the lock file was removed by another process")
+				}
 			}
 			l.mu.Unlock()
 			cancel()

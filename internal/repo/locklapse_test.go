@@ -37,11 +37,16 @@ func TestLapsedLockStopsWrites(t *testing.T) {
 	cases := []struct {
 		name           string
 		refresh, stale time.Duration
+		wait           time.Duration // after the checkpoint; 0: twice stale
 		failRefresh    bool
 		removeLock     bool
 		want           error
 	}{
-		{name: "refreshed in time", refresh: 20 * time.Millisecond, stale: 600 * time.Millisecond},
+		// The session outlives its stale time by a second, while a
+		// refresher that ran even once in two seconds keeps it fresh (a
+		// loaded machine running the race detector can delay a 20 ms
+		// ticker by far more than 600 ms).
+		{name: "refreshed in time", refresh: 20 * time.Millisecond, stale: 2 * time.Second, wait: 3 * time.Second},
 		{name: "not refreshed (machine asleep)", refresh: time.Hour, stale: 600 * time.Millisecond, want: repo.ErrLockLapsed},
 		{name: "refresh failing (storage unreachable)", refresh: 20 * time.Millisecond, stale: 600 * time.Millisecond, failRefresh: true, want: repo.ErrLockLapsed},
 		{name: "lock removed by another process", refresh: 20 * time.Millisecond, stale: 600 * time.Millisecond, removeLock: true, want: repo.ErrLockLapsed},
@@ -87,7 +92,11 @@ func TestLapsedLockStopsWrites(t *testing.T) {
 					must(t, be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: n}))
 				}
 			}
-			time.Sleep(2 * c.stale)
+			wait := c.wait
+			if wait == 0 {
+				wait = 2 * c.stale
+			}
+			time.Sleep(wait)
 			save(3)
 			err = r.Flush(ctx)
 			if !errors.Is(err, c.want) {
