@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
@@ -162,22 +161,19 @@ func (s *Server) addEntry(w http.ResponseWriter, r *http.Request, c *Call) error
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if req.List != rules.Allow && req.List != rules.Deny {
-		return badRequest("list", "list must be allow or deny; got %q", req.List)
-	}
 	net, err := rules.ParseNet(req.Net)
 	if err != nil {
 		return badRequest("net", "%v", err)
 	}
 	var d time.Duration
 	if req.Duration != "" {
-		if d, err = time.ParseDuration(req.Duration); err != nil || d <= 0 || d > rules.MaxDuration {
+		// 0 would mean "until removed", which is said by leaving it out.
+		if d, err = time.ParseDuration(req.Duration); err != nil || d <= 0 {
 			return badRequest("duration", "duration must be empty (until removed) or a positive Go duration such as 24h, at most %s; got %q", rules.MaxDuration, req.Duration)
 		}
 	}
-	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > rules.MaxReasonBytes {
-		return badRequest("reason", "reason is required (at most %d bytes): say why, for whoever reads the list next", rules.MaxReasonBytes)
-	}
+	// AddEntry checks the list, the reason and the longest duration,
+	// naming the field (rules.InvalidError, a 400).
 	c.Resource = req.List + "/" + net.String()
 	e, err := rs.AddEntry(r.Context(), rules.Entry{List: req.List, Net: net, Reason: req.Reason, Origin: "user:" + c.Principal.Username}, d)
 	if err != nil {
@@ -194,10 +190,7 @@ func (s *Server) removeEntry(w http.ResponseWriter, r *http.Request, c *Call) er
 		return err
 	}
 	q := r.URL.Query()
-	list := q.Get("list")
-	if list != rules.Allow && list != rules.Deny {
-		return badRequest("list", "give ?list=allow or ?list=deny; got %q", list)
-	}
+	list := q.Get("list") // RemoveEntry refuses anything but allow and deny
 	net, err := rules.ParseNet(q.Get("net"))
 	if err != nil {
 		return badRequest("net", "give ?net=ADDR or ?net=CIDR: %v", err)

@@ -103,8 +103,7 @@ type Guard struct {
 	// The runtime rules (runtime.go).
 	shapes       atomic.Pointer[shapeSet]
 	rulesMu      sync.Mutex
-	rulesApplied bool
-	rulesVersion uint64
+	rulesVersion uint64                  // of the snapshot installed; 0: none
 	buckets      map[string]*limit.Bytes // shaping rules' buckets, by rule name
 	unsubscribe  func()
 

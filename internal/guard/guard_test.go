@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 )
 
 func TestProxyForwardsAndLogs(t *testing.T) {
@@ -228,7 +230,7 @@ func TestDenyList(t *testing.T) {
 	if got := through("192.0.2.10"); got != 200 {
 		t.Errorf("allowed address inside a denied network: %d, want 200", got)
 	}
-	g.deny.Add(netipPrefix(t, "198.51.100.0/24"))
+	g.applyRules(&rules.Snapshot{Version: 1, Deny: []netip.Prefix{netipPrefix(t, "198.51.100.0/24")}})
 	if got := through("198.51.100.1"); got != http.StatusForbidden {
 		t.Errorf("after adding a network at run time: %d, want 403", got)
 	}

@@ -45,15 +45,3 @@ func (s *netSet) Set(nets []netip.Prefix) {
 	defer s.mu.Unlock()
 	s.snap.Store(buildIndex(nets))
 }
-
-// Add adds networks.
-func (s *netSet) Add(nets ...netip.Prefix) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ix := s.snap.Load()
-	all := make([]netip.Prefix, 0, ix.Len()+len(nets))
-	for p := range ix.All() {
-		all = append(all, p)
-	}
-	s.snap.Store(buildIndex(append(all, nets...)))
-}

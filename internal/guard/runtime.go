@@ -25,15 +25,16 @@ type RuleSource interface {
 	Subscribe(func(*rules.Snapshot)) (cancel func())
 }
 
-// applyRules installs a snapshot of the runtime rules; an older snapshot
-// than the one installed is ignored.
+// applyRules installs a snapshot of the runtime rules; a snapshot no newer
+// than the one installed is ignored (versions start at 1: rules.Open has
+// loaded one before anyone sees it).
 func (g *Guard) applyRules(s *rules.Snapshot) {
 	g.rulesMu.Lock()
 	defer g.rulesMu.Unlock()
-	if s == nil || g.rulesApplied && s.Version <= g.rulesVersion {
+	if s == nil || s.Version <= g.rulesVersion {
 		return
 	}
-	g.rulesApplied, g.rulesVersion = true, s.Version
+	g.rulesVersion = s.Version
 	g.allow.Set(append(config.Nets(g.cfg.Allow), s.Allow...))
 	g.deny.Set(append(config.Nets(g.cfg.Deny), s.Deny...))
 	g.shapes.Store(g.compileShapes(s.Shapes))

@@ -207,7 +207,7 @@ func (r *Rules) refreshLocked(ctx context.Context) error {
 	if slices.EqualFunc(entries, r.entries, sameEntry) && slices.EqualFunc(shapes, old.Shapes, sameShape) && r.entries != nil {
 		return nil
 	}
-	r.entries = append([]Entry{}, entries...)
+	r.entries = entries // queryEntries never returns nil, so a first load always lands
 	s := &Snapshot{Shapes: shapes, Version: old.Version + 1}
 	for _, e := range entries {
 		if e.List == Allow {
