@@ -84,11 +84,18 @@ for t in $BENCH_TOOLS; do
 			commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 			[[ -z $(git -C "$root" status --porcelain 2>/dev/null) ]] || commit+="-dirty"
 			log "building bulwark ($commit)"
-			if ! (cd "$root" && go build -ldflags "-X main.version=$commit" -o "$bin" ./cmd/bulwark) >"$work/build.log" 2>&1; then
+			if ! (cd "$root" && go build -ldflags "-X main.version=$commit" -o "$bin.linked" ./cmd/bulwark) >"$work/build.log" 2>&1; then
 				log "bulwark does not build; skipping it:"
 				sed 's/^/    /' "$work/build.log" >&2
 				continue
 			fi
+			# Installed by copying, as a package manager installs restic and
+			# borg. The Go linker writes its output through a memory map,
+			# which leaves the new file's page cache in 2 MiB folios that
+			# the kernel maps whole into every process running it: about
+			# 12 MiB more file-backed RSS (34 MiB instead of 22) than the
+			# same binary once copied or read back from disk.
+			cp "$bin.linked" "$bin" && rm -f "$bin.linked"
 		fi
 		if [[ ! -x $bin ]]; then log "bulwark: $bin is not executable; skipping it"; continue; fi
 		BULWARK=$bin

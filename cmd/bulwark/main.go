@@ -98,6 +98,14 @@ func main() {
 			os.Exit(code)
 		}
 	}
+	// BULWARK_HEAPPROFILE=FILE writes the heap profile taken at the
+	// command's largest live heap: where a backup's memory goes.
+	if p := os.Getenv("BULWARK_HEAPPROFILE"); p != "" {
+		stopHeap := peakHeapProfile(p)
+		code := run(ctx, e, os.Args[1:])
+		stopHeap()
+		os.Exit(code)
+	}
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
 

@@ -85,8 +85,11 @@ type Repository struct {
 	packers [2]*packer
 	free    []*packer // finished packers whose buffers are reused
 
-	pendingPacks int        // full packs waiting for or in their upload
+	pendingPacks int        // full packs whose buffers their upload still uses
+	maxPending   int        // the most pendingPacks before savers wait (maxPending)
 	packCond     *sync.Cond // signalled when pendingPacks drops or an upload fails
+	packBuffers  int        // pack buffers allocated (the free list reuses them)
+	waiting      int        // savers waiting for a pending slot
 
 	coderOnce sync.Once
 	coder     *parity.Coder
@@ -225,12 +228,13 @@ func Init(ctx context.Context, be backend.Backend, password []byte, o InitOption
 func newRepository(be backend.Backend, sec *crypto.Secrets, keyID ID, cfg Config) *Repository {
 	r := &Repository{
 		be: be, sec: sec, keyID: keyID, cfg: cfg,
-		table:    chunker.NewTable(sec.ChunkerSeed),
-		idx:      index.New(),
-		inflight: make(map[blobKey]bool),
-		upSem:    make(chan struct{}, backend.UploadConcurrency(be)),
-		Now:      time.Now,
-		aeads:    aeadCache{m: make(map[ID]cipher.AEAD)},
+		table:      chunker.NewTable(sec.ChunkerSeed),
+		idx:        index.New(),
+		inflight:   make(map[blobKey]bool),
+		upSem:      make(chan struct{}, backend.UploadConcurrency(be)),
+		maxPending: maxPending(be),
+		Now:        time.Now,
+		aeads:      aeadCache{m: make(map[ID]cipher.AEAD)},
 	}
 	r.packCond = sync.NewCond(&r.mu)
 	return r

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
+	"github.com/bulwarkhq/bulwark/internal/repo/bufs"
 	"github.com/bulwarkhq/bulwark/internal/repo/chunker"
 	"github.com/bulwarkhq/bulwark/internal/repo/tree"
 	"golang.org/x/sys/unix"
@@ -633,8 +634,9 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 			extents = ext
 		}
 	}
-	// A chunker holds a 2*max buffer (16 MiB) and runs at about 2 GB/s, so
-	// one, shared by the workers, is enough: the savers do the costly part
+	// A chunker holds a buffer of a few chunks (4 MiB, up to 16 MiB for
+	// long chunks) and runs at about 2 GB/s, so one, shared by the workers,
+	// is enough: the savers do the costly part
 	// of a large file's chunks in parallel.
 	c := <-a.chunkers
 	if c == nil {
@@ -703,12 +705,15 @@ type blobJob struct {
 	fut chan blobResult
 }
 
-var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+// chunkBufs holds the copies of chunks on their way to a saver: the jobs
+// queued and being saved (2*GOMAXPROCS), the one being copied, and, for a
+// stream, the chunks waiting to be reaped.
+var chunkBufs = bufs.NewList(3*runtime.GOMAXPROCS(0)+1, 4<<20)
 
 // saveAsync copies chunk and hands it to a saver.
 func (a *archiver) saveAsync(chunk []byte) chan blobResult {
-	bp := chunkBufs.Get().(*[]byte)
-	*bp = append((*bp)[:0], chunk...)
+	bp := chunkBufs.Get(len(chunk))
+	*bp = append(*bp, chunk...)
 	fut := make(chan blobResult, 1)
 	select {
 	case a.blobJobs <- blobJob{bp, fut}:
@@ -731,9 +736,7 @@ func (a *archiver) saver() {
 		n := len(*j.buf)
 		id, _, err := a.r.SaveBlob(a.ctx, repo.DataBlob, *j.buf)
 		a.prog.Bytes.Add(int64(n))
-		if cap(*j.buf) <= 8<<20 {
-			chunkBufs.Put(j.buf)
-		}
+		chunkBufs.Put(j.buf)
 		j.fut <- blobResult{ref: tree.Chunk(tree.ID(id)), n: uint64(n), err: err}
 	}
 }

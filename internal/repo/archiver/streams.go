@@ -277,8 +277,8 @@ func saveStream(ctx context.Context, r *repo.Repository, s Stream, now time.Time
 			}
 			return node, &StreamError{s.Name, fmt.Errorf("reading: %w", rerr)}
 		}
-		bp := chunkBufs.Get().(*[]byte)
-		*bp = append((*bp)[:0], chunk...)
+		bp := chunkBufs.Get(len(chunk))
+		*bp = append(*bp, chunk...)
 		fut := make(chan saved, 1)
 		jobs <- struct {
 			buf *[]byte

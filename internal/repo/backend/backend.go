@@ -297,6 +297,34 @@ func AsRetainer(be Backend) (Retainer, bool) {
 	}
 }
 
+// EarlySaver is implemented by a Backend whose Save is done reading data
+// well before it returns: the local backend has copied data into the file
+// system once its writes return, and then waits for the disk (fsync) and
+// links the file into place. A writer that reuses its buffers (the
+// repository's pack buffers) gets each back that much sooner, so fewer
+// buffers keep the disk busy.
+type EarlySaver interface {
+	// SaveEarly is Save, and it calls done exactly once, in the calling
+	// goroutine: as soon as it will no longer read data (the caller may
+	// then reuse data while the save goes on), and at the latest before it
+	// returns, whether it succeeds or fails. done must not call the
+	// Backend.
+	SaveEarly(ctx context.Context, h Handle, data []byte, done func()) error
+}
+
+// SaveEarly saves data to be and calls done exactly once, when be no longer
+// reads data: with be.SaveEarly when be itself is an EarlySaver, else when
+// be.Save returns. It does not look through wrappers: a wrapper that
+// retries a failed Save needs data until it returns.
+func SaveEarly(ctx context.Context, be Backend, h Handle, data []byte, done func()) error {
+	if es, ok := be.(EarlySaver); ok {
+		return es.SaveEarly(ctx, h, data, done)
+	}
+	err := be.Save(ctx, h, data)
+	done()
+	return err
+}
+
 // UploadConcurrency is how many objects a writer should upload at once
 // to be: 1 unless be (or a backend it wraps) says otherwise with an
 // UploadConcurrency() int method. Remote transports return more, so that

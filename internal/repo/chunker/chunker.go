@@ -128,8 +128,12 @@
 //
 // The first Min bytes of every chunk are skipped without hashing. The inner
 // loop has no bounds checks and advances the hash chain two bytes per
-// instruction (see find). A Chunker reuses one buffer of 2*Max bytes and
-// allocates nothing per chunk; Reset reuses it for the next stream.
+// instruction (see find). A Chunker reuses one buffer and allocates nothing
+// per chunk; Reset reuses it for the next stream. The buffer starts at
+// 4*Avg bytes (4 MiB with the defaults; at most 2*Max) and doubles only
+// when a chunk does not fit in it (to at most 2*Max): on ordinary data chunks stay
+// near Avg and the buffer never grows, where a fixed 2*Max buffer would hold
+// 16 MiB for a chunker that rarely sees an 8 MiB chunk.
 package chunker
 
 import (
@@ -337,7 +341,7 @@ type Chunker struct {
 	t            *Table
 	p            Params
 	maskS, maskL uint64
-	buf          []byte // 2*Max bytes
+	buf          []byte // initialBuffer(p) bytes, doubled as long chunks need (at most 2*Max)
 	start, end   int    // buf[start:end] is buffered; the current chunk starts at start
 	pos          int    // next byte to hash, relative to start (>= Min)
 	h            uint64 // gear hash of buf[start+Min : start+pos]
@@ -347,8 +351,9 @@ type Chunker struct {
 }
 
 // New returns a Chunker that reads r and cuts it with t and p. It allocates
-// a buffer of 2*p.Max bytes, which Reset reuses. If t is nil or p is not
-// valid, Next returns an error.
+// a buffer of min(4*p.Avg, 2*p.Max) bytes, which grows up to 2*p.Max when a
+// chunk needs it and which Reset reuses. If t is nil or p is not valid, Next
+// returns an error.
 func New(r io.Reader, t *Table, p Params) *Chunker {
 	c := &Chunker{t: t, p: p}
 	switch err := p.Validate(); {
@@ -360,10 +365,14 @@ func New(r io.Reader, t *Table, p Params) *Chunker {
 		return c
 	}
 	c.maskS, c.maskL = p.masks()
-	c.buf = make([]byte, 2*p.Max)
+	c.buf = make([]byte, initialBuffer(p))
 	c.Reset(r)
 	return c
 }
+
+// initialBuffer is the size of a new Chunker's buffer: room for a few
+// chunks of the average length, never more than 2*Max.
+func initialBuffer(p Params) int { return min(4*p.Avg, 2*p.Max) }
 
 // Reset makes c read a new stream from r, keeping its table, parameters and
 // buffer. It does nothing to a Chunker whose parameters or table are invalid.
@@ -422,13 +431,22 @@ func (c *Chunker) emit(l int) []byte {
 }
 
 // fill reads more of the stream into the buffer, moving the current chunk to
-// the front when the buffer's tail is full. Since a chunk is at most Max bytes
-// and the buffer 2*Max, a move copies less than half the buffer and is needed
-// at most once per Max bytes read.
+// the front when the buffer's tail is full, or, when the chunk already fills
+// the whole buffer, doubling the buffer (up to 2*Max; a buffer of Max bytes
+// or more never needs it, since Next cuts a chunk at Max). The bytes a move
+// copies belong to the one chunk in progress, which the following Next
+// calls either return or find longer than the buffer (which then grows
+// instead of moving), so moves copy at most once each byte of the stream.
 func (c *Chunker) fill() error {
-	if c.start == c.end {
+	switch {
+	case c.start == c.end:
 		c.start, c.end = 0, 0
-	} else if c.end == len(c.buf) {
+	case c.end < len(c.buf):
+	case c.start == 0:
+		nb := make([]byte, min(2*len(c.buf), 2*c.p.Max))
+		c.end = copy(nb, c.buf[:c.end])
+		c.buf = nb
+	default:
 		copy(c.buf, c.buf[c.start:c.end])
 		c.end -= c.start
 		c.start = 0

@@ -618,3 +618,52 @@ func fillRandom(rng *rand.Rand, b []byte) {
 		b[i] = byte(rng.Uint32())
 	}
 }
+
+// TestBufferGrowth checks that the buffer stays at its initial size while
+// chunks are near Avg, grows (to Max here: doubling 4*Avg twice) when a
+// chunk is longer than it, and that chunks are the same either way, whatever
+// the reads' sizes.
+func TestBufferGrowth(t *testing.T) {
+	tab := NewTable(katSeed())
+	p := Params{Min: 1024, Avg: 4096, Max: 64 << 10}
+	init := initialBuffer(p)
+	if init != 4*p.Avg {
+		t.Fatalf("initial buffer %d, want 4*Avg = %d", init, 4*p.Avg)
+	}
+	random := katInput(50 * p.Max)
+	mixed := append(append(append([]byte(nil), random[:10*p.Max]...), make([]byte, 3*p.Max+77)...), random[10*p.Max:20*p.Max]...)
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		wantBuf int
+	}{
+		{"random", random, init},
+		{"zeros in the middle", mixed, p.Max},
+		{"zeros only", make([]byte, 5*p.Max), p.Max},
+	} {
+		want := cutAll(tab, p, tc.data)
+		for name, r := range map[string]io.Reader{
+			"whole":    bytes.NewReader(tc.data),
+			"stutter":  &stutterReader{data: tc.data},
+			"one byte": iotest.OneByteReader(bytes.NewReader(tc.data)),
+		} {
+			c := New(r, tab, p)
+			got, err := chunkAll(c)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", tc.name, name, err)
+			}
+			if !equalInts(lengths(got), want) {
+				t.Fatalf("%s, %s: lengths differ from Cut's", tc.name, name)
+			}
+			checkChunks(t, p, tc.data, got)
+			if len(c.buf) != tc.wantBuf {
+				t.Errorf("%s, %s: buffer of %d bytes, want %d", tc.name, name, len(c.buf), tc.wantBuf)
+			}
+		}
+	}
+	// With a Max below 2*Avg, the buffer starts (and stays) at 2*Max.
+	q := Params{Min: 1024, Avg: 4096, Max: 6000}
+	if c := New(bytes.NewReader(random), tab, q); len(c.buf) != 2*q.Max {
+		t.Errorf("Max %d: buffer of %d bytes, want %d", q.Max, len(c.buf), 2*q.Max)
+	}
+}

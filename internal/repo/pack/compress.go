@@ -102,10 +102,22 @@ var goEncoder = sync.OnceValue(func() *zstd.Encoder {
 	return enc
 })
 
+// CompressBound is the largest zstd frame of n input bytes (zstd's
+// ZSTD_COMPRESSBOUND): Compress does not allocate when cap(dst) is at
+// least CompressBound(len(src)).
+func CompressBound(n int) int {
+	b := n + n>>8
+	if n < 128<<10 {
+		b += (128<<10 - n) >> 11
+	}
+	return b
+}
+
 // Compress returns the body to store for plaintext src. When compression
 // saves at least 1/16 it returns the zstd frame, written into dst[:0]
-// (allocating only when dst is too small), and true; otherwise it returns
-// src itself and false. dst must not overlap src. Safe for concurrent use.
+// (allocating only when cap(dst) < CompressBound(len(src))), and true;
+// otherwise it returns src itself and false. dst must not overlap src. Safe
+// for concurrent use.
 func Compress(dst, src []byte) (out []byte, compressed bool) {
 	if len(src) == 0 {
 		return src, false

@@ -62,6 +62,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"SaveExisting", testSaveExisting},
 		{"ConcurrentSave", testConcurrentSave},
 		{"Ownership", testOwnership},
+		{"SaveEarly", testSaveEarly},
 		{"Replace", testReplace},
 		{"Stat", testStat},
 		{"Remove", testRemove},
@@ -306,6 +307,53 @@ func testOwnership(t *testing.T, b backend.Backend) {
 	}
 	got[0] ^= 0xff
 	wantContent(t, b, h, orig)
+}
+
+// testSaveEarly checks backend.SaveEarly (the backend's own SaveEarly when
+// it is an EarlySaver): done is called exactly once, before SaveEarly
+// returns, on success and on every failure, and data changed from the
+// moment done is called does not change the stored object.
+func testSaveEarly(t *testing.T, b backend.Backend) {
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	saveEarly := func(ctx context.Context, h backend.Handle, data []byte) error {
+		t.Helper()
+		calls := 0
+		err := backend.SaveEarly(ctx, b, h, data, func() {
+			calls++
+			for i := range data {
+				data[i] ^= 0xff // the caller reuses its buffer at once
+			}
+		})
+		if calls != 1 {
+			t.Fatalf("SaveEarly(%v) called done %d times, want 1 (err %v)", h, calls, err)
+		}
+		return err
+	}
+	for _, size := range []int{0, 1000, 3 << 20} {
+		orig := content(uint64(40+size), size)
+		data := bytes.Clone(orig)
+		h := handle(backend.PackFile, orig)
+		if err := saveEarly(ctx, h, data); err != nil {
+			t.Fatalf("SaveEarly(%v): %v", h, err)
+		}
+		wantContent(t, b, h, orig)
+		if err := saveEarly(ctx, h, content(7, 10)); !errors.Is(err, backend.ErrExists) {
+			t.Fatalf("SaveEarly(%v) over an existing object: err = %v, want ErrExists", h, err)
+		}
+		wantContent(t, b, h, orig)
+	}
+	other := content(8, 5000)
+	h := handle(backend.PackFile, other)
+	if err := saveEarly(cancelled, h, bytes.Clone(other)); !errors.Is(err, context.Canceled) {
+		t.Errorf("SaveEarly with a cancelled context: err = %v, want context.Canceled", err)
+	}
+	wantMissing(t, b, h)
+	bad := backend.Handle{Type: backend.PackFile, Name: "../x"}
+	if err := saveEarly(ctx, bad, bytes.Clone(other)); !errors.Is(err, backend.ErrInvalidName) {
+		t.Errorf("SaveEarly(%v): err = %v, want ErrInvalidName", bad, err)
+	}
 }
 
 func testReplace(t *testing.T, b backend.Backend) {

@@ -48,6 +48,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -224,11 +225,19 @@ func check(ctx context.Context, op string, h backend.Handle) error {
 
 // Save stores data under h; see backend.Backend.
 func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error {
+	return b.SaveEarly(ctx, h, data, func() {})
+}
+
+// SaveEarly implements backend.EarlySaver: done is called once data is in
+// the temp file, before the fsync.
+func (b *Backend) SaveEarly(ctx context.Context, h backend.Handle, data []byte, done func()) error {
+	release := sync.OnceFunc(done)
+	defer release()
 	if err := check(ctx, "save", h); err != nil {
 		return err
 	}
 	final := b.path(h)
-	tmp, err := b.writeTemp(ctx, h, final, data)
+	tmp, err := b.writeTemp(ctx, h, final, data, release)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", h, err)
 	}
@@ -272,7 +281,7 @@ func (b *Backend) Replace(ctx context.Context, h backend.Handle, data []byte) er
 		return err
 	}
 	final := b.path(h)
-	tmp, err := b.writeTemp(ctx, h, final, data)
+	tmp, err := b.writeTemp(ctx, h, final, data, nil)
 	if err != nil {
 		return fmt.Errorf("replace %s: %w", h, err)
 	}
@@ -287,8 +296,9 @@ func (b *Backend) Replace(ctx context.Context, h backend.Handle, data []byte) er
 }
 
 // writeTemp writes data to a new, fsynced temp file in final's directory and
-// returns its path. On error it leaves no temp file behind.
-func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, final string, data []byte) (string, error) {
+// returns its path; it calls written, if not nil, once it is done reading
+// data. On error it leaves no temp file behind.
+func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, final string, data []byte, written func()) (string, error) {
 	dir := filepath.Dir(final)
 	f, err := os.CreateTemp(dir, tempPrefix+"*") // O_EXCL, mode 0600
 	if errors.Is(err, fs.ErrNotExist) && h.Type.Sharded() {
@@ -301,6 +311,9 @@ func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, final string,
 	}
 	tmp := f.Name()
 	err = writeAll(ctx, f, data)
+	if written != nil {
+		written()
+	}
 	if err == nil {
 		err = f.Sync()
 	}
