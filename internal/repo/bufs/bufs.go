@@ -6,54 +6,72 @@
 // of what it holds at every other collection, and a backup under its memory
 // limit collects every few tens of milliseconds: each time, the pipeline's
 // next chunks allocate new megabyte buffers, which brings the next
-// collection sooner. A List keeps up to n buffers across collections, so a
-// steady pipeline allocates its buffers once (measured on the benchmark
-// corpus: 90 MB of a first backup's 310 MB of allocations were such
-// buffers).
+// collection sooner. A List keeps its buffers across collections, so a
+// steady pipeline allocates them once (measured on the benchmark corpus:
+// 90 MB of a first backup's 310 MB of allocations were such buffers).
+//
+// Buffers come in two classes, so that the many small requests (small
+// files, trees) neither take the large buffers that chunks need nor leave
+// small buffers behind that a chunk would have to replace: requests up to
+// Small bytes get a buffer of exactly Small bytes, larger ones a buffer
+// rounded up to a multiple of Small.
 package bufs
 
-// List is a free list of at most n byte buffers, each of capacity at most
-// max. It is safe for concurrent use.
+// Small is the capacity of the small class and the rounding of the large.
+const Small = 256 << 10
+
+// List is a free list of at most n small and n large byte buffers, the
+// large ones of capacity at most max. It is safe for concurrent use.
 type List struct {
-	free chan *[]byte
-	max  int
+	small, large chan *[]byte
+	max          int
 }
 
-// Round is the granularity of the buffers a List allocates: a request is
-// rounded up to a multiple of it, so that a buffer fits the next few
-// requests of similar sizes instead of being replaced by each larger one.
-const Round = 256 << 10
-
-// NewList returns a List that keeps up to n buffers of capacity at most max.
+// NewList returns a List that keeps up to n buffers of each class, the
+// large ones of capacity at most max.
 func NewList(n, max int) *List {
-	return &List{free: make(chan *[]byte, n), max: max}
+	return &List{small: make(chan *[]byte, n), large: make(chan *[]byte, n), max: max}
 }
 
 // Get returns a buffer of length 0 and capacity at least size: a kept one
-// when one is free (a kept buffer too small for size is replaced), else a
-// new one.
+// of the right class when one is free (a kept large buffer too small for
+// size is replaced), else a new one.
 func (l *List) Get(size int) *[]byte {
+	free, want := l.small, Small
+	if size > Small {
+		free, want = l.large, (size+Small-1)/Small*Small
+	}
 	var b *[]byte
 	select {
-	case b = <-l.free:
+	case b = <-free:
 	default:
 		b = new([]byte)
 	}
 	if cap(*b) < size {
-		*b = make([]byte, 0, (size+Round-1)/Round*Round)
+		*b = make([]byte, 0, want)
 	}
 	*b = (*b)[:0]
 	return b
 }
 
-// Put returns b to the list, which keeps it unless the list is full or b is
-// larger than the list's max. b must not be used after.
+// Put returns b, which Get returned, to the list. The list keeps it unless
+// its class is full or b is larger than the list's max. b must not be used
+// after.
 func (l *List) Put(b *[]byte) {
-	if b == nil || cap(*b) > l.max {
+	if b == nil {
+		return
+	}
+	var free chan *[]byte
+	switch c := cap(*b); {
+	case c == Small:
+		free = l.small
+	case c > Small && c <= l.max:
+		free = l.large
+	default:
 		return
 	}
 	select {
-	case l.free <- b:
+	case free <- b:
 	default:
 	}
 }
