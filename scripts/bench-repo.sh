@@ -194,6 +194,25 @@ run() {
 	log "  $key: ${s}s wall, ${cpu[$key]}s CPU, $((m / 1024)) MiB"
 }
 
+page_cache_note() { # whether the corpus really stays in the page cache
+	# A DAMON "pageout" scheme (some VM platforms run one to hand memory
+	# back to the host) reclaims pages that were idle for a while, page
+	# cache included, so part of the corpus is read from disk again in
+	# every run whatever the warm-up; the note says so, with the idle age.
+	local k d age aggr
+	for k in /sys/kernel/mm/damon/admin/kdamonds/*; do
+		[[ $(cat "$k/state" 2>/dev/null) == on ]] || continue
+		for d in "$k"/contexts/*/schemes/*; do
+			[[ $(cat "$d/action" 2>/dev/null) == pageout ]] || continue
+			age=$(cat "$d/access_pattern/age/min" 2>/dev/null || echo 0)
+			aggr=$(cat "$d/../../monitoring_attrs/intervals/aggr_us" 2>/dev/null || echo 0)
+			echo "page cache warmed, but DAMON pageout (a kernel daemon of this VM) reclaims pages idle for $((age * aggr / 1000000)) s, so runs read part of the corpus from disk"
+			return
+		done
+	done
+	echo "page cache warm"
+}
+
 prepare_data() { # fresh copy of the pristine corpus at $data, read once
 	if command -v rsync >/dev/null; then
 		rsync -a --delete --exclude='/.*' "$BENCH_CORPUS/" "$data/"
@@ -341,7 +360,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
 {
 	echo "Corpus: $corpus_files files, $(mb "$corpus_bytes") MB ($(awk -v r="$random_bytes" -v t="$corpus_bytes" 'BEGIN { printf "%.0f", 100 * r / t }')% incompressible random bytes; copies of /usr/local/go, /usr/share/doc, /usr/lib/python3*; built by scripts/corpus.sh)."
-	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || uname -m), $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r), work dir on $fstype; page cache warm; load average ${load_before%% *} before, ${load_after%% *} after (other work on the machine inflates times)."
+	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || uname -m), $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r), work dir on $fstype; $(page_cache_note); load average ${load_before%% *} before, ${load_after%% *} after (other work on the machine inflates times)."
 	printf 'Versions:'
 	for tool in "${tools[@]}"; do printf ' %s;' "${version[$tool]}"; done
 	echo
