@@ -76,11 +76,13 @@ type GuardTimeouts struct {
 	// UpgradeIdle closes an upgraded (WebSocket) connection that carried
 	// nothing in either direction for this long; 0: never.
 	UpgradeIdle Duration `yaml:"upgrade_idle"`
-	// MinBodyRate is the slowest average rate, in bytes per second, at
-	// which a request body may arrive once BodyGrace has passed (slow
-	// POST). A large upload at any decent rate is never cut off.
+	// MinBodyRate is the slowest rate, in bytes per second, at which a
+	// request body must keep arriving, bursts and stalls smoothed over
+	// BodyGrace (slow POST). A large upload at any decent rate is never
+	// cut off.
 	MinBodyRate Size `yaml:"min_body_rate"`
-	// BodyGrace is how long a body may take before MinBodyRate applies.
+	// BodyGrace is the slack on MinBodyRate: how long a body may stall,
+	// and at most how much a burst counts for later (internal/guard/body.go).
 	BodyGrace Duration `yaml:"body_grace"`
 	// MaxHeaderBytes caps the request line and headers together.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`

@@ -303,6 +303,32 @@ func TestSlowPostAndUploads(t *testing.T) {
 		t.Errorf("slow POST lasted %v (min rate 10 KiB/s after 1 s)", elapsed)
 	}
 
+	// Front-loaded credit: 200 KiB at once (20 s at the minimum rate), then
+	// 10 bytes every 800 ms. The burst buys at most one grace period: the
+	// trickle is cut off within a few seconds, not after 20.
+	c2 := dialFrom(t, 5, addr)
+	start2 := time.Now()
+	fmt.Fprintf(c2, "POST /upload HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 1000000\r\n\r\n")
+	if _, err := c2.Write(bytes.Repeat([]byte("f"), 200<<10)); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for time.Since(start2) < 25*time.Second {
+			time.Sleep(800 * time.Millisecond)
+			if _, err := c2.Write([]byte("0123456789")); err != nil {
+				return
+			}
+		}
+	}()
+	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
+	elapsed = time.Since(start2)
+	if err == nil && resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("burst-then-trickle POST answered %d, want 408 or a closed connection", resp.StatusCode)
+	}
+	if elapsed > 8*time.Second {
+		t.Errorf("burst-then-trickle POST lasted %v (grace 1 s; its burst was worth 20 s at the minimum rate)", elapsed)
+	}
+
 	// A large upload at full speed passes whole.
 	big := bytes.Repeat([]byte("u"), 32<<20)
 	r, _ := http.NewRequest("POST", "http://shop.example/upload", bytes.NewReader(big))
@@ -317,15 +343,19 @@ func TestSlowPostAndUploads(t *testing.T) {
 	}
 
 	// A steady upload at 40 KiB/s for 3 s (above the 10 KiB/s minimum)
-	// passes too, though it takes longer than the grace period.
+	// passes too, though it takes longer than the grace period, and though
+	// its link stalls for 700 ms in the middle.
 	pr, pw := io.Pipe()
 	go func() {
 		chunk := bytes.Repeat([]byte("s"), 4<<10)
-		for range 30 {
+		for i := range 30 {
 			if _, err := pw.Write(chunk); err != nil {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
+			if i == 15 {
+				time.Sleep(700 * time.Millisecond)
+			}
 		}
 		pw.Close()
 	}()
