@@ -377,4 +377,7 @@ func Hex(id ID) string { return hex.EncodeToString(id[:]) }
 func Short(id ID) string { return hex.EncodeToString(id[:4]) }
 
 // Close flushes nothing: call Flush first when writing.
-func (r *Repository) Close() error { return r.be.Close() }
+func (r *Repository) Close() error {
+	compressBufs.Drain() // a daemon between backups keeps none of their buffers
+	return r.be.Close()
+}

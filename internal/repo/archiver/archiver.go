@@ -172,6 +172,7 @@ func CleanPaths(paths []string) ([]string, error) {
 
 // Backup snapshots paths into r.
 func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) (*Result, error) {
+	defer chunkBufs.Drain() // a daemon between backups keeps none of their buffers
 	start := time.Now()
 	stored := r.Stats().BytesStored.Load()
 	paths, err := CleanPaths(paths)

@@ -78,6 +78,7 @@ func ValidateStreamName(name string) error {
 // snapshot's Paths are the streams' names with a leading slash. Nothing is
 // saved unless every stream completes (see the file comment).
 func BackupStreams(ctx context.Context, r *repo.Repository, streams []Stream, o Options) (*Result, error) {
+	defer chunkBufs.Drain() // as in Backup
 	start := time.Now()
 	stored := r.Stats().BytesStored.Load()
 	if len(streams) == 0 {

@@ -54,6 +54,22 @@ func (l *List) Get(size int) *[]byte {
 	return b
 }
 
+// Drain lets go of every kept buffer, for the collector to reclaim: a
+// long-running process calls it when a burst of work (a backup) is over,
+// so that its idle memory does not include the buffers of the last burst.
+func (l *List) Drain() {
+	for _, free := range []chan *[]byte{l.small, l.large} {
+		for {
+			select {
+			case <-free:
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
 // Put returns b, which Get returned, to the list. The list keeps it unless
 // its class is full or b is larger than the list's max. b must not be used
 // after.

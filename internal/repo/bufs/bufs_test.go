@@ -72,3 +72,18 @@ func TestGetAllocs(t *testing.T) {
 		t.Errorf("%v allocations per Get and Put of kept buffers", n)
 	}
 }
+
+func TestDrain(t *testing.T) {
+	l := NewList(2, 4<<20)
+	for _, size := range []int{10, 20, 1 << 20, 2 << 20} {
+		l.Put(l.Get(size))
+	}
+	if n, m := len(l.small), len(l.large); n != 1 || m != 1 {
+		t.Fatalf("before Drain: %d small and %d large kept, want 1 and 1", n, m)
+	}
+	l.Drain()
+	if n, m := len(l.small), len(l.large); n != 0 || m != 0 {
+		t.Fatalf("after Drain: %d small and %d large kept", n, m)
+	}
+	l.Drain() // on an empty list: returns at once
+}
