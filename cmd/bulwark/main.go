@@ -88,25 +88,25 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
-	// BULWARK_CPUPROFILE=FILE writes a CPU profile of the command (for
-	// 'go tool pprof'): where a slow backup or restore spends its time.
+	// Profiles of the command, for 'go tool pprof' (both may be asked for
+	// at once): BULWARK_CPUPROFILE=FILE, where a slow backup or restore
+	// spends its time; BULWARK_HEAPPROFILE=FILE, the heap at the command's
+	// largest live heap, where a backup's memory goes.
+	var stops []func()
 	if p := os.Getenv("BULWARK_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
-			code := run(ctx, e, os.Args[1:])
-			pprof.StopCPUProfile()
-			f.Close()
-			os.Exit(code)
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 		}
 	}
-	// BULWARK_HEAPPROFILE=FILE writes the heap profile taken at the
-	// command's largest live heap: where a backup's memory goes.
 	if p := os.Getenv("BULWARK_HEAPPROFILE"); p != "" {
 		stopHeap := peakHeapProfile(p)
-		code := run(ctx, e, os.Args[1:])
-		stopHeap()
-		os.Exit(code)
+		stops = append(stops, func() { stopHeap() })
 	}
-	os.Exit(run(ctx, e, os.Args[1:]))
+	code := run(ctx, e, os.Args[1:])
+	for _, s := range stops {
+		s()
+	}
+	os.Exit(code)
 }
 
 // run executes args and returns the exit status.

@@ -637,8 +637,8 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 	}
 	// A chunker holds a buffer of a few chunks (4 MiB, up to 16 MiB for
 	// long chunks) and runs at about 2 GB/s, so one, shared by the workers,
-	// is enough: the savers do the costly part
-	// of a large file's chunks in parallel.
+	// is enough: the savers do the costly part of a large file's chunks in
+	// parallel.
 	c := <-a.chunkers
 	if c == nil {
 		c = chunker.New(nil, a.r.ChunkerTable(), p)

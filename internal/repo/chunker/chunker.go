@@ -131,9 +131,9 @@
 // instruction (see find). A Chunker reuses one buffer and allocates nothing
 // per chunk; Reset reuses it for the next stream. The buffer starts at
 // 4*Avg bytes (4 MiB with the defaults; at most 2*Max) and doubles only
-// when a chunk does not fit in it (to at most 2*Max): on ordinary data chunks stay
-// near Avg and the buffer never grows, where a fixed 2*Max buffer would hold
-// 16 MiB for a chunker that rarely sees an 8 MiB chunk.
+// when a chunk does not fit in it (to at most 2*Max): on ordinary data
+// chunks stay near Avg and the buffer never grows, where a fixed 2*Max
+// buffer would hold 16 MiB for a chunker that rarely sees an 8 MiB chunk.
 package chunker
 
 import (
