@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/detect"
 )
 
@@ -120,7 +121,7 @@ addresses (guard.allow) stay exempt in the guard.`,
 			if len(args) != 1 {
 				return usageError("add takes one address or CIDR, got %d arguments", len(args))
 			}
-			net, err := detect.ParseNet(args[0])
+			net, err := config.ParseNet(args[0])
 			if err != nil {
 				return usageError("%v", err)
 			}
@@ -170,7 +171,7 @@ no ban in force matches.`,
 			if len(args) != 1 {
 				return usageError("remove takes one address or CIDR, got %d arguments", len(args))
 			}
-			net, err := detect.ParseNet(args[0])
+			net, err := config.ParseNet(args[0])
 			if err != nil {
 				return usageError("%v", err)
 			}

@@ -120,7 +120,7 @@ replaced.`, list),
 			if len(args) != 1 {
 				return usageError("add takes one address or CIDR, got %d arguments", len(args))
 			}
-			net, err := rules.ParseNet(args[0])
+			net, err := config.ParseNet(args[0])
 			if err != nil {
 				return usageError("%v", err)
 			}
@@ -173,7 +173,7 @@ Exit status 1 when there is no such entry.`,
 			if len(args) != 1 {
 				return usageError("remove takes one address or CIDR, got %d arguments", len(args))
 			}
-			net, err := rules.ParseNet(args[0])
+			net, err := config.ParseNet(args[0])
 			if err != nil {
 				return usageError("%v", err)
 			}
@@ -304,7 +304,7 @@ whole.`,
 			}
 			s := rules.Shape{Name: args[0], Sites: sites, Accounts: accounts, Bandwidth: bw.Bytes(), Reason: reason, Origin: banActor()}
 			for _, n := range nets {
-				p, err := rules.ParseNet(n)
+				p, err := config.ParseNet(n)
 				if err != nil {
 					return usageError("--net: %v", err)
 				}

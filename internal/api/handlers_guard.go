@@ -67,7 +67,7 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	net, err := detect.ParseNet(req.Net)
+	net, err := config.ParseNet(req.Net)
 	if err != nil {
 		return badRequest("net", "%v", err)
 	}
@@ -94,7 +94,7 @@ func (s *Server) removeBan(w http.ResponseWriter, r *http.Request, c *Call) erro
 		return err
 	}
 	raw := r.URL.Query().Get("net")
-	net, err := detect.ParseNet(raw)
+	net, err := config.ParseNet(raw)
 	if err != nil {
 		return badRequest("net", "give ?net=ADDR or ?net=CIDR: %v", err)
 	}
@@ -161,7 +161,7 @@ func (s *Server) addEntry(w http.ResponseWriter, r *http.Request, c *Call) error
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	net, err := rules.ParseNet(req.Net)
+	net, err := config.ParseNet(req.Net)
 	if err != nil {
 		return badRequest("net", "%v", err)
 	}
@@ -191,7 +191,7 @@ func (s *Server) removeEntry(w http.ResponseWriter, r *http.Request, c *Call) er
 	}
 	q := r.URL.Query()
 	list := q.Get("list") // RemoveEntry refuses anything but allow and deny
-	net, err := rules.ParseNet(q.Get("net"))
+	net, err := config.ParseNet(q.Get("net"))
 	if err != nil {
 		return badRequest("net", "give ?net=ADDR or ?net=CIDR: %v", err)
 	}
@@ -263,7 +263,7 @@ func (s *Server) putShape(w http.ResponseWriter, r *http.Request, c *Call) error
 		Reason: req.Reason, Origin: "user:" + c.Principal.Username}
 	c.Resource = "shape/" + sh.Name
 	for i, n := range req.Nets {
-		p, err := rules.ParseNet(n)
+		p, err := config.ParseNet(n)
 		if err != nil {
 			return badRequest(fmt.Sprintf("nets[%d]", i), "%v", err)
 		}

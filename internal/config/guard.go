@@ -490,14 +490,16 @@ func checkNets(c *checker, field string, list []string) {
 }
 
 // ParseNet parses an address (a /32 or /128) or a CIDR, canonical
-// (masked, IPv4-mapped networks unmapped).
+// (masked, IPv4-mapped networks unmapped): a network to list, ban or
+// shape, from the config, the API or the command line. Its error names s
+// and shows the forms accepted.
 func ParseNet(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return netindex.Canonical(p), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR (such as 203.0.113.7, 203.0.113.0/24 or 2001:db8::/48)", s)
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil

@@ -26,7 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/netindex"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -227,15 +226,6 @@ func (b *Bans) query(ctx context.Context, where string, args ...any) ([]Ban, err
 		return nil, fmt.Errorf("read bans: %w", err)
 	}
 	return out, nil
-}
-
-// ParseNet parses an address or CIDR as a network to ban.
-func ParseNet(s string) (netip.Prefix, error) {
-	p, err := config.ParseNet(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR (such as 203.0.113.7, 203.0.113.0/24 or 2001:db8::/48)", s)
-	}
-	return p, nil
 }
 
 // Add records a ban for d (from now) and publishes ban.added. Origin must

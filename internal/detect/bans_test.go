@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/store"
 	"github.com/bulwarkhq/bulwark/internal/store/storetest"
@@ -28,7 +29,7 @@ func (c *clock) Advance(d time.Duration) {
 
 func mustNet(t *testing.T, s string) netip.Prefix {
 	t.Helper()
-	p, err := ParseNet(s)
+	p, err := config.ParseNet(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +167,11 @@ func TestBanValidation(t *testing.T) {
 		t.Errorf("%d bans stored from invalid input", got)
 	}
 	for _, bad := range []string{"", "203.0.113", "203.0.113.0/33", "example.com"} {
-		if _, err := ParseNet(bad); err == nil {
-			t.Errorf("ParseNet(%q) accepted", bad)
+		if _, err := config.ParseNet(bad); err == nil {
+			t.Errorf("config.ParseNet(%q) accepted", bad)
 		}
 	}
-	if p, _ := ParseNet("203.0.113.9/24"); p.String() != "203.0.113.0/24" {
+	if p, _ := config.ParseNet("203.0.113.9/24"); p.String() != "203.0.113.0/24" {
 		t.Errorf("ParseNet masks: got %s", p)
 	}
 }

@@ -33,7 +33,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/netindex"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -289,15 +288,6 @@ func checkList(list string) error {
 		return invalid("list", "%q: must be %q or %q", list, Allow, Deny)
 	}
 	return nil
-}
-
-// ParseNet parses an address or CIDR for a list or a shaping rule.
-func ParseNet(s string) (netip.Prefix, error) {
-	p, err := config.ParseNet(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR (such as 203.0.113.7, 203.0.113.0/24 or 2001:db8::/48)", s)
-	}
-	return netindex.Canonical(p), nil
 }
 
 // AddEntry adds a network to a list for d (0: until removed), replacing
