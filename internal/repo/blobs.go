@@ -42,9 +42,11 @@ type packer struct {
 	keys []blobKey
 }
 
-// compressBufs holds the buffers blobs are compressed into, one for each
-// SaveBlob in progress (the archiver's workers and savers, about twice
-// GOMAXPROCS); a blob's buffer is free again once the pack has a copy.
+// compressBufs holds the buffers of compressed blob bodies: those blobs are
+// compressed into, one for each SaveBlob in progress (the archiver's
+// workers and savers, about twice GOMAXPROCS), free again once the pack has
+// a copy; and those OpenBlob decrypts a compressed body into before
+// decompressing it (a restore's workers), free again when it returns.
 var compressBufs = bufs.NewList(2*runtime.GOMAXPROCS(0)+2, pack.CompressBound(4<<20))
 
 // SaveBlob stores plaintext as a blob of type t unless the repository
@@ -497,18 +499,15 @@ func (r *Repository) LoadBlob(ctx context.Context, t uint8, id ID, dst []byte) (
 // ErrBlobNotFound means no index lists the blob.
 var ErrBlobNotFound = errors.New("not in the index")
 
-// OpenBlob decrypts and decompresses one stored blob and checks its id.
+// OpenBlob decrypts and decompresses one stored blob and checks its id. The
+// plaintext is written into dst[:0] when it fits (else into a new slice)
+// and stays valid until dst is used again; dst must not overlap stored.
+// Nothing else is allocated: a compressed body is decrypted into a kept
+// buffer (compressBufs), an uncompressed one straight into dst.
 func (r *Repository) OpenBlob(aead cipher.AEAD, loc index.Location, id ID, stored, dst []byte) ([]byte, error) {
-	body, err := pack.OpenBlob(aead, int(loc.Offset), stored)
+	out, err := openBlob(aead, loc, stored, dst)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s in pack %s: %w", Short(id), Short(loc.Pack), err)
-	}
-	out := body
-	if loc.Flags&1 != 0 {
-		out, err = pack.Decompress(dst[:0], body, int(loc.RawLength))
-		if err != nil {
-			return nil, fmt.Errorf("blob %s in pack %s: %w", Short(id), Short(loc.Pack), err)
-		}
 	}
 	if len(out) != int(loc.RawLength) {
 		return nil, fmt.Errorf("blob %s in pack %s: %d bytes, index says %d", Short(id), Short(loc.Pack), len(out), loc.RawLength)
@@ -517,6 +516,20 @@ func (r *Repository) OpenBlob(aead cipher.AEAD, loc index.Location, id ID, store
 		return nil, fmt.Errorf("blob %s in pack %s: content does not match its id", Short(id), Short(loc.Pack))
 	}
 	return out, nil
+}
+
+// openBlob is OpenBlob without the checks of length and id.
+func openBlob(aead cipher.AEAD, loc index.Location, stored, dst []byte) ([]byte, error) {
+	if loc.Flags&1 == 0 {
+		return pack.AppendOpenBlob(dst[:0], aead, int(loc.Offset), stored)
+	}
+	bp := compressBufs.Get(len(stored))
+	defer compressBufs.Put(bp)
+	body, err := pack.AppendOpenBlob(*bp, aead, int(loc.Offset), stored)
+	if err != nil {
+		return nil, err
+	}
+	return pack.Decompress(dst[:0], body, int(loc.RawLength))
 }
 
 // SaveBlobCopy stores a blob even when the index already lists it (in a

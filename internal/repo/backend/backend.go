@@ -325,6 +325,28 @@ func SaveEarly(ctx context.Context, be Backend, h Handle, data []byte, done func
 	return err
 }
 
+// LoaderInto is implemented by a Backend that can read into a buffer the
+// caller owns and reuses, so that a reader of many ranges (a restore, a
+// check) does not allocate, fault in and collect a new buffer for each.
+type LoaderInto interface {
+	// LoadInto is Load, except that when length > 0 and cap(buf) >= length
+	// it returns buf[:length] holding the range. It may still return a new
+	// slice (length 0: to the end of the object; buf too small). On error
+	// buf's contents are undefined.
+	LoadInto(ctx context.Context, h Handle, offset int64, length int, buf []byte) ([]byte, error)
+}
+
+// LoadInto returns the range of h that be.Load would, read into buf when
+// be is a LoaderInto and buf has room, else as be.Load returns it. Like
+// SaveEarly it does not look through wrappers: a wrapper may need its own
+// copy of what it loads.
+func LoadInto(ctx context.Context, be Backend, h Handle, offset int64, length int, buf []byte) ([]byte, error) {
+	if li, ok := be.(LoaderInto); ok {
+		return li.LoadInto(ctx, h, offset, length, buf)
+	}
+	return be.Load(ctx, h, offset, length)
+}
+
 // UploadConcurrency is how many objects a writer should upload at once
 // to be: 1 unless be (or a backend it wraps) says otherwise with an
 // UploadConcurrency() int method. Remote transports return more, so that

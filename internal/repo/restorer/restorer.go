@@ -320,9 +320,9 @@ func (rs *restorer) fetch(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf []byte
+			var buf, window []byte
 			for id := range work {
-				if err := rs.fetchPack(ctx, id, &buf); err != nil {
+				if err := rs.fetchPack(ctx, id, &buf, &window); err != nil {
 					once.Do(func() { firstErr = err; cancel() })
 				}
 			}
@@ -342,7 +342,10 @@ func (rs *restorer) fetch(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf *[]byte) error {
+// fetchPack reads the needed blobs of one pack and writes them to their
+// targets. A worker keeps its buffers across packs: window for what is read
+// from the pack (up to readWindow), buf for a blob's plaintext.
+func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf, window *[]byte) error {
 	needs := rs.packs[packID]
 	sort.Slice(needs, func(i, j int) bool { return needs[i].loc.Offset < needs[j].loc.Offset })
 	aead, err := rs.r.PackAEAD(ctx, packID)
@@ -363,9 +366,12 @@ func (rs *restorer) fetchPack(ctx context.Context, packID repo.ID, buf *[]byte) 
 			}
 			end = max(end, e)
 		}
-		data, err := rs.r.Backend().Load(ctx, packHandle(packID), start, int(end-start))
+		data, err := backend.LoadInto(ctx, rs.r.Backend(), packHandle(packID), start, int(end-start), *window)
 		if err != nil {
 			return err
+		}
+		if cap(data) > cap(*window) {
+			*window = data[:0]
 		}
 		for _, n := range needs[i:j] {
 			o := int64(n.loc.Offset) - start

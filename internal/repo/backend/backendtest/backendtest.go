@@ -58,6 +58,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"Location", testLocation},
 		{"SaveLoadEveryType", testSaveLoadEveryType},
 		{"LoadRange", testLoadRange},
+		{"LoadInto", testLoadInto},
 		{"Missing", testMissing},
 		{"SaveExisting", testSaveExisting},
 		{"ConcurrentSave", testConcurrentSave},
@@ -168,11 +169,50 @@ func testSaveLoadEveryType(t *testing.T, b backend.Backend) {
 	}
 }
 
+// loadFunc reads a range of an object: Backend.Load, or backend.LoadInto
+// with some buffer.
+type loadFunc func(ctx context.Context, h backend.Handle, offset int64, length int) ([]byte, error)
+
 func testLoadRange(t *testing.T, b backend.Backend) {
+	checkLoadRange(t, b, b.Load, "Load")
+}
+
+// testLoadInto checks backend.LoadInto (the backend's own LoadInto when it
+// is a LoaderInto) as testLoadRange checks Load, with buffers too small,
+// large enough and dirty from earlier reads; and that a LoaderInto reads
+// into a buffer that has room instead of allocating.
+func testLoadInto(t *testing.T, b backend.Backend) {
+	for _, bufCap := range []int{0, 10, 4096, 1 << 16} {
+		buf := bytes.Repeat([]byte{0xAA}, bufCap)
+		checkLoadRange(t, b, func(ctx context.Context, h backend.Handle, offset int64, length int) ([]byte, error) {
+			got, err := backend.LoadInto(ctx, b, h, offset, length, buf)
+			if _, ok := b.(backend.LoaderInto); ok && err == nil && length > 0 && length <= cap(buf) &&
+				(len(got) == 0 || &got[0] != &buf[:1][0]) {
+				t.Errorf("LoadInto(offset %d, length %d) with a buffer of capacity %d: result not read into the buffer", offset, length, cap(buf))
+			}
+			return got, err
+		}, fmt.Sprintf("LoadInto with a buffer of capacity %d", bufCap))
+	}
+	if _, err := backend.LoadInto(context.Background(), b, handle(backend.PackFile, []byte("never saved")), 0, 5, make([]byte, 16)); !errors.Is(err, backend.ErrNotExist) {
+		t.Errorf("LoadInto of a missing object: err = %v, want ErrNotExist", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	data := content(2, 100)
+	h := handle(backend.PackFile, data)
+	save(t, b, h, data)
+	if _, err := backend.LoadInto(ctx, b, h, 0, 10, make([]byte, 16)); !errors.Is(err, context.Canceled) {
+		t.Errorf("LoadInto with a cancelled context: err = %v, want context.Canceled", err)
+	}
+}
+
+func checkLoadRange(t *testing.T, b backend.Backend, load loadFunc, name string) {
 	const size = 4096
 	data := content(1, size)
 	h := handle(backend.PackFile, data)
-	save(t, b, h, data)
+	if err := b.Save(context.Background(), h, data); err != nil && !errors.Is(err, backend.ErrExists) {
+		t.Fatalf("Save(%v): %v", h, err) // ErrExists: saved for an earlier call
+	}
 	tests := []struct {
 		offset int64
 		length int
@@ -196,24 +236,24 @@ func testLoadRange(t *testing.T, b backend.Backend) {
 		{0, -1, nil, false},
 	}
 	for _, tc := range tests {
-		got, err := b.Load(context.Background(), h, tc.offset, tc.length)
+		got, err := load(context.Background(), h, tc.offset, tc.length)
 		if tc.want == nil {
 			if err == nil {
-				t.Errorf("Load(offset %d, length %d) of %d bytes: got %d bytes, want an error", tc.offset, tc.length, size, len(got))
+				t.Errorf("%s(offset %d, length %d) of %d bytes: got %d bytes, want an error", name, tc.offset, tc.length, size, len(got))
 			} else if tc.eof && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Errorf("Load(offset %d, length %d) of %d bytes: err = %v, want io.ErrUnexpectedEOF", tc.offset, tc.length, size, err)
+				t.Errorf("%s(offset %d, length %d) of %d bytes: err = %v, want io.ErrUnexpectedEOF", name, tc.offset, tc.length, size, err)
 			} else if errors.Is(err, backend.ErrNotExist) {
-				t.Errorf("Load(offset %d, length %d): err = %v, must not claim the object is missing", tc.offset, tc.length, err)
+				t.Errorf("%s(offset %d, length %d): err = %v, must not claim the object is missing", name, tc.offset, tc.length, err)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("Load(offset %d, length %d): %v", tc.offset, tc.length, err)
+			t.Errorf("%s(offset %d, length %d): %v", name, tc.offset, tc.length, err)
 			continue
 		}
 		if !bytes.Equal(got, tc.want) {
-			t.Errorf("Load(offset %d, length %d): got %d bytes, want %d bytes from offset %d of the object",
-				tc.offset, tc.length, len(got), len(tc.want), tc.offset)
+			t.Errorf("%s(offset %d, length %d): got %d bytes, want %d bytes from offset %d of the object",
+				name, tc.offset, tc.length, len(got), len(tc.want), tc.offset)
 		}
 	}
 }

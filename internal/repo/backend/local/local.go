@@ -359,6 +359,21 @@ func (b *Backend) mkShard(dir string) error {
 
 // Load returns a range of h; see backend.Backend.
 func (b *Backend) Load(ctx context.Context, h backend.Handle, offset int64, length int) ([]byte, error) {
+	return b.load(ctx, h, offset, length, nil)
+}
+
+// LoadInto reads length bytes of h at offset into buf; see
+// backend.LoaderInto.
+func (b *Backend) LoadInto(ctx context.Context, h backend.Handle, offset int64, length int, buf []byte) ([]byte, error) {
+	if length <= 0 {
+		return b.Load(ctx, h, offset, length)
+	}
+	return b.load(ctx, h, offset, length, buf)
+}
+
+// load reads a range of h into buf, or into a new slice when buf is too
+// small.
+func (b *Backend) load(ctx context.Context, h backend.Handle, offset int64, length int, buf []byte) ([]byte, error) {
 	if err := check(ctx, "load", h); err != nil {
 		return nil, err
 	}
@@ -385,7 +400,10 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, offset int64, leng
 	if offset > size || n > size-offset {
 		return nil, fmt.Errorf("load %s: range %d+%d beyond size %d: %w", h, offset, n, size, io.ErrUnexpectedEOF)
 	}
-	buf := make([]byte, n)
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
 	if _, err := f.ReadAt(buf, offset); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF // the file shrank under us
