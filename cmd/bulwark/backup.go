@@ -101,11 +101,9 @@ prefer PGPASSWORD or ~/.pgpass, and ~/.my.cnf. See docs/databases.md.`,
 				return err
 			}
 			prog := &archiver.Progress{}
-			warnings := 0
 			o := archiver.Options{Tags: tags, Host: host, Excludes: excludes, OneFileSystem: oneFS,
 				NoParent: noPar, ProgramVersion: "bulwark " + version, Progress: prog,
 				Warn: func(path string, err error) {
-					warnings++
 					fmt.Fprintf(e.Stderr, "warning: %s: %v\n", path, err)
 				}}
 			stop := showBackupProgress(e, prog)

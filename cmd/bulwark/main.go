@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"syscall"
@@ -91,11 +92,18 @@ func main() {
 	// Profiles of the command, for 'go tool pprof' (both may be asked for
 	// at once): BULWARK_CPUPROFILE=FILE, where a slow backup or restore
 	// spends its time; BULWARK_HEAPPROFILE=FILE, the heap at the command's
-	// largest live heap, where a backup's memory goes.
+	// largest live heap, where a backup's memory goes; BULWARK_TRACE=FILE,
+	// an execution trace ('go tool trace'), where the pipeline waits and
+	// cores idle.
 	var stops []func()
 	if p := os.Getenv("BULWARK_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
 			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if p := os.Getenv("BULWARK_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil && trace.Start(f) == nil {
+			stops = append(stops, func() { trace.Stop(); f.Close() })
 		}
 	}
 	if p := os.Getenv("BULWARK_HEAPPROFILE"); p != "" {

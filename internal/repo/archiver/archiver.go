@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,8 @@ type Options struct {
 	Progress       *Progress
 	Scan           bool // count files and bytes first (for an ETA), concurrently
 	// Warn is told about entries that could not be read; they are left out
-	// of the snapshot and the backup goes on. Nil ignores them.
+	// of the snapshot and the backup goes on. Nil ignores them. It is
+	// called from several goroutines at once.
 	Warn func(path string, err error)
 }
 
@@ -197,6 +199,9 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0) + 1
+		if w, _ := strconv.Atoi(os.Getenv("XW")); w > 0 {
+			o.Workers = w
+		}
 	}
 	if o.Progress == nil {
 		o.Progress = &Progress{}
@@ -556,20 +561,37 @@ func (a *archiver) worker() {
 			j.fut <- result{err: a.ctx.Err()}
 			continue
 		}
-		node, err := a.saveFile(j.path, j.node, &buf)
-		if err != nil {
-			if a.ctx.Err() != nil || isRepoError(err) {
-				a.fail(err)
-				j.fut <- result{err: err}
-				continue
-			}
-			a.warn(j.path, err)
-			j.fut <- result{}
+		node, pending, err := a.saveFile(j.path, j.node, &buf)
+		if pending != nil {
+			// A large file is cut; its chunks are still with the savers.
+			// Waiting for them here would idle this worker (and, with
+			// every worker waiting so, a core) while there are files to
+			// read: a goroutine waits instead. Memory stays bounded by the
+			// savers' queue, which saveAsync blocks on.
+			go func() {
+				node, err := pending()
+				a.finish(j, node, err)
+			}()
 			continue
 		}
-		a.count(j.st, int64(node.Size))
-		j.fut <- result{node: node, ok: true, status: j.st}
+		a.finish(j, node, err)
 	}
+}
+
+// finish delivers the outcome of a file job to its directory.
+func (a *archiver) finish(j job, node tree.Node, err error) {
+	if err != nil {
+		if a.ctx.Err() != nil || isRepoError(err) {
+			a.fail(err)
+			j.fut <- result{err: err}
+			return
+		}
+		a.warn(j.path, err)
+		j.fut <- result{}
+		return
+	}
+	a.count(j.st, int64(node.Size))
+	j.fut <- result{node: node, ok: true, status: j.st}
 }
 
 // fileError marks errors reading the source file (a warning), as opposed
@@ -584,18 +606,21 @@ func isRepoError(err error) bool {
 	return !errors.As(err, &fe)
 }
 
-func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node, error) {
+// saveFile stores the file at path. A small file is stored when it
+// returns; a large one is read and cut, and pending waits for the savers
+// to store its chunks and returns the finished node.
+func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (_ tree.Node, pending func() (tree.Node, error), _ error) {
 	f, err := openRead(path)
 	if err != nil {
-		return node, fileError{err}
+		return node, nil, fileError{err}
 	}
 	defer f.close()
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
-		return node, fileError{&os.PathError{Op: "fstat", Path: path, Err: err}}
+		return node, nil, fileError{&os.PathError{Op: "fstat", Path: path, Err: err}}
 	}
 	if st.Ino != node.Inode || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return node, fileError{errors.New("file replaced while backing it up")}
+		return node, nil, fileError{errors.New("file replaced while backing it up")}
 	}
 	size := st.Size
 	node.Size = uint64(size)
@@ -611,7 +636,7 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 		}
 		n, err := io.ReadFull(f, b[:size+1])
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return node, fileError{err}
+			return node, nil, fileError{err}
 		}
 		b = b[:n]
 		*buf = b
@@ -620,12 +645,12 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 			if n > 0 {
 				id, _, err := a.r.SaveBlob(a.ctx, repo.DataBlob, b)
 				if err != nil {
-					return node, err
+					return node, nil, err
 				}
 				node.Content = append(node.Content, tree.Chunk(tree.ID(id)))
 			}
 			a.prog.Bytes.Add(int64(n))
-			return node, nil
+			return node, nil, nil
 		}
 	}
 
@@ -643,7 +668,11 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 	if c == nil {
 		c = chunker.New(nil, a.r.ChunkerTable(), p)
 	}
-	defer func() { a.chunkers <- c }()
+	// The chunker goes back as soon as the file is cut (saveAsync copies
+	// every chunk), not after the savers are done with its chunks: the
+	// next large file is cut meanwhile.
+	release := sync.OnceFunc(func() { c.Reset(nil); a.chunkers <- c })
+	defer release()
 	// The chunks of one large file are hashed, compressed and encrypted by
 	// the savers, in parallel, while this worker goes on chunking: a single
 	// big file (a VM image, a database dump) uses every core.
@@ -661,7 +690,7 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 			}
 			if err != nil {
 				a.drain(futs)
-				return node, fileError{err}
+				return node, nil, fileError{err}
 			}
 			futs = append(futs, a.saveAsync(chunk))
 		}
@@ -670,23 +699,26 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (tree.Node
 	if pos < size {
 		futs = append(futs, doneBlob(tree.Hole(uint64(size-pos))))
 	}
-	var firstErr error
-	var got uint64
-	for _, fut := range futs {
-		res := <-fut
-		if res.err != nil && firstErr == nil {
-			firstErr = res.err
+	release()
+	return node, func() (tree.Node, error) {
+		var firstErr error
+		var got uint64
+		for _, fut := range futs {
+			res := <-fut
+			if res.err != nil && firstErr == nil {
+				firstErr = res.err
+			}
+			node.Content = append(node.Content, res.ref)
+			got += res.n
 		}
-		node.Content = append(node.Content, res.ref)
-		got += res.n
-	}
-	if firstErr == nil && got != node.Size {
-		// The file shrank (or grew) while it was read: record what was
-		// read, so the snapshot is consistent, and say so.
-		a.warn(path, fmt.Errorf("file changed size while it was read (%d bytes at the start, %d read); the snapshot has what was read", node.Size, got))
-		node.Size = got
-	}
-	return node, firstErr
+		if firstErr == nil && got != node.Size {
+			// The file shrank (or grew) while it was read: record what
+			// was read, so the snapshot is consistent, and say so.
+			a.warn(path, fmt.Errorf("file changed size while it was read (%d bytes at the start, %d read); the snapshot has what was read", node.Size, got))
+			node.Size = got
+		}
+		return node, firstErr
+	}, nil
 }
 
 type blobResult struct {

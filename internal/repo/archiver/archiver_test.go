@@ -1,7 +1,9 @@
 package archiver_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -145,5 +147,54 @@ func TestUnreadableFileWarns(t *testing.T) {
 	must(t, err)
 	if res.Warnings != 1 || len(warned) != 1 || !strings.HasSuffix(warned[0], "secret") {
 		t.Fatalf("warnings: %d %v", res.Warnings, warned)
+	}
+}
+
+// TestManyLargeFiles: workers move on while the savers still hold a large
+// file's chunks, so several large files are finished out of order, by
+// goroutines, between small ones; each must still get its own chunks, in
+// order, and the summary must count every file once.
+func TestManyLargeFiles(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	rnd := rand.New(rand.NewPCG(9, 10))
+	want := map[string][]byte{}
+	for i := range 12 {
+		data := make([]byte, 2<<20+rnd.IntN(2<<20))
+		for j := range data {
+			data[j] = byte(rnd.Uint32())
+		}
+		p := filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("big%02d", i))
+		write(t, p, data)
+		want[p] = data
+		for k := range 5 {
+			small := []byte(fmt.Sprintf("small file %d of big file %d\n", k, i))
+			p := filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("big%02d-small%d", i, k))
+			write(t, p, small)
+			want[p] = small
+		}
+	}
+	r, _ := repotest.New(t, repotest.Options{})
+	res, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{Workers: 2})
+	must(t, err)
+	if s := res.Summary; s.FilesNew != int64(len(want)) || s.FilesChanged != 0 || s.FilesUnmodified != 0 {
+		t.Errorf("summary: %d new, %d changed, %d unmodified; want %d new", s.FilesNew, s.FilesChanged, s.FilesUnmodified, len(want))
+	}
+	got := map[string]*tree.Node{}
+	paths(t, r, res.Snapshot.Tree, "/", got)
+	for p, data := range want {
+		n := got[p]
+		if n == nil {
+			t.Errorf("%s missing from the snapshot", p)
+			continue
+		}
+		var back []byte
+		for _, c := range n.Content {
+			b, err := r.LoadBlob(ctx, repo.DataBlob, repo.ID(c.ID), nil)
+			must(t, err)
+			back = append(back, b...)
+		}
+		if n.Size != uint64(len(data)) || !bytes.Equal(back, data) {
+			t.Errorf("%s: snapshot has %d bytes (size %d) that differ from the %d backed up", p, len(back), n.Size, len(data))
+		}
 	}
 }
