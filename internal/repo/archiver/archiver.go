@@ -634,8 +634,18 @@ func (a *archiver) saveFile(path string, node tree.Node, buf *[]byte) (_ tree.No
 		if int64(cap(b)) < size+1 {
 			b = make([]byte, 0, size+1)
 		}
-		n, err := io.ReadFull(f, b[:size+1])
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		// One read normally does it: a regular file is read whole up to
+		// its end, so a count of exactly the size fstat gave is the end
+		// (reading on only to see EOF would cost a system call per file).
+		// A shorter count (a network or FUSE file system may return less)
+		// reads on; size+1 bytes mean the file grew.
+		n, err := f.Read(b[:size+1])
+		if err == nil && int64(n) < size {
+			var m int
+			m, err = io.ReadFull(f, b[n:size+1])
+			n += m
+		}
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return node, nil, fileError{err}
 		}
 		b = b[:n]
