@@ -24,7 +24,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,6 +122,7 @@ type archiver struct {
 	rootDev  map[string]uint64
 	walkers  chan struct{}
 	walking  sync.WaitGroup        // walker goroutines still able to send jobs
+	pending  sync.WaitGroup        // goroutines finishing large files (worker)
 	chunkers chan *chunker.Chunker // a pool; nil entries are made on first use
 	blobJobs chan blobJob          // chunks of large files, for the savers
 }
@@ -199,9 +199,6 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0) + 1
-		if w, _ := strconv.Atoi(os.Getenv("XW")); w > 0 {
-			o.Workers = w
-		}
 	}
 	if o.Progress == nil {
 		o.Progress = &Progress{}
@@ -256,6 +253,10 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 	a.walking.Wait()
 	close(a.jobs)
 	a.wg.Wait()
+	// A failed or cancelled backup resolves the root before every large
+	// file is finished: wait for those too, so none reports (a.fail, Warn)
+	// after Backup returns. The savers, still running, resolve their chunks.
+	a.pending.Wait()
 	if a.err != nil {
 		return nil, a.err
 	}
@@ -568,7 +569,9 @@ func (a *archiver) worker() {
 			// every worker waiting so, a core) while there are files to
 			// read: a goroutine waits instead. Memory stays bounded by the
 			// savers' queue, which saveAsync blocks on.
+			a.pending.Add(1)
 			go func() {
+				defer a.pending.Done()
 				node, err := pending()
 				a.finish(j, node, err)
 			}()

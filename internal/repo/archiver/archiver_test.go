@@ -3,12 +3,15 @@ package archiver_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
 	"github.com/bulwarkhq/bulwark/internal/repo/archiver"
@@ -195,6 +198,47 @@ func TestManyLargeFiles(t *testing.T) {
 		}
 		if n.Size != uint64(len(data)) || !bytes.Equal(back, data) {
 			t.Errorf("%s: snapshot has %d bytes (size %d) that differ from the %d backed up", p, len(back), n.Size, len(data))
+		}
+	}
+}
+
+// TestCancelWithLargeFiles: a cancelled backup returns only once the
+// goroutines finishing large files are done, so none of them reports a
+// failure or a warning after Backup has returned (the race detector sees
+// the first; the Warn callback the second).
+func TestCancelWithLargeFiles(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	rnd := rand.New(rand.NewPCG(11, 12))
+	for i := range 1000 {
+		write(t, filepath.Join(src, "a", fmt.Sprintf("small%04d", i)), []byte(fmt.Sprint("small ", i)))
+	}
+	for i := range 12 {
+		data := make([]byte, 2<<20)
+		for j := range data {
+			data[j] = byte(rnd.Uint32())
+		}
+		write(t, filepath.Join(src, fmt.Sprintf("b%d", i%4), fmt.Sprintf("big%02d", i)), data)
+	}
+	for _, delay := range []time.Duration{2 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond} {
+		r, _ := repotest.New(t, repotest.Options{})
+		var returned, late atomic.Bool
+		cctx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(delay, cancel)
+		_, err := archiver.Backup(cctx, r, []string{src}, archiver.Options{Workers: 3,
+			Warn: func(path string, err error) {
+				if returned.Load() {
+					late.Store(true)
+				}
+			}})
+		returned.Store(true)
+		timer.Stop()
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled after %v: err = %v, want context.Canceled", delay, err)
+		}
+		time.Sleep(20 * time.Millisecond) // a straggler would report now
+		if late.Load() {
+			t.Errorf("cancelled after %v: a warning came after Backup returned", delay)
 		}
 	}
 }
