@@ -471,20 +471,7 @@ func TestStreamingAndUpgrade(t *testing.T) {
 		}
 		io.WriteString(w, "data: second\n\n")
 	})
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo-test" {
-			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo-test\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw) // echo until the client closes
-	})
+	mux.HandleFunc("/ws", echoUpgrade)
 	up := newServer(t, mux)
 	_, addr, _ := startGuard(t, guardConfig(up), Options{})
 
@@ -635,4 +622,22 @@ func TestWAF(t *testing.T) {
 	if len(lines) != 4 || lines[0]["blocked"] != "waf" || lines[0]["waf_rules"] == nil || lines[3]["blocked"] != nil || lines[3]["waf_rules"] == nil {
 		t.Errorf("access log:\n%v", lines)
 	}
+}
+
+// echoUpgrade is an upstream's WebSocket-like endpoint: it switches
+// protocols to "echo-test" and echoes what it reads until either side
+// closes; without that Upgrade header it answers 426.
+func echoUpgrade(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "echo-test" {
+		http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo-test\r\nConnection: Upgrade\r\n\r\n")
+	rw.Flush()
+	io.Copy(conn, rw)
 }

@@ -269,16 +269,7 @@ func TestHTTP2StreamsCapped(t *testing.T) {
 // way and is closed once it has carried nothing for upgrade_idle.
 func TestUpgradeIdle(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo-test\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw) // echo until either side closes
-	})
+	mux.HandleFunc("/ws", echoUpgrade)
 	cfg := guardConfig(newServer(t, mux))
 	cfg.Timeouts.UpgradeIdle = config.Duration(time.Second)
 	_, addr, _ := startGuard(t, cfg, Options{})
