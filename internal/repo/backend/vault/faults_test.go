@@ -29,13 +29,15 @@ import (
 
 // proxy forwards TCP connections to a vault and can cut them: the first
 // cutConns connections are dropped after cutAfter bytes from the client,
-// and onUp sees the running total of bytes from clients.
+// and the function set with setOnUp sees the running total of bytes from
+// clients. A test may swap that function while connections from an earlier
+// phase are still open, so it is held atomically.
 type proxy struct {
 	ln       net.Listener
 	target   string
 	cutAfter int64
 	cutConns int64
-	onUp     func(total int64)
+	onUp     atomic.Pointer[func(total int64)]
 	n        atomic.Int64 // connections accepted
 	up       atomic.Int64
 	cuts     atomic.Int64
@@ -62,6 +64,8 @@ func startProxy(t *testing.T, target string, p *proxy) *proxy {
 }
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) setOnUp(f func(total int64)) { p.onUp.Store(&f) }
 
 func (p *proxy) handle(c net.Conn) {
 	defer c.Close()
@@ -91,8 +95,8 @@ func (p *proxy) handle(c net.Conn) {
 				}
 				sent += int64(n)
 				total := p.up.Add(int64(n))
-				if p.onUp != nil {
-					p.onUp(total)
+				if f := p.onUp.Load(); f != nil {
+					(*f)(total)
 				}
 			}
 			if err != nil {
@@ -206,11 +210,11 @@ func TestFaultVaultKilledMidUpload(t *testing.T) {
 	// Killed and not back in time: the backup fails, nothing partial.
 	var once sync.Once
 	p := startProxy(t, v.Addr, &proxy{})
-	p.onUp = func(total int64) {
+	p.setOnUp(func(total int64) {
 		if total > 2<<20 {
 			once.Do(func() { go v.Kill() })
 		}
-	}
+	})
 	r := openRepo(t, v, "https://"+p.addr(), tok, "web", retry.Policy{Attempts: 2, Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond})
 	if err := backup(r, src); err == nil {
 		t.Fatal("backup succeeded though the vault was killed")
@@ -221,7 +225,7 @@ func TestFaultVaultKilledMidUpload(t *testing.T) {
 	// Killed and restarted during the backup: the retries carry it.
 	var once2 sync.Once
 	p.up.Store(0)
-	p.onUp = func(total int64) {
+	p.setOnUp(func(total int64) {
 		if total > 2<<20 {
 			once2.Do(func() {
 				go func() {
@@ -231,7 +235,7 @@ func TestFaultVaultKilledMidUpload(t *testing.T) {
 				}()
 			})
 		}
-	}
+	})
 	r = openRepo(t, v, "https://"+p.addr(), tok, "web", retry.Policy{Attempts: 12, Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond})
 	if err := backup(r, src); err != nil {
 		t.Fatalf("backup across a vault restart: %v", err)
@@ -246,7 +250,7 @@ func TestFaultTokenRevokedMidBackup(t *testing.T) {
 	src := randomTree(t, 6)
 	var once sync.Once
 	p := startProxy(t, v.Addr, &proxy{})
-	p.onUp = func(total int64) {
+	p.setOnUp(func(total int64) {
 		if total > 2<<20 {
 			once.Do(func() {
 				if err := vault.RevokeToken(v.Data, "client"); err != nil {
@@ -254,7 +258,7 @@ func TestFaultTokenRevokedMidBackup(t *testing.T) {
 				}
 			})
 		}
-	}
+	})
 	r := openRepo(t, v, "https://"+p.addr(), tok, "web", fastRetry)
 	start := time.Now()
 	err := backup(r, src)

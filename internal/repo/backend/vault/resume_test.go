@@ -33,7 +33,7 @@ const (
 func killAfter(p *proxy, v *vaulttest.Vault, mib int64) <-chan struct{} {
 	var once sync.Once
 	dead := make(chan struct{})
-	p.onUp = func(total int64) {
+	p.setOnUp(func(total int64) {
 		if total > mib<<20 {
 			once.Do(func() {
 				go func() {
@@ -42,7 +42,7 @@ func killAfter(p *proxy, v *vaulttest.Vault, mib int64) <-chan struct{} {
 				}()
 			})
 		}
-	}
+	})
 	return dead
 }
 
