@@ -182,9 +182,12 @@ func (f *repoFlags) open(ctx context.Context, e *Env, loadIndex bool) (*repo.Rep
 }
 
 // workingSet is the memory a backup or restore needs beyond what is live
-// once the repository is open (its index above all): the pack buffers (two
-// of pack_size), chunk and compression buffers, the chunker's buffer: about
-// 70 MiB at most on the benchmark corpus, measured with BULWARK_HEAPPROFILE.
+// once the repository is open (its index above all): chunk and compression
+// buffers, the chunker's buffer, the packs being filled (two of pack_size
+// unless they stream into a local directory: internal/repo/packstream.go):
+// about 70 MiB at most on the benchmark corpus with packs in memory, 45 MiB
+// with packs streamed, measured with BULWARK_HEAPPROFILE. What is not live
+// is the collector's headroom.
 const workingSet = 80 << 20
 
 // setMemoryLimit sets a soft memory limit of what is live now plus

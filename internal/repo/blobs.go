@@ -40,6 +40,17 @@ func (r *Repository) Stats() *SaveStats { return &r.stats }
 type packer struct {
 	w    *pack.Writer
 	keys []blobKey
+	// out streams the pack into the backend (packstream.go); nil when it is
+	// built in memory. spare is the second stream buffer of a finished
+	// streaming packer, kept for its next pack.
+	out   *packStream
+	spare []byte
+}
+
+// reusable reports whether a finished packer's buffers are worth keeping:
+// a streaming packer's two pieces, or a buffer of a whole pack.
+func (p *packer) reusable(packSize int) bool {
+	return p.spare != nil || cap(p.w.Bytes()) >= packSize
 }
 
 // compressBufs holds the buffers of compressed blob bodies: those blobs are
@@ -126,11 +137,19 @@ func (r *Repository) addToPacker(ctx context.Context, t uint8, id ID, body []byt
 		var aead cipher.AEAD
 		var E [32]byte
 		if aead, E, err = r.sec.SealTo(crypto.PurposePack); err == nil {
-			p = r.newPacker(t, aead, E)
-			r.packers[t] = p
+			if p, err = r.newPacker(ctx, t, aead, E); err == nil {
+				r.packers[t] = p
+			} else if r.upErr == nil {
+				// Sticky like a failed upload: the pack handed to upload
+				// just before, if any, fails the same way.
+				r.upErr = err
+			}
 		}
 	}
 	if err == nil {
+		if p.out != nil {
+			p.out.flushFor(p.w, len(body))
+		}
 		if _, err = p.w.Add(pack.BlobType(t), id, body, compressed, rawLen); err == nil {
 			p.keys = append(p.keys, blobKey{id, t})
 		}
@@ -154,22 +173,36 @@ func maxPending(be backend.Backend) int {
 	return 2
 }
 
-// newPacker takes a finished packer from the free list or makes one whose
-// buffer holds a whole pack. Tree packs, usually small, grow as needed.
-// Called with r.mu held.
-func (r *Repository) newPacker(t uint8, aead cipher.AEAD, E [32]byte) *packer {
+// newPacker takes a finished packer from the free list or makes one: a
+// data packer that streams (packstream.go) with two buffers of
+// streamPiece, else one whose buffer holds a whole pack. Tree packs,
+// usually small, are built in memory and grow as needed. Called with r.mu
+// held.
+func (r *Repository) newPacker(ctx context.Context, t uint8, aead cipher.AEAD, E [32]byte) (*packer, error) {
 	if t == TreeBlob {
-		return &packer{w: pack.NewWriter(aead, E)}
+		return &packer{w: pack.NewWriter(aead, E)}, nil
 	}
+	var p *packer
 	if n := len(r.free); n > 0 {
-		p := r.free[n-1]
+		p = r.free[n-1]
 		r.free = r.free[:n-1]
 		p.w.Reset(aead, E)
 		p.keys = p.keys[:0]
-		return p
+	} else {
+		size := r.cfg.PackSize
+		if r.streams() {
+			size = streamPiece
+		}
+		r.packBuffers++
+		p = &packer{w: pack.NewWriterSize(aead, E, size)}
 	}
-	r.packBuffers++
-	return &packer{w: pack.NewWriterSize(aead, E, r.cfg.PackSize)}
+	if r.streams() {
+		if err := r.stage(ctx, p); err != nil {
+			r.free = append(r.free, p)
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // upload finishes a pack and stores it in the background, at most
@@ -182,7 +215,7 @@ func (r *Repository) upload(ctx context.Context, p *packer) {
 	release := sync.OnceFunc(func() {
 		r.mu.Lock()
 		r.pendingPacks--
-		if len(r.free) < 2 && cap(p.w.Bytes()) >= r.cfg.PackSize {
+		if len(r.free) < 2 && p.reusable(r.cfg.PackSize) {
 			r.free = append(r.free, p)
 		}
 		r.packCond.Broadcast()
@@ -198,6 +231,10 @@ func (r *Repository) upload(ctx context.Context, p *packer) {
 			<-r.upSem
 		case <-ctx.Done():
 			err = ctx.Err()
+			if p.out != nil {
+				p.spare = p.out.abort()
+				p.out = nil
+			}
 		}
 		release()
 		if err != nil {
@@ -215,12 +252,31 @@ func (r *Repository) upload(ctx context.Context, p *packer) {
 // index. It calls release once it no longer reads p, possibly before the
 // pack is stored: p is then reused.
 func (r *Repository) storePack(ctx context.Context, p *packer, release func()) error {
+	// The stream is storePack's from here on: once release has handed p
+	// to the next pack, p.out is that pack's.
+	s := p.out
+	p.out = nil
 	data, blobs, err := p.w.Finish()
 	if err != nil {
+		if s != nil {
+			p.spare = s.abort()
+		}
 		return err
 	}
 	keys := slices.Clone(p.keys)
-	size := len(data)
+	size := p.w.Size()
+	if s != nil {
+		var id ID
+		id, p.spare, err = s.finish(data)
+		if err != nil {
+			return err
+		}
+		release() // every byte is in the staged object; the buffers are free
+		if err := s.st.Commit(ctx, Hex(id)); err != nil && !errors.Is(err, backend.ErrExists) {
+			return err
+		}
+		return r.packStored(ctx, id, size, blobs, keys)
+	}
 	id := ID(sha256.Sum256(data))
 	name := Hex(id)
 	if r.cfg.Parity != nil {
@@ -240,6 +296,13 @@ func (r *Repository) storePack(ctx context.Context, p *packer, release func()) e
 	if err := backend.SaveEarly(ctx, r.be, backend.Handle{Type: backend.PackFile, Name: name}, data, release); err != nil && !errors.Is(err, backend.ErrExists) {
 		return err
 	}
+	return r.packStored(ctx, id, size, blobs, keys)
+}
+
+// packStored records a pack that is now in the backend: in the index, in
+// the session's counters and written packs (writing a checkpoint when one
+// is due), and its blobs are no longer in flight.
+func (r *Repository) packStored(ctx context.Context, id ID, size int, blobs []pack.Blob, keys []blobKey) error {
 	ip := index.Pack{ID: id, Blobs: make([]index.Blob, len(blobs))}
 	for i, b := range blobs {
 		flags := uint8(0)
@@ -584,11 +647,15 @@ func (r *Repository) FlushPacks(ctx context.Context) ([]index.Pack, error) {
 	r.packers = [2]*packer{}
 	r.mu.Unlock()
 	for _, p := range ps {
-		if p != nil && p.w.Count() > 0 {
+		switch {
+		case p == nil:
+		case p.w.Count() > 0:
 			r.mu.Lock()
 			r.pendingPacks++
 			r.upload(ctx, p)
 			r.mu.Unlock()
+		case p.out != nil:
+			p.out.abort() // an empty pack is not stored
 		}
 	}
 	r.uploads.Wait()

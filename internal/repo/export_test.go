@@ -14,3 +14,6 @@ func PackStateForTest(r *Repository) (buffers, pending, waiting int) {
 	defer r.mu.Unlock()
 	return r.packBuffers, r.pendingPacks, r.waiting
 }
+
+// StreamPiece is the size of a streaming packer's buffers.
+const StreamPiece = streamPiece

@@ -88,8 +88,9 @@ type Repository struct {
 	pendingPacks int        // full packs whose buffers their upload still uses
 	maxPending   int        // the most pendingPacks before savers wait (maxPending)
 	packCond     *sync.Cond // signalled when pendingPacks drops or an upload fails
-	packBuffers  int        // pack buffers allocated (the free list reuses them)
-	waiting      int        // savers waiting for a pending slot
+	packBuffers  int        // packers with buffers allocated (the free list reuses them)
+	stager       backend.Stager
+	waiting      int // savers waiting for a pending slot
 
 	coderOnce sync.Once
 	coder     *parity.Coder
@@ -237,6 +238,7 @@ func newRepository(be backend.Backend, sec *crypto.Secrets, keyID ID, cfg Config
 		aeads:      aeadCache{m: make(map[ID]cipher.AEAD)},
 	}
 	r.packCond = sync.NewCond(&r.mu)
+	r.stager, _ = be.(backend.Stager)
 	return r
 }
 
@@ -378,6 +380,17 @@ func Short(id ID) string { return hex.EncodeToString(id[:4]) }
 
 // Close flushes nothing: call Flush first when writing.
 func (r *Repository) Close() error {
+	// Packs still open were never flushed (a failed backup): their staged
+	// objects go.
+	r.mu.Lock()
+	ps := r.packers
+	r.packers = [2]*packer{}
+	r.mu.Unlock()
+	for _, p := range ps {
+		if p != nil && p.out != nil {
+			p.out.abort()
+		}
+	}
 	compressBufs.Drain() // a daemon between backups keeps none of their buffers
 	return r.be.Close()
 }

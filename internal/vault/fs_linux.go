@@ -8,16 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// renameNoReplace renames oldname to newname, failing with EEXIST if
-// newname exists (renameat2 with RENAME_NOREPLACE; EINVAL where the file
-// system does not support the flag).
-func renameNoReplace(oldname, newname string) error {
-	if err := unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE); err != nil {
-		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: err}
-	}
-	return nil
-}
-
 // startWriteback asks the kernel to start writing n bytes of f at off to
 // disk without waiting (sync_file_range SYNC_FILE_RANGE_WRITE), so that
 // the fsync at the end of an upload finds most of it written. It is only

@@ -42,9 +42,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"github.com/bulwarkhq/bulwark/internal/repo/backend"
+	"github.com/bulwarkhq/bulwark/internal/repo/backend/local"
 )
 
 const (
@@ -130,18 +130,7 @@ func storeObject(ctx context.Context, rs *repoState, h backend.Handle, body io.R
 	if replace {
 		err = os.Rename(tmp, final)
 	} else {
-		err = os.Link(tmp, final)
-		if err == nil {
-			// The object is in place; a temporary name left behind is only
-			// clutter for the cleanup, not a failed upload.
-			_ = os.Remove(tmp)
-		} else if linkUnsupported(err) {
-			err = renameNoReplace(tmp, final)
-			if linkUnsupported(err) || errors.Is(err, syscall.EINVAL) {
-				err = fmt.Errorf("file system supports neither hard links nor renameat2(RENAME_NOREPLACE), "+
-					"so the object cannot be saved without risking overwriting another: %w", err)
-			}
-		}
+		err = local.LinkNew(tmp, final)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -198,12 +187,4 @@ func mkShard(dir string) error {
 		return err
 	}
 	return syncDir(filepath.Dir(dir))
-}
-
-// linkUnsupported reports whether err says the file system lacks the
-// operation (rather than that the operation failed).
-func linkUnsupported(err error) bool {
-	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) ||
-		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) ||
-		errors.Is(err, errors.ErrUnsupported)
 }

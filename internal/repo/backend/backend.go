@@ -325,6 +325,35 @@ func SaveEarly(ctx context.Context, be Backend, h Handle, data []byte, done func
 	return err
 }
 
+// Stager is implemented by a Backend that can take an object written piece
+// by piece before its name is known. A repository names a pack by the hash
+// of its bytes, so without a Stager it builds the whole pack in memory
+// (16 MiB by default) before it can Save it; with one, the pack streams
+// into the backend as its blobs are sealed and the writer holds only a
+// small buffer. The local backend writes a temp file and links it into
+// place on Commit. Like SaveEarly, it is not looked for through wrappers: a
+// wrapper that retries a failed Save cannot retry a stream.
+type Stager interface {
+	// Stage starts an object of type t. The name is given to Commit.
+	Stage(ctx context.Context, t Type) (Staged, error)
+}
+
+// Staged is an object being written (Stager). Its methods are not safe for
+// concurrent use.
+type Staged interface {
+	// Write appends p to the object.
+	Write(p []byte) (int, error)
+	// Commit makes what was written the object named name, with the
+	// guarantees of Save: durable when it returns nil, atomic, and never
+	// over an existing object (ErrExists; the existing object is
+	// unchanged). A cancelled ctx, an invalid name or an earlier failed
+	// Write fail it and store nothing. The Staged is finished either way.
+	Commit(ctx context.Context, name string) error
+	// Abort discards what was written. It does nothing after Commit or
+	// another Abort.
+	Abort()
+}
+
 // LoaderInto is implemented by a Backend that can read into a buffer the
 // caller owns and reuses, so that a reader of many ranges (a restore, a
 // check) does not allocate, fault in and collect a new buffer for each.

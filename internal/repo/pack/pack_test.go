@@ -538,3 +538,67 @@ func TestBlobNonce(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterTake streams packs the way a repository with a backend.Stager
+// does: whatever the points at which the bytes are taken, the pieces and
+// Finish's rest join into exactly the pack a Writer builds in one buffer,
+// Size counts what was taken, and a Writer that takes into the buffer it
+// gave back last time does not allocate once warm.
+func TestWriterTake(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	in := mixedBlobs(r, 60, 20000)
+	e := testE(5)
+	aead := testAEAD(t, "k", e)
+	want, wantRecs := build(t, aead, e, in)
+	for _, every := range []int{1, 2, 7, 59, 60} {
+		w := NewWriter(aead, e)
+		var got []byte
+		var spare []byte
+		for i, pb := range in {
+			body, compressed := Compress(nil, pb.data)
+			if _, err := w.Add(pb.t, pb.id, body, compressed, len(pb.data)); err != nil {
+				t.Fatal(err)
+			}
+			if (i+1)%every == 0 {
+				size, n := w.Size(), w.Buffered()
+				piece := w.Take(spare)
+				if len(piece) != n || w.Buffered() != 0 || w.Size() != size {
+					t.Fatalf("every %d, blob %d: took %d of %d buffered bytes, Buffered %d, Size %d -> %d",
+						every, i, len(piece), n, w.Buffered(), size, w.Size())
+				}
+				got = append(got, piece...)
+				spare = piece
+			}
+		}
+		rest, recs, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Take(nil) != nil {
+			t.Fatalf("every %d: Take after Finish returned bytes", every)
+		}
+		got = append(got, rest...)
+		if !bytes.Equal(got, want) || fmt.Sprint(recs) != fmt.Sprint(wantRecs) {
+			t.Fatalf("every %d: streamed pack (%d bytes) differs from the pack built whole (%d bytes)", every, len(got), len(want))
+		}
+		if _, out, err := readAll(t, "k", got); err != nil || len(out) != len(in) {
+			t.Fatalf("every %d: streamed pack reads %d blobs, %v", every, len(out), err)
+		}
+	}
+
+	w := NewWriter(aead, e)
+	buf := make([]byte, 0, 64<<10)
+	fill := func() {
+		w.Reset(aead, e)
+		for _, pb := range in[:10] {
+			if _, err := w.Add(pb.t, pb.id, pb.data, false, len(pb.data)); err != nil {
+				t.Fatal(err)
+			}
+			buf = w.Take(buf)
+		}
+	}
+	fill()
+	if allocs := testing.AllocsPerRun(20, fill); allocs != 0 && !raceEnabled {
+		t.Errorf("Add+Take on a warm Writer: %v allocations, want 0", allocs)
+	}
+}

@@ -9,16 +9,22 @@ import (
 	"slices"
 )
 
-// Writer builds one pack in memory. Add seals blobs into the buffer as they
-// come; Finish appends the header and trailer and hands back the whole pack.
-// Reset starts a new pack in the same buffers, so a long-lived Writer stops
+// Writer builds one pack. Add seals blobs into the buffer as they come;
+// Finish appends the header and trailer and hands back the pack. Reset
+// starts a new pack in the same buffers, so a long-lived Writer stops
 // allocating once its buffer has grown to the pack size.
+//
+// A Writer whose caller streams the pack somewhere (a backend.Staged) as
+// it fills calls Take now and then: it hands back the bytes sealed so far
+// and goes on in another buffer, so the pack never needs a buffer of its
+// own size; Finish then returns only the rest.
 //
 // A Writer is not safe for concurrent use.
 type Writer struct {
 	aead      cipher.AEAD
 	ephemeral [EphemeralSize]byte
-	buf       []byte // stored blobs, then header_ct and trailer after Finish
+	buf       []byte // stored blobs not yet taken, then header_ct and trailer after Finish
+	base      int    // bytes of the pack taken already (Take): buf starts at this offset
 	blobs     []Blob
 	hdr       []byte // header plaintext scratch
 	nonce     [NonceSize]byte
@@ -41,6 +47,7 @@ func (w *Writer) Reset(aead cipher.AEAD, ephemeral [32]byte) {
 	w.aead = aead
 	w.ephemeral = ephemeral
 	w.buf = w.buf[:0]
+	w.base = 0
 	w.blobs = w.blobs[:0]
 	w.finished = false
 	w.err = checkAEAD(aead)
@@ -66,10 +73,10 @@ func (w *Writer) Add(t BlobType, id ID, body []byte, compressed bool, rawLen int
 		return Blob{}, fmt.Errorf("pack: blob %s: uncompressed body of %d bytes with raw length %d", idPrefix(id), len(body), rawLen)
 	}
 	stored := len(body) + TagSize
-	if len(w.blobs) >= MaxBlobs || uint64(len(w.buf))+uint64(stored) > MaxDataLength {
+	if len(w.blobs) >= MaxBlobs || uint64(w.base+len(w.buf))+uint64(stored) > MaxDataLength {
 		return Blob{}, ErrFull
 	}
-	off := len(w.buf)
+	off := w.base + len(w.buf)
 	w.nonce = blobNonce(off) // a field, so the slice passed to the AEAD does not escape per call
 	// AES-GCM's Seal reallocates to the exact size when dst lacks room,
 	// which would make filling a pack quadratic: grow amortized first.
@@ -92,19 +99,36 @@ func (w *Writer) Add(t BlobType, id ID, body []byte, compressed bool, rawLen int
 // when to finish.
 func (w *Writer) Size() int {
 	if w.finished {
-		return len(w.buf)
+		return w.base + len(w.buf)
 	}
-	return len(w.buf) + headerLen(len(w.blobs)) + TrailerSize
+	return w.base + len(w.buf) + headerLen(len(w.blobs)) + TrailerSize
+}
+
+// Buffered returns the number of sealed bytes not yet taken.
+func (w *Writer) Buffered() int { return len(w.buf) }
+
+// Take returns the bytes sealed since the last Take (or Reset) and goes on
+// sealing into spare[:0], which must not overlap them; the caller owns the
+// returned bytes and may pass them as the next spare once it is done with
+// them. Take after Finish returns nil and changes nothing.
+func (w *Writer) Take(spare []byte) []byte {
+	if w.finished || w.err != nil {
+		return nil
+	}
+	out := w.buf
+	w.base += len(out)
+	w.buf = spare[:0]
+	return out
 }
 
 // Count returns the number of blobs added so far.
 func (w *Writer) Count() int { return len(w.blobs) }
 
 // Finish appends the encrypted header and the trailer and returns the whole
-// pack and its blob records, in order. A pack may hold no blobs. The pack
-// bytes alias the Writer's buffer and stay valid until the next Reset; the
-// records are a fresh copy. Finish may be called again and returns the same
-// results.
+// pack (the part not taken, when Take was called) and its blob records, in
+// order. A pack may hold no blobs. The pack bytes alias the Writer's buffer
+// and stay valid until the next Reset; the records are a fresh copy. Finish
+// may be called again and returns the same results.
 func (w *Writer) Finish() ([]byte, []Blob, error) {
 	if w.err != nil {
 		return nil, nil, w.err

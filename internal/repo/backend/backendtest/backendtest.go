@@ -64,6 +64,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"ConcurrentSave", testConcurrentSave},
 		{"Ownership", testOwnership},
 		{"SaveEarly", testSaveEarly},
+		{"Stage", testStage},
 		{"Replace", testReplace},
 		{"Stat", testStat},
 		{"Remove", testRemove},
@@ -393,6 +394,135 @@ func testSaveEarly(t *testing.T, b backend.Backend) {
 	bad := backend.Handle{Type: backend.PackFile, Name: "../x"}
 	if err := saveEarly(ctx, bad, bytes.Clone(other)); !errors.Is(err, backend.ErrInvalidName) {
 		t.Errorf("SaveEarly(%v): err = %v, want ErrInvalidName", bad, err)
+	}
+}
+
+// testStage checks a Stager (skipped for other backends): an object
+// written in pieces of any size and committed reads back whole, under its
+// name and nowhere else; Commit never replaces an existing object; Abort,
+// a cancelled context and an invalid name store nothing; a finished Staged
+// takes no more writes; several objects stage at once.
+func testStage(t *testing.T, b backend.Backend) {
+	sb, ok := b.(backend.Stager)
+	if !ok {
+		t.Skip("not a backend.Stager")
+	}
+	ctx := context.Background()
+	stage := func(ctx context.Context, typ backend.Type, data []byte, piece int) backend.Staged {
+		t.Helper()
+		s, err := sb.Stage(ctx, typ)
+		if err != nil {
+			t.Fatalf("Stage(%s): %v", typ, err)
+		}
+		for rest := data; len(rest) > 0; {
+			n := min(piece, len(rest))
+			if m, err := s.Write(rest[:n]); err != nil || m != n {
+				t.Fatalf("Staged.Write of %d bytes: %d, %v", n, m, err)
+			}
+			rest = rest[n:]
+		}
+		return s
+	}
+	for i, typ := range backend.Types() {
+		for _, tc := range []struct{ size, piece int }{{0, 1}, {1000, 7}, {3 << 20, 1 << 20}, {3<<20 + 5, 64<<10 + 1}} {
+			data := content(uint64(100+i*10+tc.piece), tc.size)
+			h := handle(typ, data)
+			if typ == backend.ConfigFile {
+				if err := b.Remove(ctx, h); err != nil && !errors.Is(err, backend.ErrNotExist) {
+					t.Fatalf("Remove(%v): %v", h, err)
+				}
+			}
+			if err := stage(ctx, typ, data, tc.piece).Commit(ctx, h.Name); err != nil {
+				t.Fatalf("Commit(%v) of %d bytes: %v", h, tc.size, err)
+			}
+			wantContent(t, b, h, data)
+			// The same name again: refused, the stored object unchanged.
+			err := stage(ctx, typ, content(9, 100), 30).Commit(ctx, h.Name)
+			if !errors.Is(err, backend.ErrExists) {
+				t.Fatalf("Commit(%v) over an existing object: err = %v, want ErrExists", h, err)
+			}
+			wantContent(t, b, h, data)
+		}
+	}
+	before := list(t, b, backend.PackFile)
+
+	// Abort, cancellation and a bad name leave nothing behind.
+	data := content(11, 5000)
+	h := handle(backend.PackFile, data)
+	s := stage(ctx, backend.PackFile, data, 1000)
+	s.Abort()
+	s.Abort()
+	if _, err := s.Write([]byte("x")); err == nil {
+		t.Error("Write after Abort: no error")
+	}
+	if err := s.Commit(ctx, h.Name); err == nil {
+		t.Fatal("Commit after Abort: no error")
+	}
+	wantMissing(t, b, h)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := stage(ctx, backend.PackFile, data, 1000).Commit(cancelled, h.Name); !errors.Is(err, context.Canceled) {
+		t.Errorf("Commit with a cancelled context: err = %v, want context.Canceled", err)
+	}
+	wantMissing(t, b, h)
+	if _, err := sb.Stage(cancelled, backend.PackFile); !errors.Is(err, context.Canceled) {
+		t.Errorf("Stage with a cancelled context: err = %v, want context.Canceled", err)
+	}
+	for _, bad := range []string{"../x", "", strings.Repeat("g", 64)} {
+		if err := stage(ctx, backend.PackFile, data, 1000).Commit(ctx, bad); !errors.Is(err, backend.ErrInvalidName) {
+			t.Errorf("Commit(%q): err = %v, want ErrInvalidName", bad, err)
+		}
+	}
+	if _, err := sb.Stage(ctx, backend.Type("bogus")); !errors.Is(err, backend.ErrInvalidName) {
+		t.Errorf("Stage of an unknown type: err = %v, want ErrInvalidName", err)
+	}
+
+	// A committed Staged takes no more writes and cannot commit again.
+	s = stage(ctx, backend.PackFile, data, 1000)
+	if err := s.Commit(ctx, h.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte("x")); err == nil {
+		t.Error("Write after Commit: no error")
+	}
+	if err := s.Commit(ctx, id([]byte("other"))); err == nil {
+		t.Error("second Commit: no error")
+	}
+	s.Abort() // does nothing now
+	wantContent(t, b, h, data)
+
+	// Interleaved stages keep their bytes apart.
+	a, c := content(12, 300<<10), content(13, 200<<10)
+	sa, err := sb.Stage(ctx, backend.PackFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := sb.Stage(ctx, backend.PackFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(a); off += 10 << 10 {
+		if _, err := sa.Write(a[off:min(off+10<<10, len(a))]); err != nil {
+			t.Fatal(err)
+		}
+		if off < len(c) {
+			if _, err := sc.Write(c[off:min(off+10<<10, len(c))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := sc.Commit(ctx, id(c)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Commit(ctx, id(a)); err != nil {
+		t.Fatal(err)
+	}
+	wantContent(t, b, handle(backend.PackFile, a), a)
+	wantContent(t, b, handle(backend.PackFile, c), c)
+	after := list(t, b, backend.PackFile)
+	before[h.Name], before[id(a)], before[id(c)] = int64(len(data)), int64(len(a)), int64(len(c))
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("List(data) = %v, want %v", after, before)
 	}
 }
 

@@ -10,19 +10,23 @@
 // Files are created 0600 and directories 0700.
 //
 // Writes. Save writes the object to a temporary file ".tmp-<random>" in the
-// object's own directory (created with O_EXCL), fsyncs it, then links it to
-// its final name with link(2), which fails with EEXIST instead of replacing
-// an existing file, so of several processes saving one name exactly one
-// wins; it then removes the temporary name and fsyncs the directory. If the
-// file system has no hard links (link fails with EPERM, ENOTSUP or ENOSYS,
-// e.g. vfat or some FUSE and SMB mounts), Save falls back to
-// renameat2(RENAME_NOREPLACE), which is just as atomic and exclusive. If
-// that is unsupported too, Save fails with an error saying so rather than
-// risk replacing an object. Replace writes a temporary file the same way and
-// rename(2)s it over the final name. Any failure (a full disk included)
-// removes the temporary file, so nothing partial is left; readers skip dot
-// files anyway, so a temporary file left by a crash is invisible until
-// CleanTemp removes it.
+// directory of its type (data/, index/, ...; created with O_EXCL), fsyncs
+// it, then links it to its final name (in its shard, for data and parity)
+// with link(2), which fails with EEXIST instead of replacing an existing
+// file, so of several processes saving one name exactly one wins; it then
+// removes the temporary name and fsyncs the directory. If the file system
+// has no hard links (link fails with EPERM, ENOTSUP or ENOSYS, e.g. vfat or
+// some FUSE and SMB mounts), Save falls back to renameat2(RENAME_NOREPLACE),
+// which is just as atomic and exclusive. If that is unsupported too, Save
+// fails with an error saying so rather than risk replacing an object.
+// Replace writes a temporary file the same way and rename(2)s it over the
+// final name. Stage (backend.Stager) is Save in two steps: the temporary
+// file is written piece by piece, and Commit names it. The temporary file
+// and the object are on one file system: a shard directory mounted
+// elsewhere would fail the link with EXDEV. Any failure (a full disk
+// included) removes the temporary file, so nothing partial is left;
+// readers skip dot files anyway, so a temporary file left by a crash is
+// invisible until CleanTemp removes it.
 //
 // Directories. Create makes the root and the six type directories eagerly
 // and the 256 shard directories under data/ and parity/ lazily, on the first
@@ -47,6 +51,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -236,35 +241,17 @@ func (b *Backend) SaveEarly(ctx context.Context, h backend.Handle, data []byte, 
 	if err := check(ctx, "save", h); err != nil {
 		return err
 	}
-	final := b.path(h)
-	tmp, err := b.writeTemp(ctx, h, final, data, release)
+	s, err := b.stage(h.Type)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", h, err)
 	}
-	dir := filepath.Dir(final)
-	err = b.link(tmp, final)
-	if err == nil {
-		// The object is in place. A temp name that cannot be removed is
-		// only clutter for CleanTemp, not a failed Save.
-		_ = os.Remove(tmp)
-	} else if linkUnsupported(err) {
-		err = b.renameNoReplace(tmp, final)
-		if linkUnsupported(err) || errors.Is(err, syscall.EINVAL) {
-			err = fmt.Errorf("file system supports neither hard links nor renameat2(RENAME_NOREPLACE), "+
-				"so the object cannot be saved without risking overwriting another: %w", err)
-		}
-	}
+	err = writeAll(ctx, s.f, data)
+	release()
 	if err != nil {
-		_ = os.Remove(tmp)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("save %s: %w", h, backend.ErrExists)
-		}
+		s.Abort()
 		return fmt.Errorf("save %s: %w", h, err)
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("save %s: %w", h, err)
-	}
-	return nil
+	return s.Commit(ctx, h.Name)
 }
 
 // linkUnsupported reports whether err says the file system lacks the
@@ -280,12 +267,21 @@ func (b *Backend) Replace(ctx context.Context, h backend.Handle, data []byte) er
 	if err := check(ctx, "replace", h); err != nil {
 		return err
 	}
-	final := b.path(h)
-	tmp, err := b.writeTemp(ctx, h, final, data, nil)
+	s, err := b.stage(h.Type)
 	if err != nil {
 		return fmt.Errorf("replace %s: %w", h, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	err = writeAll(ctx, s.f, data)
+	var tmp string
+	if err == nil {
+		tmp, err = s.finish(ctx)
+	}
+	if err != nil {
+		s.Abort()
+		return fmt.Errorf("replace %s: %w", h, err)
+	}
+	final := b.path(h)
+	if err := b.intoShard(h, func() error { return os.Rename(tmp, final) }); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("replace %s: %w", h, err)
 	}
@@ -295,25 +291,73 @@ func (b *Backend) Replace(ctx context.Context, h backend.Handle, data []byte) er
 	return nil
 }
 
-// writeTemp writes data to a new, fsynced temp file in final's directory and
-// returns its path; it calls written, if not nil, once it is done reading
-// data. On error it leaves no temp file behind.
-func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, final string, data []byte, written func()) (string, error) {
-	dir := filepath.Dir(final)
-	f, err := os.CreateTemp(dir, tempPrefix+"*") // O_EXCL, mode 0600
-	if errors.Is(err, fs.ErrNotExist) && h.Type.Sharded() {
-		if err = b.mkShard(dir); err == nil {
-			f, err = os.CreateTemp(dir, tempPrefix+"*")
-		}
+// Stage implements backend.Stager: what is written goes to a temp file in
+// the type's directory, which Commit fsyncs and links into place (in its
+// shard) as Save does.
+func (b *Backend) Stage(ctx context.Context, t backend.Type) (backend.Staged, error) {
+	if !slices.Contains(backend.Types(), t) {
+		return nil, fmt.Errorf("stage %s: %w", t, backend.ErrInvalidName)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("stage %s: %w", t, err)
+	}
+	s, err := b.stage(t)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("stage %s: %w", t, err)
 	}
-	tmp := f.Name()
-	err = writeAll(ctx, f, data)
-	if written != nil {
-		written()
+	return s, nil
+}
+
+// staged is a write in progress: a temp file (mode 0600) in the directory
+// of its type. f is nil once it is committed or aborted.
+type staged struct {
+	b   *Backend
+	t   backend.Type
+	f   *os.File
+	tmp string
+	err error // the first failed Write
+}
+
+// errFinished is the error of a Write or Commit after Commit or Abort.
+var errFinished = errors.New("staged object already committed or aborted")
+
+// stage creates the temp file of a write of type t.
+func (b *Backend) stage(t backend.Type) (*staged, error) {
+	dir := b.dir
+	if t != backend.ConfigFile {
+		dir = filepath.Join(b.dir, string(t))
 	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*") // O_EXCL, mode 0600
+	if err != nil {
+		return nil, err
+	}
+	return &staged{b: b, t: t, f: f, tmp: f.Name()}, nil
+}
+
+func (s *staged) Write(p []byte) (int, error) {
+	switch {
+	case s.f == nil:
+		return 0, fmt.Errorf("stage %s: %w", s.t, errFinished)
+	case s.err != nil:
+		return 0, s.err
+	}
+	n, err := s.f.Write(p)
+	if err != nil {
+		s.err = fmt.Errorf("stage %s: %w", s.t, err)
+	}
+	return n, s.err
+}
+
+// finish fsyncs and closes the temp file and returns its path; ctx is
+// checked last, so that a cancelled write stores nothing. On error the
+// temp file is removed.
+func (s *staged) finish(ctx context.Context) (string, error) {
+	if s.f == nil {
+		return "", errFinished
+	}
+	f := s.f
+	s.f = nil
+	err := s.err
 	if err == nil {
 		err = f.Sync()
 	}
@@ -324,10 +368,91 @@ func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, final string,
 		err = ctx.Err() // last chance to cancel before the object appears
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(s.tmp)
 		return "", err
 	}
-	return tmp, nil
+	return s.tmp, nil
+}
+
+// Commit implements backend.Staged: the temp file is fsynced and linked
+// under its name without replacing an existing object (a hard link, or
+// renameat2(RENAME_NOREPLACE) where the file system has no hard links),
+// and the directory is fsynced.
+func (s *staged) Commit(ctx context.Context, name string) error {
+	h := backend.Handle{Type: s.t, Name: name}
+	if err := check(ctx, "save", h); err != nil {
+		s.Abort()
+		return err
+	}
+	tmp, err := s.finish(ctx)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	b := s.b
+	final := b.path(h)
+	err = b.intoShard(h, func() error { return linkNew(b.link, b.renameNoReplace, tmp, final) })
+	if err != nil {
+		_ = os.Remove(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("save %s: %w", h, backend.ErrExists)
+		}
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	return nil
+}
+
+// LinkNew puts the file tmp at final without ever replacing a file there:
+// with a hard link, after which tmp is removed, or where the file system
+// has no hard links with renameat2(RENAME_NOREPLACE). An existing final
+// fails it with an error matching fs.ErrExist; a file system with neither
+// primitive with an error saying so. On error tmp is left for the caller
+// to remove. The vault's object store places its uploads with it too.
+func LinkNew(tmp, final string) error { return linkNew(os.Link, renameNoReplace, tmp, final) }
+
+// linkNew is LinkNew with the link and rename functions given (tests
+// replace them to exercise the fallbacks).
+func linkNew(link, rename func(oldname, newname string) error, tmp, final string) error {
+	err := link(tmp, final)
+	if err == nil {
+		// The object is in place. A temp name that cannot be removed is
+		// only clutter for CleanTemp, not a failed Save.
+		_ = os.Remove(tmp)
+		return nil
+	}
+	if !linkUnsupported(err) {
+		return err
+	}
+	err = rename(tmp, final)
+	if linkUnsupported(err) || errors.Is(err, syscall.EINVAL) {
+		err = fmt.Errorf("file system supports neither hard links nor renameat2(RENAME_NOREPLACE), "+
+			"so the object cannot be saved without risking overwriting another: %w", err)
+	}
+	return err
+}
+
+// Abort implements backend.Staged.
+func (s *staged) Abort() {
+	if s.f == nil {
+		return
+	}
+	_ = s.f.Close()
+	_ = os.Remove(s.tmp)
+	s.f = nil
+}
+
+// intoShard runs place, which puts a file at h's path, and when h's shard
+// directory is missing creates it and runs place again.
+func (b *Backend) intoShard(h backend.Handle, place func() error) error {
+	err := place()
+	if errors.Is(err, fs.ErrNotExist) && h.Type.Sharded() {
+		if err = b.mkShard(filepath.Dir(b.path(h))); err == nil {
+			err = place()
+		}
+	}
+	return err
 }
 
 func writeAll(ctx context.Context, f *os.File, data []byte) error {

@@ -434,7 +434,7 @@ func (s sendTracker) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.Body = tb
 	}
 	resp, err := s.rt.RoundTrip(r)
-	if err != nil && (tb != nil && tb.left.Load() > 0 || writeFailed(err)) {
+	if err != nil && (tb != nil && tb.left.Load() > 0 || writeFailed(err) || closedByUs(r, err)) {
 		return nil, &unsentError{err}
 	}
 	return resp, err
@@ -446,6 +446,16 @@ func (s sendTracker) RoundTrip(r *http.Request) (*http.Response, error) {
 func writeFailed(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "write"
+}
+
+// closedByUs reports whether err says the client closed the connection
+// itself ("use of closed network connection") without r being cancelled:
+// the transport does that when writing the request failed, and the
+// failure then surfaces from the read of the response instead (seen with
+// versitygw's early 412 once the whole body was in the client's buffer
+// but not yet on the wire).
+func closedByUs(r *http.Request, err error) bool {
+	return errors.Is(err, net.ErrClosed) && r.Context().Err() == nil
 }
 
 type trackedBody struct {
