@@ -177,6 +177,10 @@ type GuardAccountField struct {
 	Header string `yaml:"header"`
 }
 
+// Inspects reports whether the site's WAF inspects requests (detect or
+// block).
+func (s GuardSite) Inspects() bool { return s.WAF == "detect" || s.WAF == "block" }
+
 // GuardWAF tunes a site's request inspection. Zero values are defaults.
 type GuardWAF struct {
 	// Paranoia is the CRS paranoia level, 1 to 4 (0: 1).

@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,7 +260,7 @@ func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffer
 		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	s.handler = s.proxy
-	if sc.WAF == "detect" || sc.WAF == "block" {
+	if sc.Inspects() {
 		wc := waf.Config{
 			Mode:             waf.Mode(sc.WAF),
 			Paranoia:         sc.WAFOptions.Paranoia,
@@ -604,30 +605,52 @@ func (g *Guard) rewrite(pr *httputil.ProxyRequest) {
 	}
 	peer := peerAddr(in.RemoteAddr)
 	xff, fwd := g.resolver.Outbound(peer, in.Header, proto, in.Host)
+	// The keys are canonical already (net/http parsed the header into
+	// canonical keys), so the map is written directly: Set and Del would
+	// canonicalise each key again on every request.
 	h := pr.Out.Header
-	h.Set("X-Forwarded-For", xff)
-	h.Set("Forwarded", fwd)
+	h["X-Forwarded-For"] = []string{xff}
+	h["Forwarded"] = []string{fwd}
 	if g.resolver.IsTrusted(peer) {
 		if p := in.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
 			proto = p
 		}
 	}
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", in.Host)
+	h["X-Forwarded-Proto"] = []string{proto}
+	h["X-Forwarded-Host"] = []string{in.Host}
 	// Headers some upstreams read as the client address: the guard's
 	// answer replaces whatever the client sent.
 	for _, k := range spoofable {
-		h.Del(k)
+		delete(h, k)
+	}
+	// CGI, WSGI and Rack read X_Real_IP as HTTP_X_REAL_IP, the same as
+	// X-Real-IP: an underscore spelling of a header the guard sets must not
+	// reach the upstream either.
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && guardOwned(http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))) {
+			delete(h, k)
+		}
 	}
 	if st := stateOf(in.Context()); st != nil && st.client.IsValid() {
-		h.Set("X-Real-IP", st.client.String())
+		h["X-Real-Ip"] = []string{st.client.String()}
 	}
 	pr.Out.Host = in.Host
 	pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "upstream" // the pool sets the real one
 }
 
-// spoofable are client-address headers that only the guard may set.
-var spoofable = []string{"X-Real-IP", "True-Client-IP", "CF-Connecting-IP", "X-Client-IP", "X-Cluster-Client-IP", "Fastly-Client-IP"}
+// guardOwned reports whether the canonical header key k is one the guard
+// sets or removes for the upstream.
+func guardOwned(k string) bool {
+	switch k {
+	case "X-Forwarded-For", "Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host":
+		return true
+	}
+	return slices.Contains(spoofable, k)
+}
+
+// spoofable are client-address headers that only the guard may set, in
+// their canonical forms (http.CanonicalHeaderKey: "X-Real-Ip").
+var spoofable = []string{"X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Fastly-Client-Ip"}
 
 // proxyError answers a request the upstream side could not serve.
 func (g *Guard) proxyError(w http.ResponseWriter, r *http.Request, err error) {

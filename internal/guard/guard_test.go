@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,8 +36,9 @@ func TestProxyForwardsAndLogs(t *testing.T) {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	got := decodeEcho(t, body)
+	got.Header = nil // TestSpoofedClientHeaders looks at the rest
 	want := echoReply{Upstream: "a", Host: "shop.example", Path: "/cart?x=1", XFF: "127.0.0.2", Forwarded: `for=127.0.0.2;proto=http;host=shop.example`, Proto: "http"}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("upstream saw %+v\nwant %+v", got, want)
 	}
 
@@ -640,4 +642,63 @@ func echoUpgrade(w http.ResponseWriter, r *http.Request) {
 	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo-test\r\nConnection: Upgrade\r\n\r\n")
 	rw.Flush()
 	io.Copy(conn, rw)
+}
+
+// TestSpoofedClientHeaders: whatever client-address and forwarding headers
+// an untrusted client sends, in whatever case, the upstream sees only the
+// guard's: X-Real-Ip and X-Forwarded-For name the real peer, the proto and
+// host are the guard's, and the other client-address headers are gone.
+func TestSpoofedClientHeaders(t *testing.T) {
+	for _, k := range spoofable {
+		if http.CanonicalHeaderKey(k) != k {
+			t.Fatalf("spoofable key %q is not canonical (%q): the guard would not remove it", k, http.CanonicalHeaderKey(k))
+		}
+	}
+	up := newEcho(t, "a")
+	_, addr, _ := startGuard(t, guardConfig(up.srv.URL), Options{})
+	req, err := http.NewRequest("GET", "http://shop.example/who", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"x-real-ip", "True-Client-IP", "CF-Connecting-IP", "X-CLIENT-IP", "X-Cluster-Client-IP", "fastly-client-ip"} {
+		req.Header[k] = []string{"6.6.6.6"} // sent as written, canonicalised by the guard's server
+	}
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	// Underscore spellings, which CGI-style upstreams read as the same
+	// variable (HTTP_X_REAL_IP).
+	for _, k := range []string{"X_Real_IP", "x_forwarded_for", "CF_Connecting_IP", "X_Forwarded_Proto", "Forwarded_"} {
+		req.Header[k] = []string{"6.6.6.6"}
+	}
+	resp, err := client(t, 5, addr).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	got := decodeEcho(t, body)
+	if v := got.Header.Values("X-Real-Ip"); len(v) != 1 || v[0] != "127.0.0.5" {
+		t.Errorf("X-Real-Ip at the upstream = %q, want only 127.0.0.5", v)
+	}
+	for _, k := range spoofable[1:] {
+		if v := got.Header.Values(k); len(v) > 0 {
+			t.Errorf("%s reached the upstream: %q", k, v)
+		}
+	}
+	for k, v := range got.Header {
+		if strings.Contains(k, "_") && guardOwned(http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))) {
+			t.Errorf("%s reached the upstream: %q", k, v)
+		}
+	}
+	if v := got.Header.Get("Forwarded_"); v != "6.6.6.6" {
+		t.Errorf("Forwarded_ (not a header the guard sets) at the upstream = %q, want it passed on", v)
+	}
+	if got.XFF != "127.0.0.5" || got.Proto != "http" || got.Header.Get("X-Forwarded-Host") != "shop.example" {
+		t.Errorf("forwarding headers at the upstream: X-Forwarded-For %q, -Proto %q, -Host %q; want 127.0.0.5, http, shop.example",
+			got.XFF, got.Proto, got.Header.Get("X-Forwarded-Host"))
+	}
+	if !strings.Contains(got.Forwarded, "for=127.0.0.5") || strings.Contains(got.Forwarded, "6.6.6.6") {
+		t.Errorf("Forwarded at the upstream = %q, want the peer only", got.Forwarded)
+	}
 }

@@ -43,13 +43,14 @@ type echo struct {
 }
 
 type echoReply struct {
-	Upstream  string `json:"upstream"`
-	Host      string `json:"host"`
-	Path      string `json:"path"`
-	XFF       string `json:"xff"`
-	Forwarded string `json:"forwarded"`
-	Proto     string `json:"proto"`
-	BodyBytes int64  `json:"body_bytes"`
+	Upstream  string      `json:"upstream"`
+	Host      string      `json:"host"`
+	Path      string      `json:"path"`
+	XFF       string      `json:"xff"`
+	Forwarded string      `json:"forwarded"`
+	Proto     string      `json:"proto"`
+	BodyBytes int64       `json:"body_bytes"`
+	Header    http.Header `json:"header"`
 }
 
 func newEcho(t *testing.T, name string) *echo {
@@ -60,7 +61,7 @@ func newEcho(t *testing.T, name string) *echo {
 		n, _ := io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(echoReply{Upstream: name, Host: r.Host, Path: r.URL.RequestURI(), XFF: r.Header.Get("X-Forwarded-For"),
-			Forwarded: r.Header.Get("Forwarded"), Proto: r.Header.Get("X-Forwarded-Proto"), BodyBytes: n})
+			Forwarded: r.Header.Get("Forwarded"), Proto: r.Header.Get("X-Forwarded-Proto"), BodyBytes: n, Header: r.Header})
 	})
 	mux.HandleFunc("/bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.PathValue("n"))

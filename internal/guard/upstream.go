@@ -110,7 +110,13 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, errNoUpstream
 		}
 		tried = append(tried, u)
-		out := req.Clone(req.Context())
+		// A shallow copy with its own URL: the header is the proxy's own
+		// copy already (ReverseProxy cloned it), and a RoundTripper does
+		// not change it, so a deep Clone per request only made garbage.
+		out := new(http.Request)
+		*out = *req
+		url := *req.URL
+		out.URL = &url
 		out.URL.Scheme = u.url.Scheme
 		out.URL.Host = u.url.Host
 		if u.url.Path != "" {
