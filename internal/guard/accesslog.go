@@ -181,7 +181,7 @@ func (l *accessLog) write(e *accessEntry) {
 }
 
 // signal passes what detection counts to the scenarios.
-func (g *Guard) signal(r *http.Request, st *reqState, site string, status int) {
+func (g *Guard) signal(st *reqState, site string, status int, path func() string) {
 	kind := "http"
 	switch st.blocked {
 	case "deny", "ban":
@@ -199,54 +199,68 @@ func (g *Guard) signal(r *http.Request, st *reqState, site string, status int) {
 	}
 	g.signals(detect.Signal{
 		Time: st.start, Source: st.client, From: detect.FromGuard, Kind: kind,
-		Status: status, Site: site, Path: r.URL.Path, User: st.account,
+		Status: status, Site: site, Path: path(), User: st.account,
 	})
 }
 
-// finish records a request in the access log and metrics.
+// finish records a request served through net/http in the access log and
+// metrics.
 func (g *Guard) finish(w *logWriter, r *http.Request, st *reqState) {
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
 	}
+	e := g.record(st, status, w.bytes, func() string { return r.URL.Path })
+	if e == nil {
+		return
+	}
+	e.Method = clip(r.Method)
+	e.Host = clip(r.Host)
+	e.URI = clip(r.RequestURI)
+	e.Proto = r.Proto
+	e.UserAgent = clip(r.UserAgent())
+	e.Referer = clip(r.Referer())
+	e.TLS = r.TLS != nil
+	if r.ContentLength > 0 {
+		e.BodyBytes = r.ContentLength
+	}
+	g.access.write(e)
+}
+
+// record counts a finished request in the metrics, the login endpoints'
+// accounts and the detection signals (path gives its path, asked only
+// when a signal goes out), and returns the access log entry to complete
+// with the request's own fields and write, or nil when there is no access
+// log.
+func (g *Guard) record(st *reqState, status int, bytes int64, path func() string) *accessEntry {
 	site := siteName(st)
 	g.metrics.request(site, status)
 	if st.login != nil && st.blocked == "" && st.login.succeeded(status) && st.account != "" {
 		g.accounts.Seen(site, st.account, st.start)
 	}
 	if g.signals != nil {
-		g.signal(r, st, site, status)
+		g.signal(st, site, status, path)
 	}
 	if g.access == nil {
-		return
+		return nil
 	}
 	e := &accessEntry{
-		Time:      st.start.UTC().Format(time.RFC3339Nano),
-		Site:      site,
-		Client:    st.client.String(),
-		Method:    clip(r.Method),
-		Host:      clip(r.Host),
-		URI:       clip(r.RequestURI),
-		Proto:     r.Proto,
-		Status:    status,
-		Bytes:     w.bytes,
-		Duration:  float64(g.now().Sub(st.start).Microseconds()) / 1000,
-		Upstream:  st.upstream,
-		Blocked:   st.blocked,
-		UserAgent: clip(r.UserAgent()),
-		Referer:   clip(r.Referer()),
-		TLS:       r.TLS != nil,
+		Time:     st.start.UTC().Format(time.RFC3339Nano),
+		Site:     site,
+		Client:   st.client.String(),
+		Status:   status,
+		Bytes:    bytes,
+		Duration: float64(g.now().Sub(st.start).Microseconds()) / 1000,
+		Upstream: st.upstream,
+		Blocked:  st.blocked,
 	}
 	if st.peer != st.client {
 		e.Peer = st.peer.String()
-	}
-	if r.ContentLength > 0 {
-		e.BodyBytes = r.ContentLength
 	}
 	e.WAFRules = st.wafRules
 	e.Account = st.user
 	if e.Account == "" {
 		e.Account = clip(st.account)
 	}
-	g.access.write(e)
+	return e
 }

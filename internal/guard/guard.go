@@ -108,6 +108,12 @@ type Guard struct {
 	buckets      map[string]*limit.Bytes // shaping rules' buckets, by rule name
 	unsubscribe  func()
 
+	// The fast path (fastpath.go): its upstream dialer, its servers (one
+	// per plain listener), and noFast to turn it off (tests).
+	dialer *net.Dialer
+	fast   []*fastServer
+	noFast bool
+
 	mu      sync.Mutex
 	servers []*http.Server
 	lns     []net.Listener
@@ -130,6 +136,7 @@ type site struct {
 	account   string       // the response header naming the account; "": none
 	handler   http.Handler // the proxy, behind the WAF when there is one
 	logins    []*login
+	fast      bool // the HTTP/1.1 fast path may serve it (fastpath.go)
 }
 
 // New builds a guard from a validated configuration. It loads the sites'
@@ -171,6 +178,7 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 		g.conns = limit.NewConns[netip.Prefix](cfg.Limits.Connections, tableOpts)
 	}
 	transport := newTransport(cfg.Upstreams.DialTimeout.D(), cfg.Upstreams.ResponseHeaderTimeout.D(), cfg.Upstreams.IdleConnections)
+	g.dialer = &net.Dialer{Timeout: cfg.Upstreams.DialTimeout.D(), KeepAlive: 30 * time.Second}
 	buffers := &bufferPool{}
 	for i, sc := range cfg.Sites {
 		s, err := g.newSite(sc, transport, buffers, tableOpts)
@@ -277,6 +285,10 @@ func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffer
 		}
 		s.waf = w
 		s.handler = w.Handler(s.proxy, g.wafVerdict)
+	}
+	s.fast = s.waf == nil && len(s.logins) == 0 && s.bandwidth == nil && s.clients == nil
+	for _, u := range p.ups {
+		s.fast = s.fast && u.url.Scheme == "http"
 	}
 	return s, nil
 }

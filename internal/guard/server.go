@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -40,6 +41,21 @@ func (g *Guard) Start() error {
 		srv := g.newServer(w.tls)
 		g.servers = append(g.servers, srv)
 		var wrapped net.Listener = &listener{Listener: ln, g: g}
+		var fs *fastServer
+		if !w.tls && !g.noFast {
+			// The fast path accepts; the server gets what it hands off.
+			fs = &fastServer{g: g, handoff: newHandoff(ln.Addr()), conns: map[*fastConn]struct{}{}}
+			g.fast = append(g.fast, fs)
+			admitting := wrapped
+			g.serveWG.Add(1)
+			go func() {
+				defer g.serveWG.Done()
+				if err := fs.serve(admitting); err != nil && !errors.Is(err, net.ErrClosed) {
+					g.log.Error("guard: listener stopped", "addr", ln.Addr().String(), "error", err)
+				}
+			}()
+			wrapped = fs.handoff
+		}
 		g.serveWG.Add(1)
 		go func() {
 			defer g.serveWG.Done()
@@ -104,8 +120,15 @@ func (g *Guard) Addrs() (plain, secure string) {
 // ends, then closes what is left.
 func (g *Guard) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
-	servers := g.servers
+	servers, fast := g.servers, g.fast
+	// The fast path's accept loops end when their listeners close (the
+	// servers close only the hand-off listeners).
+	g.closeListenersLocked()
 	g.mu.Unlock()
+	var fastWG sync.WaitGroup
+	for _, fs := range fast {
+		fastWG.Go(func() { fs.shutdown(ctx.Done()) })
+	}
 	var first error
 	for _, s := range servers {
 		if err := s.Shutdown(ctx); err != nil {
@@ -115,7 +138,13 @@ func (g *Guard) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
+	fastWG.Wait()
 	g.serveWG.Wait()
+	for _, s := range g.sites {
+		for _, u := range s.pool.ups {
+			u.idle.closeAll()
+		}
+	}
 	if g.unsubscribe != nil {
 		g.unsubscribe()
 	}

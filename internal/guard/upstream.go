@@ -23,8 +23,10 @@ import (
 
 type upstream struct {
 	url       *url.URL
+	prefix    string // the escaped path prefix (fast path)
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds; 0: up
+	idle      idleConns    // the fast path's idle connections (upconn.go)
 }
 
 type pool struct {
@@ -45,7 +47,7 @@ func newPool(urls []string, failAfter int, failTimeout time.Duration, now func()
 			return nil, fmt.Errorf("upstream %q: not an http:// or https:// URL", s)
 		}
 		u.Path = strings.TrimSuffix(u.Path, "/")
-		p.ups = append(p.ups, &upstream{url: u})
+		p.ups = append(p.ups, &upstream{url: u, prefix: u.EscapedPath()})
 	}
 	if len(p.ups) == 0 {
 		return nil, errors.New("no upstreams")
