@@ -187,9 +187,8 @@ func (fc *fastConn) serve(fs *fastServer) {
 				return
 			}
 		}
+		mine, err := fc.readHead(first)
 		first = false
-		setDeadline(fc.c.SetReadDeadline, t.Header.D())
-		mine, err := fc.readHead()
 		if err != nil {
 			fc.c.Close()
 			return
@@ -217,8 +216,10 @@ func setDeadline(set func(time.Time) error, d time.Duration) {
 }
 
 // readHead reads a request head into fc.req; mine=false when it is not
-// the fast path's to serve.
-func (fc *fastConn) readHead() (mine bool, err error) {
+// the fast path's to serve. On a connection's first request the header
+// deadline runs from the accept already.
+func (fc *fastConn) readHead(first bool) (mine bool, err error) {
+	waited := first
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
 		ok, complete := parseRequestHead(buf, &fc.req)
@@ -230,6 +231,12 @@ func (fc *fastConn) readHead() (mine bool, err error) {
 		}
 		if fc.br.Buffered() == fc.br.Size() {
 			return false, nil // a head larger than the buffer
+		}
+		if !waited {
+			// The rest of the head is due within the header timeout
+			// (most heads come whole, and need no deadline of their own).
+			setDeadline(fc.c.SetReadDeadline, fc.g.cfg.Timeouts.Header.D())
+			waited = true
 		}
 		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
 			return false, err

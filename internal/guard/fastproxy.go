@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // The fast path's exchange with an upstream: the request written in one
@@ -60,6 +59,7 @@ func (fc *fastConn) proxy(st *reqState, s *site, host string) (status int, n int
 		fc.out = fc.out[:0]
 		if err == nil {
 			setDeadline(uc.c.SetReadDeadline, g.cfg.Upstreams.ResponseHeaderTimeout.D())
+			uc.headDeadline = true
 			err = fc.readResponseHead(uc)
 		}
 		if err != nil {
@@ -80,7 +80,6 @@ func (fc *fastConn) proxy(st *reqState, s *site, host string) (status int, n int
 		fc.takeAccount(s.account, st)
 		status, n, keep, reusable := fc.relay(uc)
 		if reusable {
-			_ = uc.c.SetReadDeadline(time.Time{})
 			u.idle.put(uc, g.now(), g.cfg.Upstreams.IdleConnections)
 		} else {
 			uc.c.Close()
@@ -212,6 +211,7 @@ func (fc *fastConn) copyBody(uc *upConn, n int64) (written int64, upErr, clientE
 			}
 		}
 		if uc.br.Buffered() == 0 {
+			uc.bodyWait()
 			if _, err := uc.br.Peek(1); err != nil {
 				if errors.Is(err, io.EOF) && n > 0 {
 					err = io.ErrUnexpectedEOF
@@ -294,6 +294,7 @@ func (fc *fastConn) upLine(uc *upConn) ([]byte, error) {
 		if err := fc.flush(); err != nil {
 			return nil, err
 		}
+		uc.bodyWait()
 	}
 	line, err := uc.br.ReadSlice('\n')
 	if err != nil {

@@ -50,6 +50,9 @@ func (g *Guard) Start() error {
 			g.serveWG.Add(1)
 			go func() {
 				defer g.serveWG.Done()
+				// With its listener closed (shutdown, or a failed
+				// Start), the server behind has nothing more to serve.
+				defer fs.handoff.Close()
 				if err := fs.serve(admitting); err != nil && !errors.Is(err, net.ErrClosed) {
 					g.log.Error("guard: listener stopped", "addr", ln.Addr().String(), "error", err)
 				}

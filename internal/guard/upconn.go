@@ -33,6 +33,21 @@ type upConn struct {
 	c    net.Conn
 	br   *bufio.Reader
 	last time.Time // when it was put back idle
+	// headDeadline: the response-header deadline is set. It stays while
+	// the response comes without waiting and while the connection is
+	// idle (nothing reads it then, and the next request sets its own),
+	// and is cleared before the body is waited for, which may take any
+	// time.
+	headDeadline bool
+}
+
+// bodyWait clears the response-header deadline before a wait for body
+// bytes.
+func (uc *upConn) bodyWait() {
+	if uc.headDeadline {
+		_ = uc.c.SetReadDeadline(time.Time{})
+		uc.headDeadline = false
+	}
 }
 
 type idleConns struct {
