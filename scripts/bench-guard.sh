@@ -30,7 +30,11 @@
 #                 and answering any POST with 200 "ok"; every proxy below forwards
 #                 to it, and the first row measures it directly
 #   nginx-proxy   nginx reverse proxy: limit_req per $binary_remote_addr (a rate
-#                 that never triggers), upstream keepalive 64, HTTP/1.1 upstream
+#                 that never triggers), upstream keepalive 64, HTTP/1.1 upstream,
+#                 the client-address fields the guard sends (X-Forwarded-For,
+#                 X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host, Forwarded), as a
+#                 production proxy sets them, so the upstream reads the same request
+#                 from both
 #   go-proxy      httputil.NewSingleHostReverseProxy, default transport
 #                 (internal/guard/guardbench proxy)
 #   coraza-naive  the same, wrapped in Coraza's txhttp middleware with the CRS
@@ -253,6 +257,10 @@ nginx_conf nginx-proxy "
             proxy_set_header Connection \"\";
             proxy_set_header Host \$host;
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header Forwarded \"for=\$remote_addr;proto=\$scheme;host=\$host\";
         }
     }"
 

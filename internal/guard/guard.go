@@ -18,6 +18,10 @@
 // and finally the upstream, chosen round robin with passive health
 // (upstream.go).
 //
+// Plain HTTP/1.1 connections are served by the fast path (fastpath.go),
+// which runs the same checks without net/http's server and Transport and
+// hands a connection to them when a request needs more than it does.
+//
 // Limit tables are keyed by source: the client address cut to a prefix
 // (IPv4 /32, IPv6 /64 by default) and are bounded (internal/guard/limit),
 // so an attacker cycling addresses costs memory up to a cap, not beyond.

@@ -89,7 +89,7 @@ type series struct {
 // rows are the servers measured, in table order.
 var rows = []struct{ id, label string }{
 	{"nginx-static", "nginx serving the file"},
-	{"nginx-proxy", "nginx reverse proxy (limit_req, upstream keepalive 64)"},
+	{"nginx-proxy", "nginx reverse proxy (limit_req, upstream keepalive 64, forwarding fields)"},
 	{"go-proxy", "Go httputil.ReverseProxy (default transport)"},
 	{"coraza-naive", "Go proxy + Coraza txhttp + CRS PL1 (naive)"},
 	{"guard", "bulwark guard: limits + lists"},
