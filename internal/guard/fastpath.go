@@ -68,6 +68,7 @@ type fastConn struct {
 	xff, fwd, xri string
 	idle          atomic.Bool
 	tried         []*upstream
+	consumed      bool // the request's head (and body) are out of br
 }
 
 // fastServer is the fast path of one plain listener: its connections, for
@@ -276,6 +277,7 @@ func (fc *fastConn) request(fs *fastServer) next {
 		}
 	}
 	fs.served.Add(1)
+	fc.consumed = false
 	st := &reqState{start: g.now(), peer: fc.peer, client: fc.peer, site: s}
 	status, n, keep := fc.handle(st, s, host)
 	e := g.record(st, status, n, func() string { return string(h.path) })
@@ -290,6 +292,14 @@ func (fc *fastConn) request(fs *fastServer) next {
 			e.BodyBytes = h.contentLength
 		}
 		g.access.write(e)
+	}
+	// Buffers grown for a large body or response go back to the
+	// collector: an idle connection holds only its read buffer.
+	if cap(fc.body) > 8<<10 {
+		fc.body = nil
+	}
+	if cap(fc.out) > 16<<10 {
+		fc.out = nil
 	}
 	if keep && !h.close && !fs.isDraining() {
 		return keepConn
@@ -343,6 +353,7 @@ func (fc *fastConn) handle(st *reqState, s *site, host string) (status int, n in
 		}
 	} else {
 		fc.br.Discard(h.size)
+		fc.consumed = true
 	}
 	return fc.proxy(st, s, host)
 }
@@ -352,6 +363,7 @@ func (fc *fastConn) handle(st *reqState, s *site, host string) (status int, n in
 func (fc *fastConn) readBody() error {
 	g, h := fc.g, &fc.req
 	fc.br.Discard(h.size)
+	fc.consumed = true
 	need := int(h.contentLength)
 	fc.body = fc.body[:0]
 	if cap(fc.body) < need {
@@ -393,10 +405,14 @@ func (fc *fastConn) readBody() error {
 func (fc *fastConn) refuse(st *reqState, reason string, code int, retryAfter time.Duration, closing bool) (int, int64, bool) {
 	st.blocked = reason
 	fc.g.metrics.blocked(reason)
-	if fc.req.contentLength > 0 && fc.br.Buffered() < fc.req.size+int(fc.req.contentLength) {
-		closing = true // the body was not read: the connection cannot go on
-	} else {
-		fc.br.Discard(fc.req.size + max(int(fc.req.contentLength), 0))
+	switch n := fc.req.size + max(int(fc.req.contentLength), 0); {
+	case fc.consumed:
+		closing = closing || fc.req.contentLength > 0 // a body cut short
+	case fc.br.Buffered() < n:
+		closing = true // the body is not all here: the connection cannot go on
+	default:
+		fc.br.Discard(n)
+		fc.consumed = true
 	}
 	msg := refusals[reason] + "\n"
 	b := appendStatusLine(fc.out[:0], code)

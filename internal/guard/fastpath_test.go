@@ -346,3 +346,30 @@ func TestFastPathShutdown(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestFastPathRefusedBody: a refused request's body is skipped when it is
+// all there, so the next request on the connection is read from the right
+// place; when it is not all there the connection closes after the answer.
+func TestFastPathRefusedBody(t *testing.T) {
+	up := newEcho(t, "a")
+	cfg := guardConfig(up.srv.URL)
+	cfg.Sites[0].Limits.Rate, cfg.Sites[0].Limits.Burst = 1, 1
+	g, addr, _ := startGuard(t, cfg, Options{})
+	c := dialFrom(t, 4, addr)
+	post := "POST /p HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 10\r\n\r\nGET /x HTT"
+	rs := exchange(t, c, post+post+"GET /last HTTP/1.1\r\nHost: shop.example\r\n\r\n", "POST", "POST", "GET")
+	for i, want := range []int{200, 429, 429} {
+		if rs[i].StatusCode != want || rs[i].Close {
+			t.Errorf("response %d: %s (close %v), want %d and the connection kept", i+1, rs[i].Status, rs[i].Close, want)
+		}
+	}
+	if fastServed(g) != 3 {
+		t.Errorf("fast path served %d, want 3", fastServed(g))
+	}
+	// A body announced but not sent: the answer, then the end.
+	c2 := dialFrom(t, 4, addr)
+	rs = exchange(t, c2, "POST /p HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 10\r\n\r\nab", "POST")
+	if rs[0].StatusCode != 429 || !rs[0].Close || !isClosed(c2, 2*time.Second) {
+		t.Errorf("refused with its body missing: %s, close %v", rs[0].Status, rs[0].Close)
+	}
+}

@@ -44,7 +44,7 @@ func (fc *fastConn) proxy(st *reqState, s *site, host string) (status int, n int
 		reused := uc != nil
 		fresh = false
 		if uc == nil {
-			c, err := g.dialer.Dial("tcp", u.url.Host)
+			c, err := g.dialer.Dial("tcp", u.dial)
 			if err != nil {
 				s.pool.failed(u)
 				if len(tried) < len(s.pool.ups) {

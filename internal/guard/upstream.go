@@ -24,6 +24,7 @@ import (
 type upstream struct {
 	url       *url.URL
 	prefix    string // the escaped path prefix (fast path)
+	dial      string // host:port, the port 80 when the URL has none (fast path)
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds; 0: up
 	idle      idleConns    // the fast path's idle connections (upconn.go)
@@ -47,7 +48,11 @@ func newPool(urls []string, failAfter int, failTimeout time.Duration, now func()
 			return nil, fmt.Errorf("upstream %q: not an http:// or https:// URL", s)
 		}
 		u.Path = strings.TrimSuffix(u.Path, "/")
-		p.ups = append(p.ups, &upstream{url: u, prefix: u.EscapedPath()})
+		dial := u.Host
+		if u.Port() == "" {
+			dial = net.JoinHostPort(u.Hostname(), "80")
+		}
+		p.ups = append(p.ups, &upstream{url: u, prefix: u.EscapedPath(), dial: dial})
 	}
 	if len(p.ups) == 0 {
 		return nil, errors.New("no upstreams")
