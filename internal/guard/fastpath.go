@@ -2,12 +2,15 @@ package guard
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,7 +71,11 @@ type fastConn struct {
 	xff, fwd, xri string
 	idle          atomic.Bool
 	tried         []*upstream
-	consumed      bool // the request's head (and body) are out of br
+	consumed      bool                   // the request's head (and body) are out of br
+	rawHead       []byte                 // the head in br while it is there
+	head          []byte                 // the head's own copy, when br had to refill under it
+	scanned       int                    // bytes of an incomplete head seen without a line end
+	up            atomic.Pointer[upConn] // the upstream connection in use (closed by a forced shutdown)
 }
 
 // fastServer is the fast path of one plain listener: its connections, for
@@ -132,6 +139,9 @@ func (fs *fastServer) shutdown(done <-chan struct{}) {
 			fs.mu.Lock()
 			for fc := range fs.conns {
 				fc.c.Close()
+				if uc := fc.up.Load(); uc != nil {
+					uc.c.Close() // a wait on the upstream ends too
+				}
 			}
 			fs.mu.Unlock()
 			<-finished
@@ -162,6 +172,17 @@ func peerOf(c net.Conn) netip.Addr {
 // net/http.
 func (fc *fastConn) serve(fs *fastServer) {
 	g := fc.g
+	defer func() {
+		// As net/http's server does: a bug serving one connection ends
+		// that connection, not the guard.
+		if err := recover(); err != nil {
+			g.log.Error("guard: panic serving a connection", "client", fc.peer.String(), "panic", fmt.Sprint(err), "stack", string(debug.Stack()))
+			fc.c.Close()
+			if uc := fc.up.Load(); uc != nil {
+				uc.c.Close()
+			}
+		}
+	}()
 	t := g.cfg.Timeouts
 	if g.resolver.IsTrusted(fc.peer) {
 		fs.handoff.give(fc.c, nil) // its clients' addresses are in headers
@@ -221,14 +242,26 @@ func setDeadline(set func(time.Time) error, d time.Duration) {
 // deadline runs from the accept already.
 func (fc *fastConn) readHead(first bool) (mine bool, err error) {
 	waited := first
+	fc.scanned = 0
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
-		ok, complete := parseRequestHead(buf, &fc.req)
-		if !ok {
-			return false, nil
-		}
-		if complete {
-			return true, nil
+		// Parse again only when a line end has come since: a head sent a
+		// byte at a time costs a scan per byte, not a parse.
+		if bytes.IndexByte(buf[fc.scanned:], '\n') < 0 && fc.scanned > 0 {
+			fc.scanned = len(buf)
+		} else {
+			fc.scanned = len(buf)
+			ok, complete := parseRequestHead(buf, &fc.req)
+			if !ok {
+				return false, nil
+			}
+			if complete {
+				if fc.req.size > int(fc.g.cfg.Timeouts.MaxHeaderBytes.Bytes()) {
+					return false, nil // net/http answers 431
+				}
+				fc.rawHead = buf[:fc.req.size]
+				return true, nil
+			}
 		}
 		if fc.br.Buffered() == fc.br.Size() {
 			return false, nil // a head larger than the buffer
@@ -278,7 +311,7 @@ func (fc *fastConn) request(fs *fastServer) next {
 	}
 	fs.served.Add(1)
 	fc.consumed = false
-	st := &reqState{start: g.now(), peer: fc.peer, client: fc.peer, site: s}
+	st := &reqState{start: g.now(), peer: fc.peer, client: fc.peer}
 	status, n, keep := fc.handle(st, s, host)
 	e := g.record(st, status, n, func() string { return string(h.path) })
 	if e != nil {
@@ -293,13 +326,28 @@ func (fc *fastConn) request(fs *fastServer) next {
 		}
 		g.access.write(e)
 	}
-	// Buffers grown for a large body or response go back to the
+	// The end of the answer goes out after the request is recorded (as
+	// on the net/http path, whose handler returns before its buffer is
+	// flushed): whoever reads the answer finds the request in the log.
+	if err := fc.flush(); err != nil {
+		keep = false
+	}
+	// Buffers grown for a large request or response go back to the
 	// collector: an idle connection holds only its read buffer.
 	if cap(fc.body) > 8<<10 {
 		fc.body = nil
 	}
 	if cap(fc.out) > 16<<10 {
 		fc.out = nil
+	}
+	if cap(fc.req.fields) > 64 {
+		fc.req.fields = nil
+	}
+	if cap(fc.resp.fields) > 64 {
+		fc.resp.fields = nil
+	}
+	if cap(fc.head) > 16<<10 {
+		fc.head = nil
 	}
 	if keep && !h.close && !fs.isDraining() {
 		return keepConn
@@ -327,6 +375,7 @@ func (fc *fastConn) handle(st *reqState, s *site, host string) (status int, n in
 	if s == nil {
 		return fc.refuse(st, "unknown_site", http.StatusNotFound, 0, false)
 	}
+	st.site = s
 	key := g.source(st.client)
 	if !allowed {
 		if s.rate != nil {
@@ -372,6 +421,14 @@ func (fc *fastConn) readBody() error {
 	rate := float64(g.cfg.Timeouts.MinBodyRate.Bytes())
 	grace := g.cfg.Timeouts.BodyGrace.D()
 	allow := grace
+	if fc.br.Buffered() < need {
+		// The buffer refills from its start while the body comes in, over
+		// the head fc.req points into: it moves to a copy first.
+		fc.keepHead()
+		if rate == 0 {
+			_ = fc.c.SetReadDeadline(time.Time{}) // no body deadline, as on the net/http path
+		}
+	}
 	for len(fc.body) < need {
 		if b := fc.br.Buffered(); b > 0 {
 			b = min(b, need-len(fc.body))
@@ -400,6 +457,17 @@ func (fc *fastConn) readBody() error {
 	return nil
 }
 
+// keepHead re-parses the request head, which fc.req points into and which
+// br is about to overwrite, from a copy of its own. The bytes are the same,
+// and so is every field.
+func (fc *fastConn) keepHead() {
+	fc.head = append(fc.head[:0], fc.rawHead...)
+	if ok, complete := parseRequestHead(fc.head, &fc.req); !ok || !complete {
+		panic("guard: a request head parsed twice differently") // cannot happen: same bytes
+	}
+	fc.rawHead = nil
+}
+
 // refuse answers a request the guard will not pass on, as Guard.refuse
 // does; closing asks for the connection to end after it.
 func (fc *fastConn) refuse(st *reqState, reason string, code int, retryAfter time.Duration, closing bool) (int, int64, bool) {
@@ -423,11 +491,7 @@ func (fc *fastConn) refuse(st *reqState, reason string, code int, retryAfter tim
 	}
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"...)
 	b = fc.appendEnd(b, int64(len(msg)), closing)
-	b = append(b, msg...)
-	fc.out = b
-	if err := fc.flush(); err != nil {
-		return code, 0, false
-	}
+	fc.out = append(b, msg...) // request flushes it
 	return code, int64(len(msg)), !closing
 }
 

@@ -373,3 +373,94 @@ func TestFastPathRefusedBody(t *testing.T) {
 		t.Errorf("refused with its body missing: %s, close %v", rs[0].Status, rs[0].Close)
 	}
 }
+
+// TestPlainThroughNetHTTP runs the plain-HTTP tests, which the fast path
+// serves, through the net/http path as well: a connection the fast path
+// hands over must meet the same checks.
+func TestPlainThroughNetHTTP(t *testing.T) {
+	testNoFast = true
+	defer func() { testNoFast = false }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"ProxyForwardsAndLogs", TestProxyForwardsAndLogs},
+		{"RateLimit", TestRateLimit},
+		{"ConnectionCaps", TestConnectionCaps},
+		{"DenyList", TestDenyList},
+		{"Slowloris", TestSlowloris},
+		{"SlowPostAndUploads", TestSlowPostAndUploads},
+		{"BodyTooLarge", TestBodyTooLarge},
+		{"UpstreamFailover", TestUpstreamFailover},
+		{"SpoofedClientHeaders", TestSpoofedClientHeaders},
+		{"BanReachesOpenConnections", TestBanReachesOpenConnections},
+		{"ClientBodyErrorsSpareUpstreams", TestClientBodyErrorsSpareUpstreams},
+		{"UpstreamPathPrefix", TestUpstreamPathPrefix},
+		{"SlowRead", TestSlowRead},
+		{"BansEnforced", TestBansEnforced},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
+// TestFastPathBodyAfterHead: a body that arrives after its head (and is
+// larger than the read buffer) reaches the upstream as a body, its bytes
+// never read as the head's: the head the guard forwards is the one the
+// client sent, whatever the body holds.
+func TestFastPathBodyAfterHead(t *testing.T) {
+	up := newEcho(t, "a")
+	g, addr, _ := startGuard(t, guardConfig(up.srv.URL), Options{})
+	c := dialFrom(t, 2, addr)
+	const size = 20 << 10
+	head := fmt.Sprintf("POST /big HTTP/1.1\r\nHost: shop.example\r\nX-App: keep\r\nContent-Length: %d\r\n\r\n", size)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, head)
+	time.Sleep(50 * time.Millisecond)
+	evil := "\r\nX-Real-Ip: 6.6.6.6\r\nContent-Length: 0\r\n\r\nGET /admin HTTP/1.1\r\nHost: shop.example\r\n\r\n"
+	body := strings.Repeat(evil, size/len(evil)+1)[:size]
+	rs := exchange(t, c, body, "POST")
+	e := decodeEcho(t, []byte(bodyOf(rs[0])))
+	if rs[0].StatusCode != 200 || e.Path != "/big" || e.BodyBytes != size || e.Header.Get("X-App") != "keep" ||
+		e.Header.Get("X-Real-Ip") != "127.0.0.2" || len(e.Header.Values("X-Real-Ip")) != 1 {
+		t.Errorf("upstream got %d %+v", rs[0].StatusCode, e)
+	}
+	if fastServed(g) != 1 {
+		t.Errorf("fast path served %d, want 1", fastServed(g))
+	}
+	// The connection goes on in step.
+	rs = exchange(t, c, "GET /next HTTP/1.1\r\nHost: shop.example\r\n\r\n", "GET")
+	if e := decodeEcho(t, []byte(bodyOf(rs[0]))); e.Path != "/next" {
+		t.Errorf("next request: %+v", e)
+	}
+}
+
+// TestFastPathUpstreamOutOfStep: an upstream that sends more than its
+// response (a body for a HEAD) or a malformed trailer neither reaches
+// another request nor takes the guard down.
+func TestFastPathUpstreamOutOfStep(t *testing.T) {
+	up := newRawUpstream(t, func(r *http.Request) (string, bool) {
+		switch r.URL.Path {
+		case "/head-with-body":
+			return "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nextra!!", false
+		case "/bad-trailer":
+			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Sum 42\r\nX-Good: 1\r\n\r\n", false
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext", false
+	})
+	_, addr, _ := startGuard(t, guardConfig(up.url()), Options{})
+	c := dialFrom(t, 2, addr)
+	rs := exchange(t, c, "HEAD /head-with-body HTTP/1.1\r\nHost: shop.example\r\n\r\nGET /bad-trailer HTTP/1.1\r\nHost: shop.example\r\n\r\n"+
+		"GET /n HTTP/1.1\r\nHost: shop.example\r\n\r\n", "HEAD", "GET", "GET")
+	if rs[0].StatusCode != 200 || rs[0].ContentLength != 7 {
+		t.Errorf("HEAD: %s, length %d", rs[0].Status, rs[0].ContentLength)
+	}
+	if bodyOf(rs[1]) != "ok" || rs[1].Trailer.Get("X-Good") != "1" {
+		t.Errorf("bad trailer: %q, trailer %v", bodyOf(rs[1]), rs[1].Trailer)
+	}
+	if bodyOf(rs[2]) != "next" {
+		t.Errorf("after them: %q", bodyOf(rs[2]))
+	}
+	if n := up.conns.Load(); n != 2 {
+		t.Errorf("upstream connections: %d, want 2 (the one with bytes past the HEAD response dropped)", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The fast path's exchange with an upstream: the request written in one
@@ -33,10 +34,14 @@ func (fc *fastConn) proxy(st *reqState, s *site, host string) (status int, n int
 		st.upstream = u.url.Host
 		var uc *upConn
 		if !fresh {
-			uc = u.idle.get(g.now(), !idempotent)
-			if uc != nil && !idempotent && !alive(uc.c) {
-				// Closed by the upstream while idle: a request that may
-				// not be sent twice takes a new connection instead.
+			var idle time.Duration
+			uc, idle = u.idle.get(g.now(), !idempotent)
+			if uc != nil && (!idempotent || idle > upPeekAfter) && !alive(uc.c) {
+				// Closed by the upstream while idle, or it sent something
+				// unasked (a 408 before closing): a new connection
+				// instead. Under load connections are reused within
+				// milliseconds and skip the peek; a request that may not
+				// be sent twice always peeks.
 				uc.c.Close()
 				uc = nil
 			}
@@ -54,6 +59,7 @@ func (fc *fastConn) proxy(st *reqState, s *site, host string) (status int, n int
 			}
 			uc = &upConn{c: c, br: bufio.NewReaderSize(c, upBufSize)}
 		}
+		fc.up.Store(uc)
 		fc.out = fc.appendRequest(fc.out[:0], u, host)
 		_, err := uc.c.Write(fc.out)
 		fc.out = fc.out[:0]
@@ -65,6 +71,11 @@ func (fc *fastConn) proxy(st *reqState, s *site, host string) (status int, n int
 		if err != nil {
 			nothing := uc.br.Buffered() == 0
 			uc.c.Close()
+			fc.up.Store(nil)
+			var ce clientError
+			if errors.As(err, &ce) {
+				return 499, 0, false // the client went away: not the upstream's fault
+			}
 			if reused && nothing && idempotent && !isTimeout(err) {
 				// An idle connection the upstream had closed: again, on
 				// a new one.
@@ -79,10 +90,11 @@ func (fc *fastConn) proxy(st *reqState, s *site, host string) (status int, n int
 		s.pool.succeeded(u)
 		fc.takeAccount(s.account, st)
 		status, n, keep, reusable := fc.relay(uc)
-		if reusable {
+		fc.up.Store(nil)
+		if reusable && uc.br.Buffered() == 0 {
 			u.idle.put(uc, g.now(), g.cfg.Upstreams.IdleConnections)
 		} else {
-			uc.c.Close()
+			uc.c.Close() // bytes past the response (a body for a HEAD, a wrong length): out of step
 		}
 		return status, n, keep
 	}
@@ -139,7 +151,7 @@ func (fc *fastConn) readResponseHead(uc *upConn) error {
 		fc.out = append(b, "\r\n"...)
 		uc.br.Discard(end)
 		if err := fc.flush(); err != nil {
-			return err
+			return clientError{err}
 		}
 	}
 }
@@ -190,9 +202,8 @@ func (fc *fastConn) relay(uc *upConn) (status int, n int64, keep, reusable bool)
 			upErr = nil
 		}
 	}
-	if clientErr == nil {
-		clientErr = fc.flush()
-	}
+	// What is left in fc.out goes out after the request is recorded
+	// (fastConn.request).
 	if upErr != nil {
 		fc.g.log.Debug("guard: upstream response cut short", "error", upErr)
 	}
@@ -271,7 +282,10 @@ func (fc *fastConn) relayChunked(uc *upConn) (written int64, upErr, clientErr er
 			break
 		}
 		colon := bytes.IndexByte(line, ':')
-		valid := colon > 0
+		if colon <= 0 {
+			continue // not a field: dropped
+		}
+		valid := true
 		for _, c := range line[:colon] {
 			valid = valid && isTchar(c)
 		}
@@ -463,9 +477,12 @@ func (fc *fastConn) gatewayError(st *reqState, err error) (int, int64, bool) {
 	b := appendStatusLine(fc.out[:0], code)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
 	b = fc.appendEnd(b, int64(len(msg)), false)
-	fc.out = append(b, msg...)
-	if err := fc.flush(); err != nil {
-		return code, 0, false
-	}
+	fc.out = append(b, msg...) // request flushes it
 	return code, int64(len(msg)), true
 }
+
+// clientError is a failure writing to the client met during the exchange
+// with the upstream, which says nothing of the upstream.
+type clientError struct{ error }
+
+func (e clientError) Unwrap() error { return e.error }

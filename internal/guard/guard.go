@@ -118,11 +118,12 @@ type Guard struct {
 	fast   []*fastServer
 	noFast bool
 
-	mu      sync.Mutex
-	servers []*http.Server
-	lns     []net.Listener
-	done    chan struct{}
-	serveWG sync.WaitGroup
+	mu       sync.Mutex
+	servers  []*http.Server
+	lns      []net.Listener
+	done     chan struct{} // closed by Shutdown
+	doneOnce sync.Once
+	serveWG  sync.WaitGroup
 }
 
 // site is one configured site with its limit tables.

@@ -20,7 +20,7 @@ import (
 // obsolete line fold, a bare LF or CR) is never the fast path's to judge.
 //
 // The subset: "METHOD /path[?query] HTTP/1.1" with CRLF line ends; a
-// method of token characters; a path of unreserved, sub-delim, ':', '@'
+// method of token characters other than CONNECT; a path of unreserved, sub-delim, ':', '@'
 // and '/' characters only (no percent-encoding, so the decoded path is the
 // path as sent); a query of visible ASCII without '#' or ';', its percent
 // signs followed by two hex digits (what httputil.ReverseProxy would
@@ -77,6 +77,9 @@ func parseRequestHead(b []byte, h *reqHead) (ok, complete bool) {
 		if !isTchar(c) {
 			return false, true
 		}
+	}
+	if string(h.method) == "CONNECT" {
+		return false, true // a tunnel, net/http's to refuse or serve
 	}
 	line = line[sp+1:]
 	sp = bytes.IndexByte(line, ' ')

@@ -140,6 +140,10 @@ func (s *syncBuffer) Lines(t *testing.T) []map[string]any {
 	return out
 }
 
+// testNoFast makes startGuard's guards serve plain HTTP through net/http
+// only (TestPlainThroughNetHTTP).
+var testNoFast bool
+
 // startGuard runs a guard for the test and returns it with its plain and
 // TLS addresses.
 func startGuard(t *testing.T, cfg config.Guard, opt Options) (*Guard, string, string) {
@@ -148,6 +152,7 @@ func startGuard(t *testing.T, cfg config.Guard, opt Options) (*Guard, string, st
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.noFast = testNoFast
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}

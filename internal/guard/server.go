@@ -74,7 +74,30 @@ func (g *Guard) Start() error {
 		}()
 		g.log.Info("guard: listening", "addr", ln.Addr().String(), "tls", w.tls, "sites", len(g.sites))
 	}
+	if len(g.fast) > 0 {
+		g.serveWG.Go(g.sweepIdle)
+	}
 	return nil
+}
+
+// sweepIdle closes the fast path's upstream connections idle too long,
+// until the guard shuts down.
+func (g *Guard) sweepIdle() {
+	t := time.NewTicker(upIdleMax / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+			now := g.now()
+			for _, s := range g.sites {
+				for _, u := range s.pool.ups {
+					u.idle.sweep(now)
+				}
+			}
+		}
+	}
 }
 
 func (g *Guard) closeListenersLocked() {
@@ -142,6 +165,7 @@ func (g *Guard) Shutdown(ctx context.Context) error {
 		}
 	}
 	fastWG.Wait()
+	g.doneOnce.Do(func() { close(g.done) })
 	g.serveWG.Wait()
 	for _, s := range g.sites {
 		for _, u := range s.pool.ups {

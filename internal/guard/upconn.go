@@ -24,9 +24,10 @@ import (
 // net/http does.
 
 const (
-	upIdleMax  = 30 * time.Second
-	upIdleSafe = 2 * time.Second
-	upBufSize  = 32 << 10 // also the largest response head accepted
+	upIdleMax   = 30 * time.Second
+	upIdleSafe  = 2 * time.Second
+	upPeekAfter = 500 * time.Millisecond // an idempotent request peeks at a connection idle longer
+	upBufSize   = 32 << 10               // also the largest response head accepted
 )
 
 type upConn struct {
@@ -55,12 +56,13 @@ type idleConns struct {
 	conns []*upConn // most recently used last
 }
 
-// get returns an idle connection to use, or nil. safeOnly asks for one
-// idle for less than upIdleSafe.
-func (ic *idleConns) get(now time.Time, safeOnly bool) *upConn {
+// get returns an idle connection to use and how long it was idle, or nil.
+// safeOnly asks for one idle for less than upIdleSafe.
+func (ic *idleConns) get(now time.Time, safeOnly bool) (*upConn, time.Duration) {
 	ic.mu.Lock()
 	var stale []*upConn
 	var uc *upConn
+	var idleFor time.Duration
 	for n := len(ic.conns); n > 0; n = len(ic.conns) {
 		c := ic.conns[n-1]
 		idle := now.Sub(c.last)
@@ -76,14 +78,31 @@ func (ic *idleConns) get(now time.Time, safeOnly bool) *upConn {
 		}
 		ic.conns[n-1] = nil
 		ic.conns = ic.conns[:n-1]
-		uc = c
+		uc, idleFor = c, idle
 		break
 	}
 	ic.mu.Unlock()
 	for _, c := range stale {
 		c.c.Close()
 	}
-	return uc
+	return uc, idleFor
+}
+
+// sweep closes the connections idle longer than upIdleMax, so an upstream
+// that closed them is not left with them half-open (CLOSE_WAIT here) when
+// no request comes to find out.
+func (ic *idleConns) sweep(now time.Time) {
+	ic.mu.Lock()
+	i := 0
+	for i < len(ic.conns) && now.Sub(ic.conns[i].last) > upIdleMax {
+		i++
+	}
+	stale := append([]*upConn(nil), ic.conns[:i]...)
+	ic.conns = append(ic.conns[:0], ic.conns[i:]...)
+	ic.mu.Unlock()
+	for _, c := range stale {
+		c.c.Close()
+	}
 }
 
 // put keeps uc for reuse if there is room (max), else closes it.
