@@ -54,6 +54,11 @@ const (
 	fastBodyMax = 64 << 10 // larger bodies take the net/http path (streamed, slow-POST checked)
 )
 
+// fastReaders are the connections' read buffers, reused as net/http
+// reuses its own: a burst of connections (an attacker's reconnecting
+// slowloris) then costs no burst of garbage.
+var fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastBufSize) }}
+
 // fastConn is one client connection on the fast path.
 type fastConn struct {
 	g    *Guard
@@ -188,7 +193,15 @@ func (fc *fastConn) serve(fs *fastServer) {
 		fs.handoff.give(fc.c, nil) // its clients' addresses are in headers
 		return
 	}
-	fc.br = bufio.NewReaderSize(fc.c, fastBufSize)
+	fc.br = fastReaders.Get().(*bufio.Reader)
+	fc.br.Reset(fc.c)
+	defer func() {
+		// Back to the pool once nothing reads it: the connection closed
+		// or moved on (its unread bytes copied out first).
+		fc.br.Reset(nil)
+		fastReaders.Put(fc.br)
+		fc.br = nil
+	}()
 	first := true
 	for {
 		if fc.br.Buffered() == 0 {
