@@ -128,12 +128,8 @@ func (fs *fastServer) serve(ln net.Listener) error {
 func (fs *fastServer) shutdown(done <-chan struct{}) {
 	fs.mu.Lock()
 	fs.draining.Store(true)
-	for fc := range fs.conns {
-		if fc.idle.Load() {
-			fc.c.Close()
-		}
-	}
 	fs.mu.Unlock()
+	fs.closeIdle()
 	finished := make(chan struct{})
 	go func() { fs.wg.Wait(); close(finished) }()
 	for {
@@ -152,20 +148,25 @@ func (fs *fastServer) shutdown(done <-chan struct{}) {
 			<-finished
 			return
 		case <-time.After(50 * time.Millisecond):
-			// A connection may have gone idle since.
-			fs.mu.Lock()
-			for fc := range fs.conns {
-				if fc.idle.Load() {
-					fc.c.Close()
-				}
-			}
-			fs.mu.Unlock()
+			fs.closeIdle() // a connection may have gone idle since
+		}
+	}
+}
+
+// closeIdle closes the connections waiting for a request.
+func (fs *fastServer) closeIdle() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for fc := range fs.conns {
+		if fc.idle.Load() {
+			fc.c.Close()
 		}
 	}
 }
 
 func (fs *fastServer) isDraining() bool { return fs.draining.Load() }
 
+// peerOf is the address of c's TCP peer, unmapped; zero for other conns.
 func peerOf(c net.Conn) netip.Addr {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		return ta.AddrPort().Addr().Unmap()
@@ -315,7 +316,8 @@ func (fc *fastConn) request(fs *fastServer) next {
 	host := string(h.host)
 	// The decisions to leave come first, before anything counts.
 	var s *site
-	if validHost(host) && !hasDotSegment(string(h.path)) {
+	malformed := !validHost(host) || hasDotSegment(string(h.path))
+	if !malformed {
 		s = g.route(host)
 		if s != nil && (!s.fast || g.shapedFor(s, fc.peer) || h.contentLength > fastBodyMax && h.contentLength <= s.maxBody) {
 			fc.leave(fs)
@@ -325,7 +327,7 @@ func (fc *fastConn) request(fs *fastServer) next {
 	fs.served.Add(1)
 	fc.consumed = false
 	st := &reqState{start: g.now(), peer: fc.peer, client: fc.peer}
-	status, n, keep := fc.handle(st, s, host)
+	status, n, keep := fc.handle(st, s, host, malformed)
 	e := g.record(st, status, n, func() string { return string(h.path) })
 	if e != nil {
 		e.Method = clip(string(h.method))
@@ -368,10 +370,11 @@ func (fc *fastConn) request(fs *fastServer) next {
 	return closeConn
 }
 
-// handle runs the checks and the exchange with the upstream; it returns
+// handle runs the checks and the exchange with the upstream (malformed:
+// the Host or path failed request's check, answered 400 here); it returns
 // the status and body bytes sent and whether the connection may carry
 // another request.
-func (fc *fastConn) handle(st *reqState, s *site, host string) (status int, n int64, keep bool) {
+func (fc *fastConn) handle(st *reqState, s *site, host string, malformed bool) (status int, n int64, keep bool) {
 	g, h := fc.g, &fc.req
 	allowed := g.allow.Contains(st.client)
 	if !allowed {
@@ -382,7 +385,7 @@ func (fc *fastConn) handle(st *reqState, s *site, host string) (status int, n in
 			return fc.refuse(st, "ban", http.StatusForbidden, 0, true)
 		}
 	}
-	if !validHost(host) || hasDotSegment(string(h.path)) {
+	if malformed {
 		return fc.refuse(st, "bad_request", http.StatusBadRequest, 0, false)
 	}
 	if s == nil {
@@ -635,11 +638,6 @@ func (c *replayConn) Read(p []byte) (int, error) {
 
 // CloseWrite passes the half-close through (the server uses it to deliver
 // an error to a client still sending).
-func (c *replayConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
+func (c *replayConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 var _ io.Reader = (*replayConn)(nil)

@@ -281,18 +281,7 @@ func (fc *fastConn) relayChunked(uc *upConn) (written int64, upErr, clientErr er
 		if len(line) == 0 {
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			continue // not a field: dropped
-		}
-		valid := true
-		for _, c := range line[:colon] {
-			valid = valid && isTchar(c)
-		}
-		for _, c := range line[colon+1:] {
-			valid = valid && (c >= ' ' && c != 0x7f || c == '\t')
-		}
-		if valid {
+		if _, _, ok := splitField(line); ok { // anything else is dropped
 			fc.out = append(fc.out, line...)
 			fc.out = append(fc.out, "\r\n"...)
 		}

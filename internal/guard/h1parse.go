@@ -111,21 +111,9 @@ func parseRequestHead(b []byte, h *reqHead) (ok, complete bool) {
 		if len(line) == 0 {
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return false, true // no name, or an obs-fold (starts with SP or HTAB)
-		}
-		name := line[:colon]
-		for _, c := range name {
-			if !isTchar(c) {
-				return false, true // whitespace before the colon, among others
-			}
-		}
-		value := trimOWS(line[colon+1:])
-		for _, c := range value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return false, true
-			}
+		name, value, ok := splitField(line)
+		if !ok {
+			return false, true // an obs-fold, whitespace before the colon, a control byte, ...
 		}
 		switch {
 		case equalFold(name, "host"):
@@ -167,6 +155,31 @@ func parseRequestHead(b []byte, h *reqHead) (ok, complete bool) {
 	}
 	h.size = len(b) - len(rest)
 	return true, true
+}
+
+// splitField splits a header field line into its name, token characters
+// followed at once by ':', and its value without the surrounding
+// whitespace; ok=false when the line is no such field or the value holds a
+// control byte other than HTAB. A line starting with whitespace (an
+// obs-fold) has no name.
+func splitField(line []byte) (name, value []byte, ok bool) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, false
+	}
+	name = line[:colon]
+	for _, c := range name {
+		if !isTchar(c) {
+			return nil, nil, false
+		}
+	}
+	value = trimOWS(line[colon+1:])
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, nil, false
+		}
+	}
+	return name, value, true
 }
 
 // nextLine splits the CRLF-terminated line at the start of b from the
@@ -328,21 +341,9 @@ func parseResponseHead(b []byte, h *respHead) error {
 		if len(line) == 0 {
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		name, value, ok := splitField(line)
+		if !ok {
 			return errRespHead
-		}
-		name := line[:colon]
-		for _, c := range name {
-			if !isTchar(c) {
-				return errRespHead
-			}
-		}
-		value := trimOWS(line[colon+1:])
-		for _, c := range value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return errRespHead
-			}
 		}
 		switch {
 		case equalFold(name, "content-length"):

@@ -3,7 +3,6 @@ package guard
 import (
 	"errors"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -41,10 +40,7 @@ func (l *listener) Accept() (net.Conn, error) {
 // admit applies the accept-time checks; it closes a refused connection
 // and returns nil.
 func (g *Guard) admit(c net.Conn) net.Conn {
-	peer := netip.Addr{}
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		peer = ta.AddrPort().Addr().Unmap()
-	}
+	peer := peerOf(c)
 	refuse := func(reason string) net.Conn {
 		g.metrics.blocked(reason)
 		if tc, ok := c.(*net.TCPConn); ok {
@@ -87,8 +83,11 @@ type conn struct {
 
 // CloseWrite half-closes a TCP connection, which the HTTP server uses to
 // deliver an error response to a client still sending its body.
-func (c *conn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+func (c *conn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c when it can (a TCP connection).
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
