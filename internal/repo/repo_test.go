@@ -172,6 +172,15 @@ func TestWriteOnlyKey(t *testing.T) {
 	if res2.Summary.FilesUnmodified != res2.Summary.TotalFiles {
 		t.Fatalf("write-only second run: %+v (parent from cache not used)", res2.Summary)
 	}
+	// Third run: the second one stored no tree (all were its parent's), and
+	// still left them in the cache for this one.
+	w3, err := openWith(t, dir, "client", cache)
+	must(t, err)
+	res3, err := archiver.Backup(ctx, w3, []string{src}, archiver.Options{Host: "h"})
+	must(t, err)
+	if res3.Summary.FilesUnmodified != res3.Summary.TotalFiles || res3.Snapshot.Tree != res2.Snapshot.Tree {
+		t.Fatalf("write-only third run: %+v (parent's trees not kept in the cache)", res3.Summary)
+	}
 
 	// The full key reads what the write-only key wrote.
 	r := repotest.Open(t, dir, repotest.Password)

@@ -38,6 +38,32 @@ func (r *Repository) SaveTree(ctx context.Context, t *tree.Tree) (ID, error) {
 	return id, nil
 }
 
+// KeepTree reports whether a new snapshot may refer to the stored tree id
+// as it is, without encoding and saving it again: the archiver calls it for
+// a directory whose entries are all equal to its parent snapshot's, which
+// is then that snapshot's tree. True when the index lists the tree; for a
+// write-only key the tree must also be one this session holds (from its
+// cache), and it is then kept in the cache for the next backup as if
+// written now.
+func (r *Repository) KeepTree(id ID) bool {
+	if !r.idx.Has(TreeBlob, id) {
+		return false
+	}
+	if r.CanRead() {
+		return true
+	}
+	r.treesMu.Lock()
+	defer r.treesMu.Unlock()
+	if _, ok := r.sessionTrees[id]; !ok {
+		return false
+	}
+	if r.savedTrees == nil {
+		r.savedTrees = map[ID]bool{}
+	}
+	r.savedTrees[id] = true
+	return true
+}
+
 // LoadTree reads a tree from the local cache or the repository. A
 // write-only key can only read trees it wrote itself (from its cache).
 func (r *Repository) LoadTree(ctx context.Context, id ID) (*tree.Tree, error) {

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/repo"
@@ -242,7 +243,7 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, o Options) 
 		// The whole file system: the root tree is "/" itself.
 		rootFut = a.saveDir("/", tree.Node{Type: tree.TypeDir}, &tree.Node{Type: tree.TypeDir, Subtree: treeIDPtr(parent)})
 	} else {
-		rootFut = a.finishDir(tree.Node{Type: tree.TypeDir}, a.saveVirtual(paths, "/", parentTree), false)
+		rootFut = a.finishDir(tree.Node{Type: tree.TypeDir}, a.saveVirtual(paths, "/", parentTree), false, treeIDPtr(parent), parentTree)
 	}
 	res := <-rootFut
 	if res.err != nil {
@@ -313,7 +314,7 @@ func (a *archiver) saveVirtual(paths []string, dir string, parent *tree.Tree) []
 		full := filepath.Join(dir, name)
 		pnode := lookup(parent, name)
 		if len(children[name]) == 1 && children[name][0] == full {
-			futs = append(futs, a.saveEntry(full, name, pnode, true))
+			futs = append(futs, a.saveEntry(full, name, pnode, true, nil))
 			continue
 		}
 		// An intermediate directory: its own metadata, and only the
@@ -323,7 +324,8 @@ func (a *archiver) saveVirtual(paths []string, dir string, parent *tree.Tree) []
 			futs = append(futs, done(result{err: err}))
 			continue
 		}
-		futs = append(futs, a.finishDir(node, a.saveVirtual(children[name], full, a.subtree(pnode)), true))
+		ptree := a.subtree(pnode)
+		futs = append(futs, a.finishDir(node, a.saveVirtual(children[name], full, ptree), true, subtreeID(pnode), ptree))
 	}
 	return futs
 }
@@ -339,6 +341,27 @@ func (a *archiver) subtree(n *tree.Node) *tree.Tree {
 	return t
 }
 
+// subtreeID is the tree id of a directory node, nil for other nodes.
+func subtreeID(n *tree.Node) *tree.ID {
+	if n == nil || n.Type != tree.TypeDir {
+		return nil
+	}
+	return n.Subtree
+}
+
+// sameNodes reports whether t and prev list equal nodes (prev may be nil).
+func sameNodes(t, prev *tree.Tree) bool {
+	if prev == nil || len(t.Nodes) != len(prev.Nodes) {
+		return false
+	}
+	for i := range t.Nodes {
+		if !t.Nodes[i].Equal(&prev.Nodes[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func lookup(t *tree.Tree, name string) *tree.Node {
 	if t == nil {
 		return nil
@@ -352,8 +375,11 @@ func lookup(t *tree.Tree, name string) *tree.Node {
 
 // finishDir waits for the children in order and saves the tree. The
 // virtual root passes unwrapped=false and gets a node whose Subtree is the
-// root tree.
-func (a *archiver) finishDir(node tree.Node, futs []future, count bool) future {
+// root tree. prev is the directory's tree in the parent snapshot, stored as
+// prevID (both nil without one): when every child is equal to prev's, the
+// directory is prevID again, and encoding, hashing and looking it up are
+// skipped (on an unchanged re-run, for every directory).
+func (a *archiver) finishDir(node tree.Node, futs []future, count bool, prevID *tree.ID, prev *tree.Tree) future {
 	out := make(future, 1)
 	go func() {
 		t := &tree.Tree{Nodes: make([]tree.Node, 0, len(futs))}
@@ -371,13 +397,18 @@ func (a *archiver) finishDir(node tree.Node, futs []future, count bool) future {
 			out <- result{err: a.ctx.Err()}
 			return
 		}
-		id, err := a.r.SaveTree(a.ctx, t)
-		if err != nil {
-			a.fail(err)
-			out <- result{err: err}
-			return
+		var tid tree.ID
+		if prevID != nil && sameNodes(t, prev) && a.r.KeepTree(repo.ID(*prevID)) {
+			tid = *prevID
+		} else {
+			id, err := a.r.SaveTree(a.ctx, t)
+			if err != nil {
+				a.fail(err)
+				out <- result{err: err}
+				return
+			}
+			tid = tree.ID(id)
 		}
-		tid := tree.ID(id)
 		node.Subtree = &tid
 		node.Content = nil
 		node.Size = 0
@@ -405,16 +436,18 @@ func (a *archiver) excluded(path, name string) bool {
 
 // saveEntry handles one entry of any type. top marks a backup path (its
 // device defines --one-file-system).
-func (a *archiver) saveEntry(path, name string, pnode *tree.Node, top bool) future {
+func (a *archiver) saveEntry(path, name string, pnode *tree.Node, top bool, st *syscall.Stat_t) future {
 	if a.ctx.Err() != nil {
 		return done(result{err: a.ctx.Err()})
 	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		a.warn(path, err)
-		return done(result{})
+	if st == nil {
+		st = new(syscall.Stat_t)
+		if err := syscall.Lstat(path, st); err != nil {
+			a.warn(path, fmt.Errorf("lstat: %w", err))
+			return done(result{})
+		}
 	}
-	node, err := tree.NodeFromPath(path, name, fi, tree.CaptureOptions{Names: a.names, Previous: pnode})
+	node, err := tree.NodeFromStat(path, name, st, tree.CaptureOptions{Names: a.names, Previous: pnode})
 	if err != nil {
 		if !tree.IsWarning(err) {
 			a.warn(path, err)
@@ -492,24 +525,17 @@ func (a *archiver) allKnown(content []tree.ContentRef) bool {
 func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future {
 	if a.o.OneFileSystem && a.otherDevice(path, node.Device) {
 		// A mount point: keep the directory, not its content.
-		return a.finishDir(node, nil, true)
+		return a.finishDir(node, nil, true, nil, nil)
 	}
-	f, err := os.Open(path)
+	fd, names, err := openDir(path)
 	if err != nil {
 		a.warn(path, err)
 		return done(result{})
 	}
-	entries, err := f.ReadDir(-1)
-	f.Close()
-	if err != nil {
-		a.warn(path, err)
-		return done(result{})
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	defer unix.Close(fd)
 	ptree := a.subtree(pnode)
-	futs := make([]future, 0, len(entries))
-	for _, de := range entries {
-		name := de.Name()
+	futs := make([]future, 0, len(names))
+	for _, name := range names {
 		child := path + "/" + name
 		if path == "/" {
 			child = "/" + name
@@ -517,16 +543,21 @@ func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future
 		if a.excluded(child, name) {
 			continue
 		}
+		st := new(syscall.Stat_t)
+		if err := lstatAt(fd, name, st); err != nil {
+			a.warn(child, err)
+			continue
+		}
 		pn := lookup(ptree, name)
 		// Subdirectories are walked by another goroutine when one is free,
 		// so lstat and readdir use both cores.
-		if de.IsDir() {
+		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 			select {
 			case a.walkers <- struct{}{}:
 				fut := make(future, 1)
 				a.walking.Add(1)
 				go func() {
-					inner := a.saveEntry(child, name, pn, false)
+					inner := a.saveEntry(child, name, pn, false, st)
 					<-a.walkers
 					a.walking.Done() // no more sends on a.jobs from here
 					fut <- <-inner
@@ -536,9 +567,9 @@ func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future
 			default:
 			}
 		}
-		futs = append(futs, a.saveEntry(child, name, pn, false))
+		futs = append(futs, a.saveEntry(child, name, pn, false, st))
 	}
-	return a.finishDir(node, futs, true)
+	return a.finishDir(node, futs, true, subtreeID(pnode), ptree)
 }
 
 // otherDevice reports whether path lies below a backup path on another

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,5 +241,69 @@ func TestCancelWithLargeFiles(t *testing.T) {
 		if late.Load() {
 			t.Errorf("cancelled after %v: a warning came after Backup returned", delay)
 		}
+	}
+}
+
+// TestRerunReusesParentTrees: a re-run keeps the parent's tree of every
+// directory whose entries are all unchanged, and only those: a changed
+// file, a changed directory mode and a newly excluded file each give new
+// trees up to the root.
+func TestRerunReusesParentTrees(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	for _, p := range []string{"top", "a/x", "a/y", "b/c/f", "b/g", "d/h"} {
+		write(t, filepath.Join(src, p), []byte(p))
+	}
+	r, _ := repotest.New(t, repotest.Options{})
+	backup := func(o archiver.Options) map[string]*tree.Node {
+		t.Helper()
+		res, err := archiver.Backup(ctx, r, []string{src}, o)
+		must(t, err)
+		got := map[string]*tree.Node{}
+		paths(t, r, res.Snapshot.Tree, "/", got)
+		got[""] = &tree.Node{Subtree: (*tree.ID)(&res.Snapshot.Tree)}
+		return got
+	}
+	sub := func(m map[string]*tree.Node, p string) tree.ID {
+		t.Helper()
+		if p == "" {
+			return *m[""].Subtree
+		}
+		n := m[src+"/"+p]
+		if n == nil || n.Subtree == nil {
+			t.Fatalf("%s: no directory in the snapshot", p)
+		}
+		return *n.Subtree
+	}
+	check := func(step string, before, after map[string]*tree.Node, changed ...string) {
+		t.Helper()
+		for _, p := range []string{"", "a", "b", "b/c", "d"} {
+			want := !slices.Contains(changed, p)
+			if same := sub(before, p) == sub(after, p); same != want {
+				t.Errorf("%s: tree of %q kept %v, want %v", step, p, same, want)
+			}
+		}
+	}
+	s1 := backup(archiver.Options{})
+	s2 := backup(archiver.Options{})
+	check("unchanged", s1, s2)
+
+	write(t, filepath.Join(src, "b/c/f"), []byte("changed content"))
+	s3 := backup(archiver.Options{})
+	check("changed file", s2, s3, "", "b", "b/c")
+	if string(s3[src+"/b/c/f"].Content[0].ID[:]) == string(s2[src+"/b/c/f"].Content[0].ID[:]) {
+		t.Fatal("changed file kept its content")
+	}
+
+	must(t, os.Chmod(filepath.Join(src, "d"), 0o700))
+	s4 := backup(archiver.Options{})
+	check("directory mode", s3, s4, "") // d's own listing is the same; its node, in src's, is not
+	if s4[src+"/d"].Mode != 0o700 {
+		t.Fatalf("directory mode: %o", s4[src+"/d"].Mode)
+	}
+
+	s5 := backup(archiver.Options{Excludes: []string{"y"}})
+	check("new exclude", s4, s5, "", "a")
+	if s5[src+"/a/y"] != nil || s5[src+"/a/x"] == nil {
+		t.Fatal("exclude of a/y not applied")
 	}
 }

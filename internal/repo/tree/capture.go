@@ -64,12 +64,6 @@ type CaptureOptions struct {
 // The error is a Warning (see IsWarning) when the node is complete except
 // for extended attributes that could not be read; the node is valid then.
 func NodeFromPath(path, name string, fi os.FileInfo, opts CaptureOptions) (Node, error) {
-	if name == "" {
-		name = filepath.Base(path)
-	}
-	if err := checkName(name); err != nil {
-		return Node{}, fmt.Errorf("capture %q: %w", path, err)
-	}
 	if fi == nil {
 		var err error
 		if fi, err = os.Lstat(path); err != nil {
@@ -79,6 +73,19 @@ func NodeFromPath(path, name string, fi os.FileInfo, opts CaptureOptions) (Node,
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return Node{}, fmt.Errorf("capture %q: no stat data in %T", path, fi.Sys())
+	}
+	return NodeFromStat(path, name, st, opts)
+}
+
+// NodeFromStat is NodeFromPath for a caller that has the entry's lstat
+// result as a Stat_t (the archiver stats entries relative to their
+// directory, with fstatat). path is still used for readlink and xattrs.
+func NodeFromStat(path, name string, st *syscall.Stat_t, opts CaptureOptions) (Node, error) {
+	if name == "" {
+		name = filepath.Base(path)
+	}
+	if err := checkName(name); err != nil {
+		return Node{}, fmt.Errorf("capture %q: %w", path, err)
 	}
 	n := Node{
 		Name:       name,

@@ -362,6 +362,25 @@ func (d *decoder) str() ([]byte, error) {
 	}
 	d.i++
 	start := d.i
+	// Fast path, one pass: nearly every string in a tree (member names,
+	// ids, times, ASCII file names) is short, printable ASCII without
+	// escapes.
+	for i := start; i < len(d.b); i++ {
+		c := d.b[i]
+		if c == '"' {
+			d.i = i + 1
+			return d.b[start:i], nil
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			break
+		}
+	}
+	return d.strSlow(start)
+}
+
+// strSlow is str for a string with escapes, control characters or
+// non-ASCII bytes, or unterminated; start is just past its opening quote.
+func (d *decoder) strSlow(start int) ([]byte, error) {
 	rest := d.b[start:]
 	q := bytes.IndexByte(rest, '"')
 	if q < 0 {

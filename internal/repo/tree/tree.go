@@ -13,9 +13,11 @@
 package tree
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -157,6 +159,27 @@ type Node struct {
 	Subtree    *ID    // the directory's own tree blob (dirs only, required)
 	Target     string // symlink target, raw bytes (symlinks only, required)
 	Xattrs     []Xattr
+}
+
+// Equal reports whether n and o encode to the same bytes: every field alike,
+// times as instants (Encode writes them in UTC).
+func (n *Node) Equal(o *Node) bool {
+	if n.Name != o.Name || n.Type != o.Type || n.Mode != o.Mode || n.UID != o.UID || n.GID != o.GID ||
+		n.User != o.User || n.Group != o.Group || n.Size != o.Size || !n.ModTime.Equal(o.ModTime) ||
+		!n.ChangeTime.Equal(o.ChangeTime) || n.Inode != o.Inode || n.Device != o.Device ||
+		n.Links != o.Links || n.Rdev != o.Rdev || n.Target != o.Target ||
+		!slices.Equal(n.Content, o.Content) || len(n.Xattrs) != len(o.Xattrs) {
+		return false
+	}
+	if (n.Subtree == nil) != (o.Subtree == nil) || n.Subtree != nil && *n.Subtree != *o.Subtree {
+		return false
+	}
+	for i := range n.Xattrs {
+		if n.Xattrs[i].Name != o.Xattrs[i].Name || !bytes.Equal(n.Xattrs[i].Value, o.Xattrs[i].Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // Tree is a directory listing: its nodes sorted by the bytes of their names,

@@ -505,19 +505,18 @@ func (b *Backend) load(ctx context.Context, h backend.Handle, offset int64, leng
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("load %s: invalid range: offset %d, length %d", h, offset, length)
 	}
-	f, err := os.Open(b.path(h))
+	f, err := openRange(b.path(h))
 	if err != nil {
 		return nil, b.opError("load", h, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	size, regular, err := f.stat()
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", h, err)
 	}
-	if !fi.Mode().IsRegular() {
+	if !regular {
 		return nil, fmt.Errorf("load %s: not a regular file", h)
 	}
-	size := fi.Size()
 	n := int64(length)
 	if length == 0 {
 		n = size - offset
@@ -536,6 +535,13 @@ func (b *Backend) load(ctx context.Context, h backend.Handle, offset int64, leng
 		return nil, fmt.Errorf("load %s: %w", h, err)
 	}
 	return buf, nil
+}
+
+// rangeFile is a file open for load (load_linux.go, load_other.go).
+type rangeFile interface {
+	io.ReaderAt
+	io.Closer
+	stat() (size int64, regular bool, err error)
 }
 
 // Stat returns h's size; see backend.Backend.
