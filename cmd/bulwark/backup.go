@@ -90,6 +90,7 @@ prefer PGPASSWORD or ~/.pgpass, and ~/.my.cnf. See docs/databases.md.`,
 				return err
 			}
 			defer r.Close()
+			collectAtLimit(e)
 			l, err := f.lock(ctx, r, false)
 			if err != nil {
 				return err
