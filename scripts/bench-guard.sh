@@ -17,6 +17,8 @@
 #                         each extra run adds about 10 x BENCH_SECONDS)
 #   BENCH_THREADS, BENCH_CONNS   wrk -t and -c (default 2 and 50)
 #   BENCH_ATTACK_SECONDS  the well-behaved client's run, alone and under attack (default 15)
+#   BENCH_ATTACK_RUNS     pairs of those runs, each with a fresh guard (default 3; about
+#                         2 x BENCH_ATTACK_SECONDS + 6 s each)
 #   BENCH_ATTACK_NICE     nice level of the attack driver (default 10; 0: same priority as the guard)
 #   BENCH_SOURCES         distinct client addresses for the memory figure (default 100000)
 #   BENCH_PROFILE         1: CPU-profile the two guards under wrk and add pprof summaries
@@ -61,6 +63,7 @@ BENCH_RUNS=${BENCH_RUNS:-1}
 BENCH_THREADS=${BENCH_THREADS:-2}
 BENCH_CONNS=${BENCH_CONNS:-50}
 BENCH_ATTACK_SECONDS=${BENCH_ATTACK_SECONDS:-15}
+BENCH_ATTACK_RUNS=${BENCH_ATTACK_RUNS:-3}
 BENCH_ATTACK_NICE=${BENCH_ATTACK_NICE:-10}
 BENCH_SOURCES=${BENCH_SOURCES:-100000}
 BENCH_PROFILE=${BENCH_PROFILE:-0}
@@ -70,7 +73,7 @@ if [[ -z $json_out ]]; then
 fi
 
 log() { echo "bench-guard: $*" >&2; }
-for v in BENCH_SECONDS BENCH_RUNS BENCH_THREADS BENCH_CONNS BENCH_ATTACK_SECONDS BENCH_SOURCES; do
+for v in BENCH_SECONDS BENCH_RUNS BENCH_THREADS BENCH_CONNS BENCH_ATTACK_SECONDS BENCH_ATTACK_RUNS BENCH_SOURCES; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || { log "$v must be a positive integer, got '${!v}'"; exit 2; }
 done
 [[ $BENCH_ATTACK_NICE =~ ^[0-9]+$ && $BENCH_ATTACK_NICE -le 19 ]] || { log "BENCH_ATTACK_NICE must be 0 to 19"; exit 2; }
@@ -470,34 +473,37 @@ fi
 
 # ---- under attack ----------------------------------------------------------
 
-log "under attack: the well-behaved client alone for ${BENCH_ATTACK_SECONDS}s, then under attack"
-start_guard guard-attack "${port[metrics-attack]}"
-ready guard-attack "${port[guard-attack]}"
-sleep 1 # the readiness probe's source (127.0.0.1) is not one of the three
+log "under attack: $BENCH_ATTACK_RUNS runs of the well-behaved client alone for ${BENCH_ATTACK_SECONDS}s, then under attack"
 target="http://127.0.0.1:${port[guard-attack]}/index.html"
 client() { # OUT-NAME
 	"$GB" client -url "$target" -host "$host" -source 127.0.0.4 -rate "$client_rate" -duration "${BENCH_ATTACK_SECONDS}s" \
 		-size "$file_bytes" -out "$work/$1.json" 2>"$work/$1.error" && rm -f "$work/$1.error"
 }
-client client-quiet || log "the quiet client failed: $(cat "$work/client-quiet.error")"
 ramp=3
-# The attacker runs at a lower CPU priority: on one machine its own CPU
-# would count against the guard, which a remote attacker's does not. The
-# guard's work answering the flood still counts.
-start attack nice -n "$BENCH_ATTACK_NICE" "$GB" attack -url "$target" -host "$host" -flood-source 127.0.0.2 -flood-rate $((100 * attack_rate)) -flood-conns 16 \
-	-slow-source 127.0.0.3 -slow-conns "$slow_conns" -trickle "$attack_trickle" -duration "$((ramp + BENCH_ATTACK_SECONDS + 1))s" \
-	-metrics "http://127.0.0.1:${port[metrics-attack]}/metrics" -pid "${pids[guard-attack]}" -out "$work/attack.json"
-sleep "$ramp"
-client client-attack || log "the client under attack failed: $(cat "$work/client-attack.error")"
-rc=0
-wait "${pids[attack]}" || rc=$?
-unset "pids[attack]"
-if ((rc != 0)); then
-	tail -n 5 "$work/attack.log" >"$work/attack.error"
-	log "the attack driver failed (exit status $rc): $(cat "$work/attack.error")"
-fi
-running "${pids[guard-attack]}" || die "the guard exited during the attack" "$work/guard-attack.log"
-stop guard-attack
+for ((r = 1; r <= BENCH_ATTACK_RUNS; r++)); do
+	log "  run $r/$BENCH_ATTACK_RUNS"
+	start_guard guard-attack "${port[metrics-attack]}"
+	ready guard-attack "${port[guard-attack]}"
+	sleep 1 # the readiness probe's source (127.0.0.1) is not one of the three
+	client "client-quiet-$r" || log "the quiet client failed: $(cat "$work/client-quiet-$r.error")"
+	# The attacker runs at a lower CPU priority: on one machine its own CPU
+	# would count against the guard, which a remote attacker's does not. The
+	# guard's work answering the flood still counts.
+	start attack nice -n "$BENCH_ATTACK_NICE" "$GB" attack -url "$target" -host "$host" -flood-source 127.0.0.2 -flood-rate $((100 * attack_rate)) -flood-conns 16 \
+		-slow-source 127.0.0.3 -slow-conns "$slow_conns" -trickle "$attack_trickle" -duration "$((ramp + BENCH_ATTACK_SECONDS + 1))s" \
+		-metrics "http://127.0.0.1:${port[metrics-attack]}/metrics" -pid "${pids[guard-attack]}" -out "$work/attack-$r.json"
+	sleep "$ramp"
+	client "client-attack-$r" || log "the client under attack failed: $(cat "$work/client-attack-$r.error")"
+	rc=0
+	wait "${pids[attack]}" || rc=$?
+	unset "pids[attack]"
+	if ((rc != 0)); then
+		tail -n 5 "$work/attack.log" >"$work/attack-$r.error"
+		log "the attack driver failed (exit status $rc): $(cat "$work/attack-$r.error")"
+	fi
+	running "${pids[guard-attack]}" || die "the guard exited during the attack" "$work/guard-attack.log"
+	stop guard-attack
+done
 
 # ---- memory with many sources ----------------------------------------------
 

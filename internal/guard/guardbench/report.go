@@ -22,9 +22,9 @@ import (
 //	wrk.jsonl          one line per wrk run: {"row", "mode", "run", "wrk": {...}}
 //	                   or {"row", "mode", "run", "error": "..."}
 //	rss.jsonl          {"row", "hwm_kib", "procs"}: peak memory of each server
-//	client-quiet.json  ClientResult, alone
-//	client-attack.json ClientResult, under attack
-//	attack.json        AttackResult
+//	client-quiet-N.json  ClientResult, alone (run N = 1, 2, ...)
+//	client-attack-N.json ClientResult, under attack, right after
+//	attack-N.json        AttackResult of that run
 //	sources.json       SourcesResult
 //	NAME.error         why NAME.json is missing
 //	profile-*.txt      optional pprof summaries, quoted as they are
@@ -120,6 +120,27 @@ type Target struct {
 	Measured bool    `json:"measured"`
 }
 
+// AttackRun is one pair of the attack scenario: the well-behaved client
+// alone, then under attack.
+type AttackRun struct {
+	Quiet    *ClientResult `json:"quiet"`
+	Attacked *ClientResult `json:"attacked"`
+	Attack   *AttackResult `json:"attack"`
+	P99Ratio float64       `json:"p99_ratio"` // attacked p99 / quiet p99
+}
+
+// AttackSummary holds the runs of the attack scenario. A ratio of two
+// tail latencies of 600 requests each is at the mercy of one stall of the
+// machine (a run on a loaded host measured a quiet p99 of 215 ms, another
+// 1.6 ms), so the scenario runs as interleaved pairs and the target is
+// judged on the median of the pairs' ratios, each against the quiet run
+// just before it; success on the worst run.
+type AttackSummary struct {
+	Runs          []*AttackRun `json:"runs"`
+	P99Ratio      float64      `json:"p99_ratio"` // median over runs
+	MinSuccessPct float64      `json:"min_success_pct"`
+}
+
 // Report is the JSON written by the report step.
 type Report struct {
 	Date       string            `json:"date"`
@@ -127,13 +148,8 @@ type Report struct {
 	Throughput []*series         `json:"throughput"`
 	PeakRSSKiB map[string]int64  `json:"peak_rss_kib"`
 	Targets    []Target          `json:"targets"`
-	Attack     *struct {
-		Quiet    *ClientResult `json:"quiet"`
-		Attacked *ClientResult `json:"attacked"`
-		Attack   *AttackResult `json:"attack"`
-		P99Ratio float64       `json:"p99_ratio"`
-	} `json:"attack,omitempty"`
-	Memory *struct {
+	Attack     *AttackSummary    `json:"attack,omitempty"`
+	Memory     *struct {
 		*SourcesResult
 		OverIdleKiB     int64   `json:"over_idle_kib"`
 		BytesPerSource  float64 `json:"bytes_per_source"`
@@ -221,25 +237,15 @@ func buildReport(dir string, facts map[string]string) (*Report, error) {
 		rep.PeakRSSKiB[r.Row] = r.HWMKiB
 	}
 
-	var quiet, attacked ClientResult
-	var attack AttackResult
-	errQ := readResult(dir, "client-quiet", &quiet)
-	errA := readResult(dir, "client-attack", &attacked)
-	errX := readResult(dir, "attack", &attack)
-	if err := errors.Join(errQ, errA, errX); err != nil {
+	if a, err := readAttack(dir); err != nil {
 		rep.Failures = append(rep.Failures, "under attack: "+oneLine(err))
 	} else {
-		rep.Attack = &struct {
-			Quiet    *ClientResult `json:"quiet"`
-			Attacked *ClientResult `json:"attacked"`
-			Attack   *AttackResult `json:"attack"`
-			P99Ratio float64       `json:"p99_ratio"`
-		}{Quiet: &quiet, Attacked: &attacked, Attack: &attack}
-		if quiet.P99Ms > 0 {
-			rep.Attack.P99Ratio = attacked.P99Ms / quiet.P99Ms
-		}
-		if quiet.SuccessPct < 99.9 {
-			rep.Failures = append(rep.Failures, fmt.Sprintf("under attack: the quiet baseline itself had %.2f%% success (statuses %v, errors %v): the set-up is broken", quiet.SuccessPct, quiet.Statuses, quiet.Errors))
+		rep.Attack = a
+		for i, r := range a.Runs {
+			if r.Quiet.SuccessPct < 99.9 {
+				rep.Failures = append(rep.Failures, fmt.Sprintf("under attack, run %d: the quiet baseline itself had %.2f%% success (statuses %v, errors %v): the set-up is broken",
+					i+1, r.Quiet.SuccessPct, r.Quiet.Statuses, r.Quiet.Errors))
+			}
 		}
 	}
 	var src SourcesResult
@@ -271,6 +277,46 @@ func buildReport(dir string, facts map[string]string) (*Report, error) {
 
 // readResult reads dir/NAME.json into v; a NAME.error file says why the
 // scenario failed.
+// readAttack reads the attack scenario's runs, 1 up to the first number
+// with no file at all; a run with some files missing is a failure.
+func readAttack(dir string) (*AttackSummary, error) {
+	a := &AttackSummary{MinSuccessPct: 100}
+	var ratios []float64
+	for n := 1; ; n++ {
+		names := []string{fmt.Sprintf("client-quiet-%d", n), fmt.Sprintf("client-attack-%d", n), fmt.Sprintf("attack-%d", n)}
+		if !anyResult(dir, names...) {
+			break
+		}
+		r := &AttackRun{Quiet: &ClientResult{}, Attacked: &ClientResult{}, Attack: &AttackResult{}}
+		if err := errors.Join(readResult(dir, names[0], r.Quiet), readResult(dir, names[1], r.Attacked), readResult(dir, names[2], r.Attack)); err != nil {
+			return nil, err
+		}
+		if r.Quiet.P99Ms > 0 {
+			r.P99Ratio = r.Attacked.P99Ms / r.Quiet.P99Ms
+			ratios = append(ratios, r.P99Ratio)
+		}
+		a.MinSuccessPct = min(a.MinSuccessPct, r.Attacked.SuccessPct)
+		a.Runs = append(a.Runs, r)
+	}
+	if len(a.Runs) == 0 {
+		return nil, errors.New("no result (client-quiet-1.json missing)")
+	}
+	a.P99Ratio = median(ratios)
+	return a, nil
+}
+
+// anyResult reports whether any of the results left a file, result or error.
+func anyResult(dir string, names ...string) bool {
+	for _, n := range names {
+		for _, ext := range []string{".json", ".error"} {
+			if _, err := os.Stat(filepath.Join(dir, n+ext)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func readResult(dir, name string, v any) error {
 	if b, err := os.ReadFile(filepath.Join(dir, name+".error")); err == nil {
 		return fmt.Errorf("%s: %s", name, strings.TrimSpace(string(b)))
@@ -414,11 +460,11 @@ func targets(rep *Report) []Target {
 	v, ok = ratio(rep, "guard-crs", "coraza-naive", "mix")
 	add("guard with CRS / naive Coraza wrapper, req/s on GET + POST", ">= 2.0", v, ok, v >= 2.0)
 	if a := rep.Attack; a != nil {
-		add("under attack: the well-behaved source's success", ">= 99%", a.Attacked.SuccessPct, true, a.Attacked.SuccessPct >= 99)
-		add("under attack: its p99 latency / quiet p99", "<= 5x", a.P99Ratio, a.P99Ratio > 0, a.P99Ratio <= 5)
+		add("under attack: the well-behaved source's success (worst run)", ">= 99%", a.MinSuccessPct, true, a.MinSuccessPct >= 99)
+		add("under attack: its p99 latency / quiet p99 (median of runs)", "<= 5x", a.P99Ratio, a.P99Ratio > 0, a.P99Ratio <= 5)
 	} else {
-		add("under attack: the well-behaved source's success", ">= 99%", 0, false, false)
-		add("under attack: its p99 latency / quiet p99", "<= 5x", 0, false, false)
+		add("under attack: the well-behaved source's success (worst run)", ">= 99%", 0, false, false)
+		add("under attack: its p99 latency / quiet p99 (median of runs)", "<= 5x", 0, false, false)
 	}
 	return ts
 }
@@ -554,32 +600,42 @@ func writeMarkdown(w io.Writer, rep *Report, dir string) {
 	fmt.Fprintln(w, "### Under attack")
 	fmt.Fprintln(w)
 	if a := rep.Attack; a != nil {
-		x := a.Attack
+		x, q := a.Runs[0].Attack, a.Runs[0].Quiet
 		fmt.Fprintf(w, "A guard with per-source limits (rate %s/s, burst %s, %s requests in progress per source; at most %s connections per source at accept, %s in all; "+
 			"headers within %s) in front of the same upstream. A well-behaved client from %s sends GET /index.html at %.0f requests a second (open loop, keep-alive) for %.0f s, "+
 			"once alone and once while, from %s, a flooder asks for %s requests a second (%.0fx its rate limit) over %d keep-alive connections and, from %s, a slowloris "+
 			"holds %d connections open, each with an unfinished request that gains a header line every %s and reconnects when cut. "+
 			"The attack driver runs at nice %s (on one machine the attacker's own CPU would count against the guard; a remote attacker's does not). "+
+			"Each run starts a fresh guard; %d runs, each the quiet measurement and then the attacked one, and the target takes the median of the runs' p99 ratios "+
+			"(a tail latency of 600 requests moves with any stall of the machine). "+
 			"Latency is from sending to the last byte, over the successful requests.\n\n",
 			get("attack_rate", "?"), get("attack_burst", "?"), get("attack_inflight", "?"), get("attack_conns", "?"), get("attack_max_conns", "?"), get("attack_header", "?"),
-			a.Quiet.Source, a.Quiet.Rate, a.Quiet.Seconds, x.Flood.Source, thousands(x.Flood.TargetRate), x.Flood.TargetRate/atofOr(get("attack_rate", "0"), 1), x.Flood.Conns,
-			x.Slow.Source, x.Slow.Conns, get("attack_trickle", "2s"), get("attack_nice", "0"))
-		fmt.Fprintln(w, "| well-behaved client | requests | success | p50 ms | p90 ms | p99 ms | max ms | other answers |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-		for _, c := range []struct {
-			name string
-			r    *ClientResult
-		}{{"alone", a.Quiet}, {"under attack", a.Attacked}} {
-			fmt.Fprintf(w, "| %s | %d | %.2f%% | %s | %s | %s | %s | %s |\n", c.name, c.r.Sent, c.r.SuccessPct,
-				fmtMs(c.r.P50Ms), fmtMs(c.r.P90Ms), fmtMs(c.r.P99Ms), fmtMs(c.r.MaxMs), others(c.r.Statuses, c.r.Errors))
+			q.Source, q.Rate, q.Seconds, x.Flood.Source, thousands(x.Flood.TargetRate), x.Flood.TargetRate/atofOr(get("attack_rate", "0"), 1), x.Flood.Conns,
+			x.Slow.Source, x.Slow.Conns, get("attack_trickle", "2s"), get("attack_nice", "0"), len(a.Runs))
+		fmt.Fprintln(w, "| well-behaved client | requests | success | p50 ms | p90 ms | p99 ms | max ms | other answers | p99 / alone |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+		for i, r := range a.Runs {
+			for _, c := range []struct {
+				name  string
+				r     *ClientResult
+				ratio string
+			}{{"alone", r.Quiet, ""}, {"under attack", r.Attacked, fmt.Sprintf("%.1fx", r.P99Ratio)}} {
+				fmt.Fprintf(w, "| run %d: %s | %d | %.2f%% | %s | %s | %s | %s | %s | %s |\n", i+1, c.name, c.r.Sent, c.r.SuccessPct,
+					fmtMs(c.r.P50Ms), fmtMs(c.r.P90Ms), fmtMs(c.r.P99Ms), fmtMs(c.r.MaxMs), others(c.r.Statuses, c.r.Errors), c.ratio)
+			}
 		}
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "p99 under attack / alone: %.1fx. The flooder sent %s requests at %s/s (answers: %s). "+
-			"The slowloris connected %d times, held at most %d connections at once; the guard cut %d of them (median after %.1f s), answered %d and refused %d at accept; "+
-			"the guard's open connections peaked at %.0f, its RSS at %s MiB. Guard refusals by reason: %s.\n",
-			a.P99Ratio, thousands(float64(x.Flood.Sent)), thousands(x.Flood.Rate), others(x.Flood.Statuses, x.Flood.Errors),
-			x.Slow.Opened, x.Slow.MaxOpen, x.Slow.Cut, x.Slow.CutAfterS, x.Slow.Answered, x.Slow.Refused,
-			x.Guard.MaxOpenConnections, mib(max(x.Guard.MaxRSSKiB, x.Guard.HWMKiB)), blocks(x.Guard.Blocks))
+		fmt.Fprintf(w, "p99 under attack / alone, median of %d runs: %.1fx.", len(a.Runs), a.P99Ratio)
+		for i, r := range a.Runs {
+			x := r.Attack
+			fmt.Fprintf(w, " Run %d: the flooder sent %s requests at %s/s (answers: %s); "+
+				"the slowloris connected %d times, held at most %d connections at once; the guard cut %d of them (median after %.1f s), answered %d and refused %d at accept; "+
+				"the guard's open connections peaked at %.0f, its RSS at %s MiB; guard refusals by reason: %s.",
+				i+1, thousands(float64(x.Flood.Sent)), thousands(x.Flood.Rate), others(x.Flood.Statuses, x.Flood.Errors),
+				x.Slow.Opened, x.Slow.MaxOpen, x.Slow.Cut, x.Slow.CutAfterS, x.Slow.Answered, x.Slow.Refused,
+				x.Guard.MaxOpenConnections, mib(max(x.Guard.MaxRSSKiB, x.Guard.HWMKiB)), blocks(x.Guard.Blocks))
+		}
+		fmt.Fprintln(w)
 	} else {
 		fmt.Fprintln(w, "Failed: see the failures below.")
 	}
