@@ -80,7 +80,8 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 			auditCommand(), eventsCommand(), configCommand(), recoverCommand(),
 			repoCommand(), backupCommand(), snapshotsCommand(), restoreCommand(), lsCommand(), diffCommand(),
 			catCommand(), forgetCommand(), copyCommand(), vaultCommand(), policyCommand(), restoreTestCommand(), drpCommand(),
-			guardCommand(), banCommand(), listCommand(rules.Allow), listCommand(rules.Deny), shapeCommand(), versionCommand(), completionCommand(),
+			guardCommand(), banCommand(), listCommand(rules.Allow), listCommand(rules.Deny), shapeCommand(), integrityCommand(),
+			versionCommand(), completionCommand(),
 		},
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/fsmeta"
 	"github.com/bulwarkhq/bulwark/internal/repo"
 	"github.com/bulwarkhq/bulwark/internal/repo/bufs"
 	"github.com/bulwarkhq/bulwark/internal/repo/chunker"
@@ -527,7 +528,7 @@ func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future
 		// A mount point: keep the directory, not its content.
 		return a.finishDir(node, nil, true, nil, nil)
 	}
-	fd, names, err := openDir(path)
+	fd, names, err := fsmeta.OpenDir(path)
 	if err != nil {
 		a.warn(path, err)
 		return done(result{})
@@ -544,7 +545,7 @@ func (a *archiver) saveDir(path string, node tree.Node, pnode *tree.Node) future
 			continue
 		}
 		st := new(syscall.Stat_t)
-		if err := lstatAt(fd, name, st); err != nil {
+		if err := fsmeta.LstatAt(fd, name, st); err != nil {
 			a.warn(child, err)
 			continue
 		}

@@ -36,10 +36,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/fsmeta"
 	"golang.org/x/sys/unix"
 )
 
@@ -172,7 +172,7 @@ func readXattrs(path string) (xs []Xattr, warn, err error) {
 	}
 	var warns []error
 	for _, name := range names {
-		v, err := getXattr(path, name)
+		v, err := fsmeta.Lgetxattr(path, name)
 		switch {
 		case errors.Is(err, unix.ENODATA):
 			continue // removed since the listing
@@ -196,71 +196,7 @@ func readXattrs(path string) (xs []Xattr, warn, err error) {
 // listXattrs returns the sorted attribute names of path (not following a
 // symlink), retrying while the list grows between the two calls.
 func listXattrs(path string) ([]string, error) {
-	return listXattrNames(pathOps(path).list)
-}
-
-// listXattrNames returns the sorted attribute names that list (llistxattr
-// or flistxattr) reports, retrying when they grow between its two calls.
-func listXattrNames(list func(dest []byte) (int, error)) ([]string, error) {
-	for {
-		size, err := list(nil)
-		if err != nil || size == 0 {
-			return nil, err
-		}
-		buf := make([]byte, size)
-		size, err = list(buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, b := range splitNUL(buf[:size]) {
-			names = append(names, string(b))
-		}
-		slices.Sort(names)
-		return slices.Compact(names), nil
-	}
-}
-
-func splitNUL(b []byte) [][]byte {
-	var out [][]byte
-	for len(b) > 0 {
-		i := 0
-		for i < len(b) && b[i] != 0 {
-			i++
-		}
-		if i > 0 {
-			out = append(out, b[:i])
-		}
-		if i == len(b) {
-			break
-		}
-		b = b[i+1:]
-	}
-	return out
-}
-
-func getXattr(path, name string) ([]byte, error) {
-	for {
-		size, err := unix.Lgetxattr(path, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, size)
-		if size == 0 {
-			return buf, nil
-		}
-		size, err = unix.Lgetxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:size], nil
-	}
+	return fsmeta.XattrNames(pathOps(path).list)
 }
 
 // Extent is a byte range [Off, Off+Len) of a file.

@@ -56,6 +56,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/bulwarkhq/bulwark/internal/fsmeta"
 	"golang.org/x/sys/unix"
 )
 
@@ -234,7 +235,7 @@ func restoreXattrs(ops metaOps, path string, want []Xattr) []error {
 		}
 	}
 	l := ops.prefix()
-	have, err := listXattrNames(ops.list)
+	have, err := fsmeta.XattrNames(ops.list)
 	if err != nil && !errors.Is(err, unix.ENOTSUP) {
 		fail(l+"listxattr", err)
 	}

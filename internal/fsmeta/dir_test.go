@@ -1,4 +1,4 @@
-package archiver
+package fsmeta
 
 import (
 	"encoding/binary"
@@ -35,25 +35,25 @@ func TestOpenDirMatchesOS(t *testing.T) {
 	if err := os.Symlink("/nowhere", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	fd, got, err := openDir(dir)
+	fd, got, err := OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The descriptor lstats entries as lstat does by path.
 	for _, n := range []string{"link", names[0], names[1]} {
 		var st, want syscall.Stat_t
-		if err := lstatAt(fd, n, &st); err != nil {
+		if err := LstatAt(fd, n, &st); err != nil {
 			t.Fatal(err)
 		}
 		if err := syscall.Lstat(filepath.Join(dir, n), &want); err != nil {
 			t.Fatal(err)
 		}
 		if st != want {
-			t.Errorf("lstatAt(%q) = %+v, lstat %+v", n, st, want)
+			t.Errorf("LstatAt(%q) = %+v, lstat %+v", n, st, want)
 		}
 	}
-	if err := lstatAt(fd, "missing", new(syscall.Stat_t)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("lstatAt(missing): %v", err)
+	if err := LstatAt(fd, "missing", new(syscall.Stat_t)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LstatAt(missing): %v", err)
 	}
 	syscall.Close(fd)
 	want, err := os.ReadDir(dir)
@@ -95,9 +95,9 @@ func TestOpenDirErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{f, l, filepath.Join(dir, "missing")} {
-		if fd, _, err := openDir(p); err == nil {
+		if fd, _, err := OpenDir(p); err == nil {
 			syscall.Close(fd)
-			t.Errorf("openDir(%s): no error", p)
+			t.Errorf("OpenDir(%s): no error", p)
 		}
 	}
 }

@@ -1,4 +1,9 @@
-package archiver
+// Package fsmeta reads file-system metadata with few system calls: a
+// directory listed with raw getdents64 and its entries lstat'ed relative to
+// the directory's descriptor, and extended attributes. The backup archiver
+// and the integrity scanner both walk whole trees this way; see OpenDir for
+// the measured difference to os.ReadDir and os.Lstat.
+package fsmeta
 
 import (
 	"bytes"
@@ -16,16 +21,16 @@ import (
 // entries in one call (os.ReadDir reads 8 KiB at a time).
 var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// openDir opens path and lists its entries' names (without "." and ".."),
+// OpenDir opens path and lists its entries' names (without "." and ".."),
 // sorted by bytes; the caller closes fd, which it uses to lstat the entries
 // with fstatat: looked up by name in the directory instead of by the full
 // path from the root. It reads with raw open and getdents64: os.Open and
 // ReadDir cost five more system calls per directory (fcntl and a failed
 // epoll_ctl) and an allocated DirEntry per entry, and an unchanged re-run
-// of a backup is mostly listing and lstat. O_NOFOLLOW: the caller found a
+// of a backup, or an integrity check, is mostly listing and lstat. O_NOFOLLOW: the caller found a
 // directory with lstat, and a symlink put in its place since is not
 // followed.
-func openDir(path string) (fd int, names []string, err error) {
+func OpenDir(path string) (fd int, names []string, err error) {
 	for {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != unix.EINTR {
@@ -65,9 +70,9 @@ var (
 	_ [unsafe.Sizeof(syscall.Stat_t{}) - unsafe.Sizeof(unix.Stat_t{})]byte
 )
 
-// lstatAt is lstat(2) of name in the directory fd, into the syscall form
-// tree.NodeFromStat takes.
-func lstatAt(fd int, name string, st *syscall.Stat_t) error {
+// LstatAt is lstat(2) of name in the directory fd, into the syscall form
+// os.FileInfo.Sys holds.
+func LstatAt(fd int, name string, st *syscall.Stat_t) error {
 	for {
 		err := unix.Fstatat(fd, name, (*unix.Stat_t)(unsafe.Pointer(st)), unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EINTR {

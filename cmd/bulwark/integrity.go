@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/app"
+	"github.com/bulwarkhq/bulwark/internal/audit"
+	"github.com/bulwarkhq/bulwark/internal/integrity"
+	"github.com/bulwarkhq/bulwark/internal/signkey"
+)
+
+func integrityCommand() *Command {
+	return &Command{
+		Name:    "integrity",
+		Summary: "file integrity: record a signed baseline, check the system against it, accept changes",
+		Usage:   "bulwark integrity init|check|accept [FLAGS]",
+		Long: `A baseline records, for every watched path, the attributes its rule asks
+for (type, mode, owner, group, size, times, inode, links, symlink target,
+extended attributes, ACLs, capabilities, content hash), and is signed with
+DIR/integrity.key (created on first use; keep a copy of integrity.pub off
+the host and pass it with --public-key). Without --path the built-in policy
+for a Debian or Ubuntu server is used (docs/integrity.md).`,
+		Subs: []*Command{integrityInitCommand(), integrityCheckCommand(), integrityAcceptCommand()},
+	}
+}
+
+// integrityFlags are the flags the integrity commands share.
+type integrityFlags struct {
+	server   serverFlags
+	baseline string
+	pubFile  string
+	asJSON   bool
+}
+
+func (f *integrityFlags) register(fs *flag.FlagSet) {
+	f.server.register(fs, false)
+	fs.StringVar(&f.baseline, "baseline", "", "baseline `FILE` (required)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+}
+
+func (f *integrityFlags) registerPub(fs *flag.FlagSet) {
+	fs.StringVar(&f.pubFile, "public-key", "", "integrity public key `FILE` kept apart from the host (default DIR/integrity.pub)")
+}
+
+// dataDir resolves the data directory as the server would.
+func (f *integrityFlags) dataDir(e *Env) (string, error) {
+	_, _, dir, err := app.LoadConfig(f.server.options(e))
+	return dir, err
+}
+
+func (f *integrityFlags) key(e *Env) (ed25519.PrivateKey, error) {
+	dir, err := f.dataDir(e)
+	if err != nil {
+		return nil, err
+	}
+	return signkey.LoadOrCreate(dir, "integrity")
+}
+
+func (f *integrityFlags) publicKey(e *Env) (ed25519.PublicKey, error) {
+	p := f.pubFile
+	if p == "" {
+		dir, err := f.dataDir(e)
+		if err != nil {
+			return nil, err
+		}
+		p = filepath.Join(dir, "integrity.pub")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("integrity public key: %w (was a baseline ever made with this data directory?)", err)
+	}
+	pub, err := signkey.ReadPublic(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return pub, nil
+}
+
+func (f *integrityFlags) readBaseline(e *Env) (*integrity.Baseline, error) {
+	if f.baseline == "" {
+		return nil, usageError("--baseline FILE is required")
+	}
+	pub, err := f.publicKey(e)
+	if err != nil {
+		return nil, err
+	}
+	b, err := integrity.ReadFile(f.baseline, pub)
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: err}
+	}
+	return b, nil
+}
+
+// scan runs a scan with live progress on a terminal.
+func integrityScan(ctx context.Context, e *Env, p integrity.Policy) (*integrity.Result, error) {
+	prog := &integrity.Progress{}
+	stop := liveStatus(e, func(el time.Duration) string {
+		return fmt.Sprintf("scanned %d entries, hashed %s (%s/s), %s", prog.Entries.Load(), humanBytes(prog.Bytes.Load()),
+			humanBytes(int64(float64(prog.Bytes.Load())/max(el.Seconds(), 0.001))), el.Truncate(time.Second))
+	})
+	res, err := integrity.Scan(ctx, p, integrity.Options{Progress: prog})
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	for _, se := range res.Errors {
+		fmt.Fprintf(e.Stderr, "warning: %s: %s\n", se.Path, se.Error)
+	}
+	return res, nil
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+func integrityInitCommand() *Command {
+	var f integrityFlags
+	var paths stringList
+	var hash string
+	return &Command{
+		Name:    "init",
+		Summary: "scan the watched paths and write a signed baseline",
+		Usage:   "bulwark integrity init --baseline FILE [--path DIR]... [--hash sha256|blake3] [--json]",
+		Long: `Scans every watched path and writes the baseline FILE, signed with
+DIR/integrity.key. --path replaces the policy's paths (each recorded with
+every attribute). Entries that cannot be read are listed as warnings and
+recorded with the error, so they show as changed until they can be read.`,
+		Examples: []string{
+			"bulwark integrity init --baseline /var/lib/bulwark/integrity.baseline",
+			"bulwark integrity init --baseline ./usr.baseline --path /usr --json",
+		},
+		Flags: func(fs *flag.FlagSet) {
+			f.register(fs)
+			fs.Var(&paths, "path", "watch `DIR` instead of the policy's paths (repeatable)")
+			fs.StringVar(&hash, "hash", "", "content hash: sha256 (default) or blake3")
+		},
+		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageError("init takes no arguments (use --path DIR), got %q", args)
+			}
+			if f.baseline == "" {
+				return usageError("--baseline FILE is required")
+			}
+			p := integrity.DefaultPolicy()
+			if len(paths) > 0 {
+				abs := make([]string, len(paths))
+				for i, d := range paths {
+					a, err := filepath.Abs(d)
+					if err != nil {
+						return usageError("--path %q: %v", d, err)
+					}
+					abs[i] = a
+				}
+				p = p.WithPaths(abs)
+			}
+			if hash != "" {
+				p.Hash = integrity.HashAlg(hash)
+			}
+			if err := p.Validate(); err != nil {
+				return usageError("%v", err)
+			}
+			key, err := f.key(e)
+			if err != nil {
+				return err
+			}
+			res, err := integrityScan(ctx, e, p)
+			if err != nil {
+				return err
+			}
+			h := integrity.Header{Created: time.Now().UTC(), Host: hostname(), Policy: p}
+			digest, err := integrity.WriteFile(f.baseline, h, res.Entries, key)
+			if err != nil {
+				return err
+			}
+			sum := map[string]any{"baseline": f.baseline, "entries": len(res.Entries), "bytes_hashed": res.Bytes,
+				"errors": len(res.Errors), "seconds": res.Duration.Seconds(), "digest": digest,
+				"key_id": signkey.ID(key.Public().(ed25519.PublicKey))}
+			if f.asJSON {
+				return writeJSON(e.Stdout, sum)
+			}
+			fmt.Fprintf(e.Stdout, "baseline %s: %d entries, %s hashed in %.2fs, %d unreadable; signed by key %s\n",
+				f.baseline, len(res.Entries), humanBytes(res.Bytes), res.Duration.Seconds(), len(res.Errors), sum["key_id"])
+			return nil
+		},
+	}
+}
+
+func integrityCheckCommand() *Command {
+	var f integrityFlags
+	return &Command{
+		Name:    "check",
+		Summary: "compare the system with the baseline",
+		Usage:   "bulwark integrity check --baseline FILE [--public-key FILE] [--json]",
+		Long: `Verifies the baseline's signature, scans with the baseline's own policy and
+reports added, removed and changed entries, each changed attribute with
+its old and new value. Exit status 0 when nothing changed, 1 when
+something did, 2 on errors (a baseline whose signature does not verify
+included).`,
+		Examples: []string{
+			"bulwark integrity check --baseline /var/lib/bulwark/integrity.baseline",
+			"bulwark integrity check --baseline ./usr.baseline --public-key /mnt/offsite/integrity.pub --json",
+		},
+		Flags: func(fs *flag.FlagSet) { f.register(fs); f.registerPub(fs) },
+		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageError("check takes no arguments, got %q", args)
+			}
+			b, err := f.readBaseline(e)
+			if err != nil {
+				return err
+			}
+			res, err := integrityScan(ctx, e, b.Header.Policy)
+			if err != nil {
+				return err
+			}
+			rep := integrity.Diff(b.Entries, res.Entries)
+			if f.asJSON {
+				out := struct {
+					*integrity.Report
+					Entries int                   `json:"entries"`
+					Errors  []integrity.ScanError `json:"errors"`
+					Seconds float64               `json:"seconds"`
+				}{rep, len(res.Entries), res.Errors, res.Duration.Seconds()}
+				if out.Errors == nil {
+					out.Errors = []integrity.ScanError{}
+				}
+				if err := writeJSON(e.Stdout, out); err != nil {
+					return err
+				}
+			} else {
+				printReport(e, rep)
+				fmt.Fprintf(e.Stderr, "%d entries checked in %.2fs: %d added, %d removed, %d changed\n",
+					len(res.Entries), res.Duration.Seconds(), len(rep.Added), len(rep.Removed), len(rep.Changed))
+			}
+			if !rep.Clean() {
+				return &ExitError{Code: 1}
+			}
+			return nil
+		},
+	}
+}
+
+func printReport(e *Env, rep *integrity.Report) {
+	for _, a := range rep.Added {
+		fmt.Fprintf(e.Stdout, "added    %s\n", a.Path)
+	}
+	for _, r := range rep.Removed {
+		fmt.Fprintf(e.Stdout, "removed  %s\n", r.Path)
+	}
+	for _, c := range rep.Changed {
+		fmt.Fprintf(e.Stdout, "changed  %s\n", c.Path)
+		for _, ch := range c.Changes {
+			fmt.Fprintf(e.Stdout, "         %s: %s -> %s\n", ch.Attribute, ch.Old, ch.New)
+		}
+	}
+}
+
+func integrityAcceptCommand() *Command {
+	var f integrityFlags
+	var comment string
+	return &Command{
+		Name:    "accept",
+		Summary: "fold reviewed changes into the baseline (audited)",
+		Usage:   "bulwark integrity accept --baseline FILE [--comment TEXT] [PATH...]",
+		Long: `Scans again and writes a new signed baseline in which the changes under
+each PATH (a path covers everything below it; every change without PATH)
+are accepted. Who accepted what is recorded in the baseline's header and
+in the audit log of the data directory's store (--data DIR).`,
+		Examples: []string{
+			"bulwark integrity accept --baseline /var/lib/bulwark/integrity.baseline /etc/nginx --comment 'TLS renewal'",
+		},
+		Flags: func(fs *flag.FlagSet) {
+			f.register(fs)
+			f.registerPub(fs)
+			fs.StringVar(&comment, "comment", "", "why the changes are accepted (recorded)")
+		},
+		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
+			b, err := f.readBaseline(e)
+			if err != nil {
+				return err
+			}
+			a, err := openLocal(ctx, &f.server, e)
+			if err != nil {
+				return fmt.Errorf("accept is audited, and the store does not open: %w", err)
+			}
+			defer a.Close()
+			key, err := signkey.LoadOrCreate(a.DataDir, "integrity")
+			if err != nil {
+				return err
+			}
+			if signkey.ID(key.Public().(ed25519.PublicKey)) != b.Header.KeyID {
+				return errors.New("the baseline was signed by another key than this data directory's integrity.key")
+			}
+			paths := make([]string, len(args))
+			for i, p := range args {
+				if paths[i], err = filepath.Abs(p); err != nil {
+					return usageError("%q: %v", p, err)
+				}
+			}
+			res, err := integrityScan(ctx, e, b.Header.Policy)
+			if err != nil {
+				return err
+			}
+			next, n := integrity.Accept(b.Entries, res.Entries, paths)
+			h := b.Header
+			h.Created = time.Now().UTC()
+			h.Accepted = &integrity.Acceptance{By: cliActor(), Time: h.Created, Paths: paths, Changes: n, Comment: comment}
+			digest, err := integrity.WriteFile(f.baseline, h, next, key)
+			if err != nil {
+				return err
+			}
+			if _, err := a.Audit.Append(ctx, audit.Entry{Actor: cliActor(), Action: "integrity.accept", Resource: "integrity", Result: "ok",
+				Details: map[string]any{"baseline": f.baseline, "paths": paths, "changes": n, "comment": comment,
+					"previous_digest": b.Digest, "digest": digest}}); err != nil {
+				return fmt.Errorf("the new baseline is written but the audit log refused the record: %w", err)
+			}
+			out := map[string]any{"baseline": f.baseline, "accepted": n, "entries": len(next), "digest": digest}
+			if f.asJSON {
+				return writeJSON(e.Stdout, out)
+			}
+			fmt.Fprintf(e.Stdout, "accepted %d change(s); baseline %s now holds %d entries\n", n, f.baseline, len(next))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/bulwarkhq/bulwark/internal/audit"
+)
+
+// TestIntegrityCommands is the acceptance interface end to end: init with
+// --path, a clean check (exit 0), a changed tree (exit 1, JSON naming
+// added, removed and changed paths with their attributes), a tampered
+// baseline (exit 2), and an audited accept of one subtree.
+func TestIntegrityCommands(t *testing.T) {
+	dir := t.TempDir()
+	data, tree := filepath.Join(dir, "data"), filepath.Join(dir, "tree")
+	for p, c := range map[string]string{"etc/passwd": "root:x:0:0\n", "etc/hosts": "127.0.0.1 localhost\n", "bin/tool": "tool v1"} {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(tree, p)), 0o755))
+		must(t, os.WriteFile(filepath.Join(tree, p), []byte(c), 0o644))
+	}
+	base := filepath.Join(dir, "tree.baseline")
+	c := newCLI(t)
+	d := []string{"--data", data, "--baseline", base}
+
+	var init struct {
+		Entries int    `json:"entries"`
+		KeyID   string `json:"key_id"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, c, append([]string{"integrity", "init", "--path", tree, "--json"}, d...)...)), &init); err != nil || init.Entries != 6 || init.KeyID == "" {
+		t.Fatalf("init: %+v, %v", init, err)
+	}
+	if st, err := os.Stat(filepath.Join(data, "integrity.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("integrity.key: %v", err)
+	}
+	if code, out, stderr := c.run("", append([]string{"integrity", "check"}, d...)...); code != 0 {
+		t.Fatalf("clean check: exit %d\n%s%s", code, out, stderr)
+	}
+
+	must(t, os.WriteFile(filepath.Join(tree, "etc/passwd"), []byte("root:x:0:0\nevil:x:0:0\n"), 0o644))
+	must(t, syscall.Chmod(filepath.Join(tree, "bin/tool"), 0o4755))
+	must(t, os.Remove(filepath.Join(tree, "etc/hosts")))
+	must(t, os.WriteFile(filepath.Join(tree, "bin/dropper"), []byte("x"), 0o755))
+	code, out, stderr := c.run("", append([]string{"integrity", "check", "--json"}, d...)...)
+	if code != 1 {
+		t.Fatalf("check after changes: exit %d, want 1\n%s", code, stderr)
+	}
+	var rep struct {
+		Added, Removed []struct{ Path string }
+		Changed        []struct {
+			Path       string
+			Attributes []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("check --json: %v\n%s", err, out)
+	}
+	if len(rep.Added) != 1 || rep.Added[0].Path != tree+"/bin/dropper" || len(rep.Removed) != 1 || rep.Removed[0].Path != tree+"/etc/hosts" {
+		t.Errorf("added %v, removed %v", rep.Added, rep.Removed)
+	}
+	changed := map[string][]string{}
+	for _, ch := range rep.Changed {
+		changed[ch.Path] = ch.Attributes
+	}
+	if a := changed[tree+"/etc/passwd"]; !slices.Contains(a, "hash") || !slices.Contains(a, "size") {
+		t.Errorf("etc/passwd changed attributes %v", a)
+	}
+	if a := changed[tree+"/bin/tool"]; !slices.Contains(a, "mode") {
+		t.Errorf("bin/tool changed attributes %v", a)
+	}
+	code, out, _ = c.run("", append([]string{"integrity", "check"}, d...)...)
+	if code != 1 || !strings.Contains(out, "mode: 0644 -> 4755") {
+		t.Errorf("text report (exit %d) lacks the mode change:\n%s", code, out)
+	}
+
+	// A tampered baseline is refused, and the original is untouched.
+	orig, err := os.ReadFile(base)
+	must(t, err)
+	bad := append([]byte(nil), orig...)
+	bad[len(bad)/2] ^= 1
+	tampered := filepath.Join(dir, "tampered.baseline")
+	must(t, os.WriteFile(tampered, bad, 0o600))
+	if code, _, stderr := c.run("", "integrity", "check", "--data", data, "--baseline", tampered); code != 2 || !strings.Contains(stderr, "signature does not verify") {
+		t.Errorf("tampered baseline: exit %d, %s", code, stderr)
+	}
+
+	// Accept /etc's changes only: /bin's remain.
+	mustRun(t, c, append([]string{"integrity", "accept", "--comment", "passwd reviewed", tree + "/etc"}, d...)...)
+	code, out, _ = c.run("", append([]string{"integrity", "check", "--json"}, d...)...)
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 {
+		t.Fatalf("check after accept: exit %d, %v", code, err)
+	}
+	for _, f := range append(rep.Removed, rep.Added...) {
+		if strings.HasPrefix(f.Path, tree+"/etc") {
+			t.Errorf("%s still reported after accepting %s/etc", f.Path, tree)
+		}
+	}
+	for _, f := range rep.Changed {
+		if strings.HasPrefix(f.Path, tree+"/etc/") {
+			t.Errorf("%s still changed after accepting %s/etc", f.Path, tree)
+		}
+	}
+	if len(rep.Added) != 1 {
+		t.Errorf("bin/dropper no longer reported: %+v", rep)
+	}
+
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(mustRun(t, c, "audit", "export", "--data", data)), "\n") {
+		var e audit.Entry
+		must(t, json.Unmarshal([]byte(line), &e))
+		if e.Action == "integrity.accept" && strings.HasPrefix(e.Actor, "cli") && e.Details["comment"] == "passwd reviewed" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d audited accepts, want 1", n)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"integrity", "check", "--data", data}, "--baseline FILE is required"},
+		{[]string{"integrity", "init", "--data", data, "--baseline", base, "--hash", "md5", "--path", tree}, `hash "md5"`},
+		{[]string{"integrity", "check", "--data", data, "--baseline", filepath.Join(dir, "missing")}, "no such file"},
+	} {
+		if code, _, stderr := c.run("", tc.args...); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("bulwark %s: exit %d, %q; want 2 and %q", strings.Join(tc.args, " "), code, stderr, tc.want)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,115 @@
+package integrity
+
+import (
+	"slices"
+	"strings"
+)
+
+// Finding is one path that differs from the baseline.
+type Finding struct {
+	Path string `json:"path"`
+	// Type is the entry's type (of the new entry; the old one's when
+	// removed).
+	Type string `json:"type,omitempty"`
+	// Attributes names what changed (changed entries only), and Changes
+	// gives the old and new values.
+	Attributes []string `json:"attributes,omitempty"`
+	Changes    []Change `json:"changes,omitempty"`
+}
+
+// Report is what a check found.
+type Report struct {
+	Added   []Finding `json:"added"`
+	Removed []Finding `json:"removed"`
+	Changed []Finding `json:"changed"`
+}
+
+// Clean reports whether nothing differs.
+func (r *Report) Clean() bool { return len(r.Added)+len(r.Removed)+len(r.Changed) == 0 }
+
+// Count is the number of findings.
+func (r *Report) Count() int { return len(r.Added) + len(r.Removed) + len(r.Changed) }
+
+// Diff compares a scan with the baseline, both sorted by path. An attribute
+// is compared only where both recorded it, so a policy that records more
+// than the baseline did reports no change for the new attributes.
+func Diff(base, cur []Entry) *Report {
+	r := &Report{Added: []Finding{}, Removed: []Finding{}, Changed: []Finding{}}
+	i, j := 0, 0
+	for i < len(base) || j < len(cur) {
+		switch {
+		case j == len(cur) || i < len(base) && base[i].Path < cur[j].Path:
+			r.Removed = append(r.Removed, Finding{Path: base[i].Path, Type: typeName(&base[i])})
+			i++
+		case i == len(base) || cur[j].Path < base[i].Path:
+			r.Added = append(r.Added, Finding{Path: cur[j].Path, Type: typeName(&cur[j])})
+			j++
+		default:
+			if ch := compare(&base[i], &cur[j]); len(ch) > 0 {
+				f := Finding{Path: cur[j].Path, Type: typeName(&cur[j]), Changes: ch}
+				for _, c := range ch {
+					f.Attributes = append(f.Attributes, c.Attribute)
+				}
+				r.Changed = append(r.Changed, f)
+			}
+			i++
+			j++
+		}
+	}
+	return r
+}
+
+func typeName(e *Entry) string {
+	if e.Attrs&AttrType == 0 {
+		return ""
+	}
+	return e.Type.String()
+}
+
+// Accept folds the changes of cur under paths (every change when paths is
+// empty) into base and returns the new entries, sorted, and how many
+// findings were folded. A path covers itself and everything below it.
+func Accept(base, cur []Entry, paths []string) ([]Entry, int) {
+	covered := func(p string) bool {
+		if len(paths) == 0 {
+			return true
+		}
+		for _, q := range paths {
+			q = strings.TrimSuffix(q, "/")
+			if p == q || strings.HasPrefix(p, q+"/") || q == "" {
+				return true
+			}
+		}
+		return false
+	}
+	out := make([]Entry, 0, max(len(base), len(cur)))
+	n := 0
+	i, j := 0, 0
+	for i < len(base) || j < len(cur) {
+		switch {
+		case j == len(cur) || i < len(base) && base[i].Path < cur[j].Path:
+			if covered(base[i].Path) {
+				n++ // removal accepted: dropped
+			} else {
+				out = append(out, base[i])
+			}
+			i++
+		case i == len(base) || cur[j].Path < base[i].Path:
+			if covered(cur[j].Path) {
+				out = append(out, cur[j])
+				n++
+			}
+			j++
+		default:
+			if covered(cur[j].Path) && len(compare(&base[i], &cur[j])) > 0 {
+				out = append(out, cur[j])
+				n++
+			} else {
+				out = append(out, base[i])
+			}
+			i++
+			j++
+		}
+	}
+	return slices.Clip(out), n
+}
