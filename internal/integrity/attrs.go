@@ -1,6 +1,7 @@
 package integrity
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/bits"
 	"strings"
@@ -91,3 +92,21 @@ func (a Attr) Names() []string {
 }
 
 func (a Attr) String() string { return strings.Join(a.Names(), "+") }
+
+// MarshalJSON writes the set as a list of names, as the configuration
+// spells it.
+func (a Attr) MarshalJSON() ([]byte, error) { return json.Marshal(a.Names()) }
+
+// UnmarshalJSON reads a list of names (see ParseAttrs).
+func (a *Attr) UnmarshalJSON(b []byte) error {
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		return fmt.Errorf("attributes: want a list of names: %w", err)
+	}
+	v, err := ParseAttrs(names)
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -287,6 +288,19 @@ func TestParseAttrs(t *testing.T) {
 	}
 	if a, _ := ParseAttrs([]string{"all"}); a != AllAttrs || len(a.Names()) != attrCount {
 		t.Errorf("all: %s", a)
+	}
+	// In the baseline header and JSON, a set is its list of names.
+	b, err := json.Marshal(Rule{Path: "/x", Attrs: AttrMode | AttrHash})
+	must(t, err)
+	if string(b) != `{"path":"/x","attrs":["mode","hash"]}` {
+		t.Errorf("JSON: %s", b)
+	}
+	var back Rule
+	if err := json.Unmarshal(b, &back); err != nil || back.Attrs != AttrMode|AttrHash {
+		t.Errorf("JSON back: %+v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"attrs":["mode","colour"]}`), &back); err == nil {
+		t.Error("unknown attribute in JSON accepted")
 	}
 	for _, bad := range [][]string{{"colour"}, {}, {"+"}} {
 		if _, err := ParseAttrs(bad); err == nil {
