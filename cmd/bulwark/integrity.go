@@ -99,13 +99,13 @@ func (f *integrityFlags) readBaseline(e *Env) (*integrity.Baseline, error) {
 }
 
 // scan runs a scan with live progress on a terminal.
-func integrityScan(ctx context.Context, e *Env, p integrity.Policy) (*integrity.Result, error) {
+func integrityScan(ctx context.Context, e *Env, p integrity.Policy, expect int) (*integrity.Result, error) {
 	prog := &integrity.Progress{}
 	stop := liveStatus(e, func(el time.Duration) string {
 		return fmt.Sprintf("scanned %d entries, hashed %s (%s/s), %s", prog.Entries.Load(), humanBytes(prog.Bytes.Load()),
 			humanBytes(int64(float64(prog.Bytes.Load())/max(el.Seconds(), 0.001))), el.Truncate(time.Second))
 	})
-	res, err := integrity.Scan(ctx, p, integrity.Options{Progress: prog})
+	res, err := integrity.Scan(ctx, p, integrity.Options{Progress: prog, Expect: expect})
 	stop()
 	if err != nil {
 		return nil, err
@@ -171,7 +171,7 @@ recorded with the error, so they show as changed until they can be read.`,
 			if err != nil {
 				return err
 			}
-			res, err := integrityScan(ctx, e, p)
+			res, err := integrityScan(ctx, e, p, 0)
 			if err != nil {
 				return err
 			}
@@ -217,7 +217,7 @@ included).`,
 			if err != nil {
 				return err
 			}
-			res, err := integrityScan(ctx, e, b.Header.Policy)
+			res, err := integrityScan(ctx, e, b.Header.Policy, len(b.Entries))
 			if err != nil {
 				return err
 			}
@@ -305,7 +305,7 @@ in the audit log of the data directory's store (--data DIR).`,
 					return usageError("%q: %v", p, err)
 				}
 			}
-			res, err := integrityScan(ctx, e, b.Header.Policy)
+			res, err := integrityScan(ctx, e, b.Header.Policy, len(b.Entries))
 			if err != nil {
 				return err
 			}

