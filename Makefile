@@ -37,7 +37,7 @@ fuzz:
 ## bench: side-by-side benchmarks; writes docs/benchmarks.md.
 bench: deps
 	@# The peers measured side by side, from Debian (installed once, as root).
-	@need=(); for p in restic:restic borg:borgbackup nginx:nginx wrk:wrk hyperfine:hyperfine; do \
+	@need=(); for p in restic:restic borg:borgbackup aide:aide nginx:nginx wrk:wrk hyperfine:hyperfine; do \
 		command -v $${p%%:*} >/dev/null || need+=($${p#*:}); done; [[ -x /usr/bin/time ]] || need+=(time); \
 		if (( $${#need[@]} )); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${need[@]}" >/dev/null; fi
 	@scripts/bench.sh

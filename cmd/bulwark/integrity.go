@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/app"
@@ -124,23 +125,30 @@ func hostname() string {
 func integrityInitCommand() *Command {
 	var f integrityFlags
 	var paths stringList
-	var hash string
+	var hash, attrs string
+	var noExcludes bool
 	return &Command{
 		Name:    "init",
 		Summary: "scan the watched paths and write a signed baseline",
-		Usage:   "bulwark integrity init --baseline FILE [--path DIR]... [--hash sha256|blake3] [--json]",
+		Usage:   "bulwark integrity init --baseline FILE [--path DIR]... [--attrs LIST] [--no-default-excludes] [--hash sha256|blake3] [--json]",
 		Long: `Scans every watched path and writes the baseline FILE, signed with
-DIR/integrity.key. --path replaces the policy's paths (each recorded with
-every attribute). Entries that cannot be read are listed as warnings and
-recorded with the error, so they show as changed until they can be read.`,
+DIR/integrity.key. --path replaces the policy's paths, each recorded with
+the attributes of --attrs (default all; names, or AIDE's letters:
+"p+u+g+s+m+c+i+n+sha256"). --no-default-excludes also records what the
+built-in policy leaves out (__pycache__, editor files, /etc/mtab, ...).
+Entries that cannot be read are listed as warnings and recorded with the
+error, so they show as changed until they can be read.`,
 		Examples: []string{
 			"bulwark integrity init --baseline /var/lib/bulwark/integrity.baseline",
 			"bulwark integrity init --baseline ./usr.baseline --path /usr --json",
+			"bulwark integrity init --baseline ./usr.baseline --path /usr --attrs p+u+g+s+m+c+i+n+sha256 --no-default-excludes",
 		},
 		Flags: func(fs *flag.FlagSet) {
 			f.register(fs)
 			fs.Var(&paths, "path", "watch `DIR` instead of the policy's paths (repeatable)")
 			fs.StringVar(&hash, "hash", "", "content hash: sha256 (default) or blake3")
+			fs.StringVar(&attrs, "attrs", "", "attributes the --path rules record, e.g. mode,owner,hash or p+u+g+s+m+c+i+n+sha256 (default all)")
+			fs.BoolVar(&noExcludes, "no-default-excludes", false, "record the volatile files the built-in policy leaves out")
 		},
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -160,6 +168,21 @@ recorded with the error, so they show as changed until they can be read.`,
 					abs[i] = a
 				}
 				p = p.WithPaths(abs)
+			}
+			if attrs != "" {
+				if len(paths) == 0 {
+					return usageError("--attrs applies to --path rules; give --path DIR")
+				}
+				a, err := integrity.ParseAttrs(strings.Split(attrs, ","))
+				if err != nil {
+					return usageError("--attrs: %v", err)
+				}
+				for i := range p.Rules {
+					p.Rules[i].Attrs = a
+				}
+			}
+			if noExcludes {
+				p.Exclude = nil
 			}
 			if hash != "" {
 				p.Hash = integrity.HashAlg(hash)

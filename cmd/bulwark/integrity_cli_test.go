@@ -120,10 +120,19 @@ func TestIntegrityCommands(t *testing.T) {
 		t.Errorf("%d audited accepts, want 1", n)
 	}
 
+	// AIDE's attribute letters, and the built-in exclusions dropped.
+	must(t, os.WriteFile(filepath.Join(tree, "bin/x.swp"), []byte("swap"), 0o644))
+	aide := filepath.Join(dir, "aide-style.baseline")
+	if err := json.Unmarshal([]byte(mustRun(t, c, "integrity", "init", "--data", data, "--baseline", aide, "--path", tree,
+		"--attrs", "p+u+g+s+m+c+i+n+sha256", "--no-default-excludes", "--json")), &init); err != nil || init.Entries != 7 {
+		t.Errorf("init --attrs --no-default-excludes: %+v, %v (the .swp file counts)", init, err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"integrity", "init", "--data", data, "--baseline", aide, "--path", tree, "--attrs", "colour"}, `unknown attribute "colour"`},
+		{[]string{"integrity", "init", "--data", data, "--baseline", aide, "--attrs", "mode"}, "--attrs applies to --path rules"},
 		{[]string{"integrity", "check", "--data", data}, "--baseline FILE is required"},
 		{[]string{"integrity", "init", "--data", data, "--baseline", base, "--hash", "md5", "--path", tree}, `hash "md5"`},
 		{[]string{"integrity", "check", "--data", data, "--baseline", filepath.Join(dir, "missing")}, "no such file"},
