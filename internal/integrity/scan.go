@@ -105,6 +105,7 @@ type scanner struct {
 // is invalid or ctx ends; unreadable entries are listed in Result.Errors
 // (and recorded with Entry.Error where they exist).
 func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
+	p.Rules = slices.Clone(p.Rules) // Validate normalises them: not the caller's
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,8 +139,6 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 
 	w := newWorker(s)
 	for _, t := range tops {
-		// A root below another rule's root is recorded by its own rule,
-		// which the walk of the outer one leaves it to.
 		var st syscall.Stat_t
 		if err := syscall.Lstat(t.path, &st); err != nil {
 			if !errors.Is(err, syscall.ENOENT) {
@@ -175,9 +174,9 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 	for _, w := range workers {
 		hashed += w.hashed
 	}
+	// Paths are unique: the roots map holds each expanded root once, and
+	// a walk leaves every other root to its own rule.
 	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
-	// Two rules whose globs expand to one path record it once.
-	entries = slices.CompactFunc(entries, func(a, b Entry) bool { return a.Path == b.Path })
 	slices.SortFunc(s.errors, func(a, b ScanError) int { return strings.Compare(a.Path, b.Path) })
 	return &Result{Entries: entries, Errors: s.errors, Bytes: hashed, Started: start, Duration: time.Since(start)}, nil
 }
