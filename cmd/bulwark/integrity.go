@@ -315,7 +315,7 @@ in the audit log of the data directory's store (--data DIR).`,
 				return fmt.Errorf("accept is audited, and the store does not open: %w", err)
 			}
 			defer a.Close()
-			key, err := signkey.LoadOrCreate(a.DataDir, "integrity")
+			key, err := signkey.Load(a.DataDir, "integrity")
 			if err != nil {
 				return err
 			}

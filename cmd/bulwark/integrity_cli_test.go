@@ -127,6 +127,19 @@ func TestIntegrityCommands(t *testing.T) {
 		"--attrs", "p+u+g+s+m+c+i+n+sha256", "--no-default-excludes", "--json")), &init); err != nil || init.Entries != 7 {
 		t.Errorf("init --attrs --no-default-excludes: %+v, %v (the .swp file counts)", init, err)
 	}
+	// accept in a data directory without integrity.key refuses, and makes
+	// no key (which would then replace the real one's integrity.pub).
+	other := filepath.Join(dir, "other-data")
+	pubCopy := filepath.Join(dir, "integrity.pub")
+	pub, err := os.ReadFile(filepath.Join(data, "integrity.pub"))
+	must(t, err)
+	must(t, os.WriteFile(pubCopy, pub, 0o644))
+	if code, _, stderr := c.run("", "integrity", "accept", "--data", other, "--baseline", base, "--public-key", pubCopy); code == 0 || !strings.Contains(stderr, "integrity.key") {
+		t.Errorf("accept without the key: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(other, "integrity.key")); err == nil {
+		t.Error("accept created a signing key")
+	}
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -53,6 +53,20 @@ func LoadOrCreateWith(dir, name string, random io.Reader) (ed25519.PrivateKey, e
 	return key, nil
 }
 
+// Load returns the existing key dir/NAME.key, with the same checks as
+// LoadOrCreate, and never creates one: for commands that must sign with
+// the key an earlier command made.
+func Load(dir, name string) (ed25519.PrivateKey, error) {
+	key, err := loadKey(name, filepath.Join(dir, name+".key"))
+	if err != nil {
+		return nil, err
+	}
+	if err := ensurePublicKey(dir, name, key.Public().(ed25519.PublicKey)); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
 func loadKey(name, path string) (ed25519.PrivateKey, error) {
 	f, err := os.Open(path)
 	if err != nil {

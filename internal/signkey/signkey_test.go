@@ -2,6 +2,7 @@ package signkey
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,16 @@ func TestNamedKeys(t *testing.T) {
 	again, err := LoadOrCreate(dir, "integrity")
 	if err != nil || !again.Equal(i) {
 		t.Fatalf("reload: %v", err)
+	}
+	if k, err := Load(dir, "integrity"); err != nil || !k.Equal(i) {
+		t.Fatalf("Load: %v", err)
+	}
+	empty := t.TempDir()
+	if _, err := Load(empty, "integrity"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load without a key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "integrity.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("Load created a key")
 	}
 	if err := os.Chmod(filepath.Join(dir, "integrity.key"), 0o644); err != nil {
 		t.Fatal(err)
