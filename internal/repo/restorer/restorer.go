@@ -1,15 +1,18 @@
 // Package restorer writes a snapshot back to a directory.
 //
 // Plan, then fetch by pack. The restorer first walks the snapshot's trees
-// and creates every directory, special file and empty file, so the shape
-// exists before any data arrives. It then groups the chunks that regular
-// files need by the pack that holds them and gives each pack to one of a
-// few workers, which reads the pack's needed range with one request,
-// decrypts, decompresses and verifies every blob, and writes it at every
-// file offset that needs it. Every pack is read once however many files
+// (loaded ahead of the walk by a few goroutines, see prefetch.go) and
+// groups the chunks that regular files need by the pack that holds them;
+// planning makes no system calls. Each pack goes to one of a few workers,
+// which reads the pack's needed range with one request, decrypts,
+// decompresses and verifies every blob, and writes it at every file offset
+// that needs it, creating the file (at its full length, when it is written
+// in pieces) and any missing parent directories on first use, so creating
+// the tree runs in parallel too. Every pack is read once however many files
 // share its chunks. All-zero chunks are not written (the file was extended
 // to its length first, so they read back as zeros and stay holes), which
-// keeps sparse files sparse. Last come hard links, then metadata: files,
+// keeps sparse files sparse. Last come what no chunk created (empty
+// directories and files, special files), hard links, then metadata: files,
 // then directories deepest first, because writing into a directory changes
 // its mtime and its final mode may forbid writing.
 package restorer
@@ -66,14 +69,47 @@ type Stats struct {
 }
 
 type file struct {
-	path  string
-	node  *tree.Node
-	mu    sync.Mutex
-	fd    int // open descriptor of a file being written in pieces, or -1
-	left  int // chunks still to write
-	link  string
-	multi bool
-	done  bool // metadata already set (a one-piece file, on its descriptor)
+	path    string
+	node    *tree.Node
+	parent  *dir
+	mu      sync.Mutex
+	fd      int // open descriptor of a file being written in pieces, or -1
+	left    int // chunks still to write
+	link    string
+	multi   bool
+	created bool // a file written in pieces exists at full length
+	done    bool // metadata already set (a one-piece file, on its descriptor)
+}
+
+// dir is a directory to restore. Directories are created when first
+// needed, by whichever worker first writes below them (parents first), so
+// the plan makes no system calls and creating them runs in parallel.
+type dir struct {
+	path    string
+	node    *tree.Node // nil for the target itself
+	parent  *dir
+	mu      sync.Mutex
+	created atomic.Bool
+}
+
+// ensure creates d and its missing ancestors.
+func (d *dir) ensure() error {
+	if d == nil || d.created.Load() {
+		return nil
+	}
+	if err := d.parent.ensure(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.created.Load() {
+		return nil
+	}
+	if err := tree.CreateSpecial(d.path, *d.node); err != nil {
+		return err
+	}
+	d.created.Store(true)
+	return nil
 }
 
 type target struct {
@@ -92,7 +128,8 @@ type restorer struct {
 	o       Options
 	root    string
 	files   []*file
-	dirs    []entry
+	dirs    []*dir
+	empty   []*file // files without chunks to write (empty or all holes)
 	special []entry
 	packs   map[repo.ID][]*need
 	blobs   map[repo.ID]*need
@@ -100,6 +137,7 @@ type restorer struct {
 	prog    *Progress
 	warns   atomic.Int64
 	names   *tree.NameCache
+	trees   *prefetcher // during plan
 	asRoot  bool
 	meta    tree.RestoreOptions
 
@@ -108,8 +146,9 @@ type restorer struct {
 }
 
 type entry struct {
-	path string
-	node *tree.Node
+	path   string
+	node   *tree.Node
+	parent *dir
 }
 
 // Restore writes snapshot s below dir.
@@ -178,22 +217,41 @@ func (rs *restorer) selected(p string) (self, below bool) {
 	return below, below
 }
 
-func (rs *restorer) plan(ctx context.Context, id repo.ID, dir string) error {
-	t, err := rs.r.LoadTree(ctx, id)
+func (rs *restorer) plan(ctx context.Context, id repo.ID, prefix string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rs.trees = newPrefetcher(ctx, treeLoaders, rs.r.LoadTree)
+	defer rs.trees.close()
+	t, err := rs.trees.get(id)
 	if err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
+		return fmt.Errorf("%s: %w", prefix, err)
 	}
 	links := map[[2]uint64]string{}
-	return rs.planTree(ctx, t, dir, links)
+	top := &dir{path: rs.root}
+	top.created.Store(true) // made by Restore
+	return rs.planTree(ctx, t, prefix, top, links)
 }
 
-func (rs *restorer) planTree(ctx context.Context, t *tree.Tree, dir string, links map[[2]uint64]string) error {
+// treeLoaders is how many goroutines load trees ahead of the planner.
+const treeLoaders = 2
+
+func (rs *restorer) planTree(ctx context.Context, t *tree.Tree, prefix string, parent *dir, links map[[2]uint64]string) error {
+	var subs []repo.ID
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		if n.Type == tree.TypeDir && n.Subtree != nil {
+			if self, below := rs.selected(prefix + n.Name); self || below {
+				subs = append(subs, repo.ID(*n.Subtree))
+			}
+		}
+	}
+	rs.trees.want(subs)
 	for i := range t.Nodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n := &t.Nodes[i]
-		sp := dir + n.Name
+		sp := prefix + n.Name
 		self, below := rs.selected(sp)
 		if !self && !below {
 			continue
@@ -201,23 +259,21 @@ func (rs *restorer) planTree(ctx context.Context, t *tree.Tree, dir string, link
 		out := filepath.Join(rs.root, sp)
 		switch n.Type {
 		case tree.TypeDir:
-			if err := tree.CreateSpecial(out, *n); err != nil {
-				return err
-			}
-			rs.dirs = append(rs.dirs, entry{out, n})
+			d := &dir{path: out, node: n, parent: parent}
+			rs.dirs = append(rs.dirs, d)
 			rs.stats.Dirs++
-			sub, err := rs.r.LoadTree(ctx, repo.ID(*n.Subtree))
+			sub, err := rs.trees.get(repo.ID(*n.Subtree))
 			if err != nil {
 				return fmt.Errorf("%s: %w", sp, err)
 			}
-			if err := rs.planTree(ctx, sub, sp+"/", links); err != nil {
+			if err := rs.planTree(ctx, sub, sp+"/", d, links); err != nil {
 				return err
 			}
 		case tree.TypeFile:
 			if !self {
 				continue
 			}
-			f := &file{path: out, node: n, fd: -1}
+			f := &file{path: out, node: n, parent: parent, fd: -1}
 			rs.files = append(rs.files, f)
 			rs.stats.Files++
 			rs.prog.TotalFiles.Add(1)
@@ -237,12 +293,7 @@ func (rs *restorer) planTree(ctx context.Context, t *tree.Tree, dir string, link
 			if !self {
 				continue
 			}
-			_ = os.Remove(out)
-			if err := tree.CreateSpecial(out, *n); err != nil {
-				rs.warn(out, err)
-				continue
-			}
-			rs.special = append(rs.special, entry{out, n})
+			rs.special = append(rs.special, entry{out, n, parent})
 		}
 	}
 	return nil
@@ -275,23 +326,8 @@ func (rs *restorer) planFile(f *file) error {
 	// One piece: a single chunk that is the whole file. A chunk after a
 	// hole is written at its offset like the chunks of larger files.
 	f.multi = len(chunks) > 1 || (len(chunks) == 1 && chunks[0].off != 0) || uint64(off) != f.node.Size
-	if len(chunks) == 0 || f.multi {
-		// Created now, at full length: holes and skipped zero chunks read
-		// back as zeros.
-		fd, err := createFile(f.path)
-		if err != nil {
-			return err
-		}
-		err = ignoringEINTR(func() error { return unix.Ftruncate(fd, int64(f.node.Size)) })
-		if cerr := unix.Close(fd); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return &os.PathError{Op: "truncate", Path: f.path, Err: err}
-		}
-		if len(chunks) == 0 {
-			rs.prog.Files.Add(1)
-		}
+	if len(chunks) == 0 && f.link == "" {
+		rs.empty = append(rs.empty, f) // created by finish
 	}
 	for _, c := range chunks {
 		n := rs.blobs[c.id]
@@ -463,6 +499,23 @@ func ignoringEINTR(fn func() error) error {
 	}
 }
 
+// createSized creates f (and its missing parents) at its full length:
+// holes and skipped zero chunks read back as zeros.
+func createSized(f *file) (int, error) {
+	if err := f.parent.ensure(); err != nil {
+		return -1, err
+	}
+	fd, err := createFile(f.path)
+	if err != nil {
+		return -1, err
+	}
+	if err = ignoringEINTR(func() error { return unix.Ftruncate(fd, int64(f.node.Size)) }); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "truncate", Path: f.path, Err: err}
+	}
+	return fd, nil
+}
+
 // pwriteAll writes all of b at off.
 func pwriteAll(fd int, path string, b []byte, off int64) error {
 	for len(b) > 0 {
@@ -485,6 +538,9 @@ func (rs *restorer) write(t target, data []byte, zero bool) error {
 	if !f.multi {
 		// The whole file in one chunk: create, write, set its metadata on
 		// the descriptor (no path lookups), close.
+		if err := f.parent.ensure(); err != nil {
+			return err
+		}
 		fd, err := createFile(f.path)
 		if err != nil {
 			return err
@@ -511,7 +567,14 @@ func (rs *restorer) write(t target, data []byte, zero bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fd < 0 {
-		fd, err := openFile(f.path, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		var fd int
+		var err error
+		if !f.created {
+			fd, err = createSized(f)
+			f.created = err == nil
+		} else {
+			fd, err = openFile(f.path, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
 		if err != nil {
 			return err
 		}
@@ -565,9 +628,49 @@ func allZero(b []byte) bool {
 }
 
 func (rs *restorer) finish() error {
+	// What no chunk's write created: empty directories, files without
+	// data, special files.
+	rs.parallel(len(rs.dirs), func(i int) {
+		if err := rs.dirs[i].ensure(); err != nil {
+			rs.metadataResult(rs.dirs[i].path, err)
+		}
+	})
+	rs.parallel(len(rs.empty), func(i int) {
+		f := rs.empty[i]
+		fd, err := createSized(f)
+		if err == nil {
+			err = unix.Close(fd)
+		}
+		if err != nil {
+			rs.metadataResult(f.path, err)
+			return
+		}
+		rs.prog.Files.Add(1)
+	})
+	made := make([]bool, len(rs.special))
+	rs.parallel(len(rs.special), func(i int) {
+		e := rs.special[i]
+		err := e.parent.ensure()
+		if err == nil {
+			_ = os.Remove(e.path)
+			err = tree.CreateSpecial(e.path, *e.node)
+		}
+		if err != nil {
+			rs.warn(e.path, err)
+			return
+		}
+		made[i] = true
+	})
+	if len(rs.errs) > 0 {
+		return errors.Join(rs.errs...)
+	}
 	var todo []entry
 	for _, f := range rs.files {
 		if f.link != "" {
+			if err := f.parent.ensure(); err != nil {
+				rs.metadataResult(f.path, err)
+				continue
+			}
 			_ = os.Remove(f.path)
 			if err := os.Link(f.link, f.path); err != nil {
 				rs.metadataResult(f.path, fmt.Errorf("hard link %s: %w", f.path, err))
@@ -576,15 +679,22 @@ func (rs *restorer) finish() error {
 		}
 		rs.stats.Bytes += int64(f.node.Size)
 		if !f.done {
-			todo = append(todo, entry{f.path, f.node})
+			todo = append(todo, entry{path: f.path, node: f.node})
 		}
 	}
-	todo = append(todo, rs.special...)
+	for i, e := range rs.special {
+		if made[i] {
+			todo = append(todo, e)
+		}
+	}
 	rs.setMetadata(todo)
 	// Directories last, one depth at a time, deepest first: a directory's
 	// restored mode may deny the search permission that a non-root restore
 	// needs to reach the entries below it.
-	dirs := slices.Clone(rs.dirs)
+	dirs := make([]entry, len(rs.dirs))
+	for i, d := range rs.dirs {
+		dirs[i] = entry{path: d.path, node: d.node}
+	}
 	depth := func(e entry) int { return strings.Count(e.path, "/") }
 	slices.SortStableFunc(dirs, func(a, b entry) int { return depth(b) - depth(a) })
 	for len(dirs) > 0 {
@@ -600,13 +710,20 @@ func (rs *restorer) finish() error {
 
 // setMetadata restores the metadata of entries on Workers goroutines.
 func (rs *restorer) setMetadata(entries []entry) {
+	rs.parallel(len(entries), func(i int) {
+		e := entries[i]
+		rs.metadataResult(e.path, tree.RestoreMetadataWith(e.path, *e.node, rs.meta))
+	})
+}
+
+// parallel calls fn(0) ... fn(n-1) on up to Workers goroutines.
+func (rs *restorer) parallel(n int, fn func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(rs.o.Workers, len(entries)) {
+	for range min(rs.o.Workers, n) {
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(entries)); i = next.Add(1) - 1 {
-				e := entries[i]
-				rs.metadataResult(e.path, tree.RestoreMetadataWith(e.path, *e.node, rs.meta))
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				fn(int(i))
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +37,11 @@ func buildSource(t *testing.T, src string, smallFiles int) {
 	write(t, filepath.Join(src, "regular.txt"), []byte("hello\n"), 0o644)
 	write(t, filepath.Join(src, "empty"), nil, 0o600)
 	must(t, os.MkdirAll(filepath.Join(src, "empty-dir"), 0o750))
+	// Empty directories share one subtree (the empty tree): the planner
+	// meets the same tree id several times.
+	for _, d := range []string{"empty-dir2", "nested/empty-dir3"} {
+		must(t, os.MkdirAll(filepath.Join(src, d), 0o755))
+	}
 	big := make([]byte, 3<<20+12345)
 	for i := range big {
 		big[i] = byte(i*7 + i/4096)
@@ -165,5 +171,36 @@ func TestRestoreOverPlantedLinks(t *testing.T) {
 		if string(got) != want {
 			t.Errorf("%s: %q, want %q", p, got, want)
 		}
+	}
+}
+
+// TestRestoreOverPlantedDirLink: a symlink planted in the target where the
+// snapshot has a directory is never followed. Directories are created on
+// first use by the workers, so this is the path they take too.
+func TestRestoreOverPlantedDirLink(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	write(t, filepath.Join(src, "d", "one-piece"), []byte("small"), 0o644)
+	write(t, filepath.Join(src, "e", "empty"), nil, 0o644)
+	r, _ := repotest.New(t, repotest.Options{})
+	res, err := archiver.Backup(ctx, r, []string{src}, archiver.Options{})
+	must(t, err)
+
+	for _, sub := range []string{"d", "e"} {
+		t.Run(sub, func(t *testing.T) {
+			outside := t.TempDir()
+			dst := t.TempDir()
+			must(t, os.MkdirAll(filepath.Join(dst, src), 0o755))
+			must(t, os.Symlink(outside, filepath.Join(dst, src, sub)))
+			_, err := restorer.Restore(ctx, r, res.Snapshot, dst, restorer.Options{})
+			if err == nil || !strings.Contains(err.Error(), filepath.Join(dst, src, sub)) {
+				t.Fatalf("restore over a planted directory symlink: %v, want an error naming it", err)
+			}
+			left, err := os.ReadDir(outside)
+			must(t, err)
+			if len(left) != 0 {
+				t.Fatalf("restore wrote through the planted symlink: %v", left)
+			}
+		})
 	}
 }
