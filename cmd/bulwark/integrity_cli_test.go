@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/audit"
 )
@@ -160,5 +164,90 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIntegrityWatchCommand runs `integrity watch --json` as a process:
+// its first scan, a change reported as one JSON line with its attributes
+// and delay, exit 0 on SIGINT; and a tampered baseline refused (exit 2).
+func TestIntegrityWatchCommand(t *testing.T) {
+	dir := t.TempDir()
+	data, tree := filepath.Join(dir, "data"), filepath.Join(dir, "tree")
+	must(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(tree, "etc", "passwd"), []byte("root:x:0:0\n"), 0o644))
+	base := filepath.Join(dir, "tree.baseline")
+	c := newCLI(t)
+	d := []string{"--data", data, "--baseline", base}
+	mustRun(t, c, append([]string{"integrity", "init", "--path", tree}, d...)...)
+
+	if code, _, stderr := runCLI(t, append([]string{"integrity", "watch", "--rescan", "-1s"}, d...)...); code != 2 || !strings.Contains(stderr, "--rescan") {
+		t.Errorf("--rescan -1s: exit %d, %s", code, stderr)
+	}
+
+	cmd := exec.Command(binary, append([]string{"integrity", "watch", "--json", "--rescan", "0"}, d...)...)
+	stdout, err := cmd.StdoutPipe()
+	must(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	lines := make(chan map[string]any, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				m = map[string]any{"unparsed": sc.Text()}
+			}
+			lines <- m
+		}
+		close(lines)
+	}()
+	next := func(what string, ok func(map[string]any) bool) map[string]any {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case m, open := <-lines:
+				if !open {
+					t.Fatalf("watch ended before %s: %s", what, stderr.String())
+				}
+				if m["unparsed"] != nil {
+					t.Fatalf("not a JSON line: %v", m["unparsed"])
+				}
+				if ok(m) {
+					return m
+				}
+			case <-timeout:
+				cmd.Process.Kill()
+				t.Fatalf("no %s within 20 s: %s", what, stderr.String())
+			}
+		}
+	}
+	first := next("first scan", func(m map[string]any) bool { return m["kind"] == "scan" })
+	if s, _ := first["scan"].(map[string]any); s["reason"] != "start" || s["differences"] != 0.0 || s["entries"] != 3.0 {
+		t.Fatalf("first scan: %v", first)
+	}
+	passwd := filepath.Join(tree, "etc", "passwd")
+	must(t, os.Chmod(passwd, 0o666))
+	ev := next("the chmod", func(m map[string]any) bool { return m["kind"] == "changed" && m["path"] == passwd })
+	attrs, _ := ev["attributes"].([]any)
+	if !slices.Contains(attrs, any("mode")) || ev["source"] != "inotify" || ev["type"] != "file" {
+		t.Errorf("changed event: %v", ev)
+	}
+	if delay, ok := ev["delay_ms"].(float64); !ok || delay < 0 || delay > 20000 {
+		t.Errorf("delay_ms: %v", ev["delay_ms"])
+	}
+	must(t, cmd.Process.Signal(os.Interrupt))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("watch after SIGINT: %v\n%s", err, stderr.String())
+	}
+
+	// A baseline edited to hide a change is refused before watching.
+	b, err := os.ReadFile(base)
+	must(t, err)
+	b[len(b)-5] ^= 1
+	must(t, os.WriteFile(base, b, 0o644))
+	if code, _, stderr := runCLI(t, append([]string{"integrity", "watch", "--json"}, d...)...); code != 2 {
+		t.Errorf("tampered baseline: exit %d, want 2\n%s", code, stderr)
 	}
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// knows the baseline's count): the result is allocated once at that
 	// size instead of growing by doubling.
 	Expect int
+	// onDir, when set, is called with every directory before it is
+	// listed (watch adds its inotify watch there, so nothing created
+	// after the listing goes unseen).
+	onDir func(path string)
 }
 
 // ScanError is an entry that could not be (fully) read.
@@ -87,6 +91,7 @@ type scanner struct {
 	policy *Policy
 	roots  map[string]*Rule // every expanded rule root
 	prog   *Progress
+	onDir  func(string)
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -109,17 +114,19 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	if o.Workers <= 0 {
-		o.Workers = 2 * runtime.GOMAXPROCS(0)
-	}
-	if o.Progress == nil {
-		o.Progress = &Progress{}
-	}
-	s := &scanner{ctx: ctx, policy: &p, roots: map[string]*Rule{}, prog: o.Progress,
-		out: make([]Entry, 0, max(o.Expect+o.Expect/16, 256))}
-	s.cond = sync.NewCond(&s.mu)
+	roots := expandRoots(&p)
 	var tops []dirTask
+	for q, r := range roots {
+		tops = append(tops, dirTask{q, r})
+	}
+	return scanFrom(ctx, &p, roots, tops, o)
+}
+
+// expandRoots maps every path p's rules name, globs expanded, to its rule;
+// of two rules naming the same path, the longer pattern (the more specific)
+// wins.
+func expandRoots(p *Policy) map[string]*Rule {
+	roots := map[string]*Rule{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		paths := []string{r.Path}
@@ -127,14 +134,27 @@ func Scan(ctx context.Context, p Policy, o Options) (*Result, error) {
 			paths, _ = filepath.Glob(r.Path) // the pattern was validated
 		}
 		for _, q := range paths {
-			if cur, ok := s.roots[q]; !ok || len(r.Path) > len(cur.Path) {
-				s.roots[q] = r
+			if cur, ok := roots[q]; !ok || len(r.Path) > len(cur.Path) {
+				roots[q] = r
 			}
 		}
 	}
-	for q, r := range s.roots {
-		tops = append(tops, dirTask{q, r})
+	return roots
+}
+
+// scanFrom records tops and everything below them, with roots (of the
+// validated policy p) deciding which rule covers what.
+func scanFrom(ctx context.Context, p *Policy, roots map[string]*Rule, tops []dirTask, o Options) (*Result, error) {
+	start := time.Now()
+	if o.Workers <= 0 {
+		o.Workers = 2 * runtime.GOMAXPROCS(0)
 	}
+	if o.Progress == nil {
+		o.Progress = &Progress{}
+	}
+	s := &scanner{ctx: ctx, policy: p, roots: roots, prog: o.Progress, onDir: o.onDir,
+		out: make([]Entry, 0, max(o.Expect+o.Expect/16, 256))}
+	s.cond = sync.NewCond(&s.mu)
 	slices.SortFunc(tops, func(a, b dirTask) int { return strings.Compare(a.path, b.path) })
 
 	w := newWorker(s)
@@ -252,6 +272,9 @@ func (w *worker) run() {
 
 // dir records the entries of one directory and queues its subdirectories.
 func (w *worker) dir(t dirTask) {
+	if w.s.onDir != nil {
+		w.s.onDir(t.path)
+	}
 	fd, names, err := fsmeta.OpenDir(t.path)
 	if err != nil {
 		w.s.fail(t.path, err)

@@ -1,0 +1,622 @@
+package integrity
+
+// The watcher.
+//
+// Watch keeps an inotify watch on every directory its rules cover and
+// compares what the kernel says changed with the baseline, so a change is
+// reported a few tens of milliseconds after it happens instead of at the
+// next scheduled check.
+//
+// Watches are added by the full scan itself, to each directory just before
+// it is listed (Options.onDir): an entry created after the listing raises
+// an event, one created before it is in the listing, so nothing falls
+// between the two. A directory that appears later (created or moved in) is
+// scanned the same way, watches and all; one that disappears has its
+// watches dropped and every path known below it examined again.
+//
+// One goroutine reads the inotify descriptor into an unbounded queue, so
+// the kernel's own queue (fs.inotify.max_queued_events) is drained as
+// fast as events arrive; another takes what has gathered after a short
+// settling time, turns the events into a set of paths, captures each
+// path's entry as a scan would (in parallel for a burst) and compares it
+// with the baseline. Each path's last reported state is kept, so a file
+// written in pieces is reported once per distinct state, and a path that
+// goes back to what the baseline holds is reported as restored. When the
+// kernel's queue overflows anyway, events were lost: a full scan
+// reconciles everything. A full scan also runs on a schedule.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxQueued bounds the events read and not yet examined; beyond it they
+// are dropped and a full scan stands in for them, as for an overflow of
+// the kernel's queue.
+const maxQueued = 1 << 20
+
+type watcher struct {
+	ctx   context.Context
+	p     *Policy
+	o     WatchOptions
+	base  []Entry
+	in    *inotify
+	roots map[string]*Rule
+
+	wmu     sync.Mutex
+	wds     map[int]string // watch descriptor -> directory
+	dirs    map[string]int // directory -> watch descriptor
+	limited bool           // the watch limit was hit (warned once)
+
+	qmu      sync.Mutex
+	queue    []rawEvent
+	overflow bool
+	warnings []string // from other goroutines, emitted by the watching one
+	notify   chan struct{}
+
+	// reported holds, for every path that differs from the baseline,
+	// what was last reported of it (nil: reported removed).
+	reported map[string]*Entry
+	// links maps the inode of every baseline file with more than one
+	// link to those files: adding or removing a hard link changes the
+	// link count (and ctime) of the other names, which raises no event
+	// in their directories.
+	links   map[uint64][]int
+	scan    *scanner // for capture: its policy, roots and counters
+	workers []*worker
+}
+
+// Watch reports, through o.Events, how the paths p's rules cover differ
+// from baseline (sorted by path, as a Baseline holds them): first from a
+// full scan, then as the kernel reports changes, until ctx ends. It returns
+// nil then, or an error if watching cannot start.
+func Watch(ctx context.Context, p Policy, baseline []Entry, o WatchOptions) error {
+	p.Rules = slices.Clone(p.Rules)
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if o.Rescan == 0 {
+		o.Rescan = DefaultRescan
+	}
+	if o.Settle <= 0 {
+		o.Settle = 20 * time.Millisecond
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.Events == nil {
+		o.Events = func(WatchEvent) {}
+	}
+	in, err := newInotify()
+	if err != nil {
+		return err
+	}
+	w := &watcher{ctx: ctx, p: &p, o: o, base: baseline, in: in, wds: map[int]string{}, dirs: map[string]int{},
+		notify: make(chan struct{}, 1), reported: map[string]*Entry{}, links: map[uint64][]int{}}
+	for i := range baseline {
+		if e := &baseline[i]; e.Type == TypeFile && e.Links > 1 && e.Attrs&AttrInode != 0 {
+			w.links[e.Inode] = append(w.links[e.Inode], i)
+		}
+	}
+	readerDone := make(chan struct{})
+	go func() { defer close(readerDone); w.read() }()
+	defer func() {
+		in.close()
+		<-readerDone
+	}()
+
+	if err := w.fullScan(ReasonStart); err != nil {
+		return ignoreCanceled(err)
+	}
+	var tick <-chan time.Time
+	if o.Rescan > 0 {
+		t := time.NewTicker(o.Rescan)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			if err := w.fullScan(ReasonSchedule); err != nil {
+				return ignoreCanceled(err)
+			}
+		case <-w.notify:
+			select {
+			case <-time.After(o.Settle):
+			case <-ctx.Done():
+				return nil
+			}
+			if err := w.handle(); err != nil {
+				return ignoreCanceled(err)
+			}
+		}
+	}
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// read moves events from the kernel to w.queue until the descriptor is
+// closed.
+func (w *watcher) read() {
+	buf := make([]byte, 256<<10)
+	var evs []rawEvent
+	if w.o.pauseRead != nil {
+		<-w.o.pauseRead
+	}
+	for {
+		n, err := w.in.read(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			w.later(fmt.Sprintf("reading inotify events: %v; watching stops, scheduled scans go on", err))
+			return
+		}
+		evs, err = parseEvents(evs[:0], buf[:n])
+		w.qmu.Lock()
+		switch {
+		case err != nil:
+			w.overflow = true // what the kernel said is lost: scan instead
+		case len(w.queue)+len(evs) > maxQueued:
+			w.overflow = true
+			w.queue = w.queue[:0]
+		default:
+			w.queue = append(w.queue, evs...)
+		}
+		w.qmu.Unlock()
+		w.wake()
+	}
+}
+
+// wake tells the watching goroutine that there is something to examine.
+func (w *watcher) wake() {
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+// later queues a warning for the watching goroutine to emit.
+func (w *watcher) later(msg string) {
+	w.qmu.Lock()
+	w.warnings = append(w.warnings, msg)
+	w.qmu.Unlock()
+	w.wake()
+}
+
+func (w *watcher) flushWarnings() {
+	w.qmu.Lock()
+	msgs := w.warnings
+	w.warnings = nil
+	w.qmu.Unlock()
+	for _, m := range msgs {
+		w.emit(WatchEvent{Kind: KindWarning, Message: m})
+	}
+}
+
+func (w *watcher) emit(ev WatchEvent) {
+	ev.Time = time.Now().UTC()
+	w.o.Events(ev)
+}
+
+func (w *watcher) warn(path string, err error) {
+	msg := err.Error()
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	w.emit(WatchEvent{Kind: KindWarning, Message: msg})
+}
+
+// addWatch watches directory dir (called by scan workers).
+func (w *watcher) addWatch(dir string) {
+	wd, err := w.in.add(dir)
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if err != nil {
+		if errors.Is(err, errWatchLimit) && !w.limited {
+			w.limited = true
+			w.later(fmt.Sprintf("%s: %v: from here on, changes below unwatched directories are found by the scheduled scans only", dir, err))
+		}
+		return // gone since the listing, or not a directory any more
+	}
+	if old, ok := w.wds[wd]; ok && old != dir {
+		delete(w.dirs, old) // the same directory under a new name (moved)
+	}
+	w.wds[wd] = dir
+	w.dirs[dir] = wd
+}
+
+// unwatchTree drops the watches of dir and of every directory below it.
+func (w *watcher) unwatchTree(dir string) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	for d, wd := range w.dirs {
+		if d == dir || strings.HasPrefix(d, dir+"/") {
+			w.in.remove(wd)
+			delete(w.dirs, d)
+			delete(w.wds, wd)
+		}
+	}
+}
+
+func (w *watcher) watches() int {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return len(w.dirs)
+}
+
+// fullScan scans everything, watching every directory on the way, and
+// reconciles what was reported with what it found.
+func (w *watcher) fullScan(reason string) error {
+	w.roots = expandRoots(w.p)
+	var tops []dirTask
+	for q, r := range w.roots {
+		tops = append(tops, dirTask{q, r})
+	}
+	res, err := scanFrom(w.ctx, w.p, w.roots, tops, Options{Workers: w.o.Workers, Expect: len(w.base), onDir: w.addWatch})
+	if err != nil {
+		return err
+	}
+	w.flushWarnings()
+	// Every root's parent is watched too: a root that is a single file
+	// (or does not exist yet) is seen only there, and a root directory
+	// deleted and made again is seen there as new.
+	for q := range w.roots {
+		if parent := filepath.Dir(q); parent != q {
+			w.addWatch(parent)
+		}
+	}
+	w.scan = &scanner{ctx: w.ctx, policy: w.p, roots: w.roots, prog: &Progress{}}
+	w.workers = nil
+	// Every path of the baseline, of the scan and of earlier reports.
+	cur := res.Entries
+	i, j := 0, 0
+	seen := make(map[string]bool, len(w.reported))
+	for i < len(w.base) || j < len(cur) {
+		switch {
+		case j == len(cur) || i < len(w.base) && w.base[i].Path < cur[j].Path:
+			seen[w.base[i].Path] = true
+			w.evaluate(w.base[i].Path, nil, "scan")
+			i++
+		case i == len(w.base) || cur[j].Path < w.base[i].Path:
+			seen[cur[j].Path] = true
+			w.evaluate(cur[j].Path, &cur[j], "scan")
+			j++
+		default:
+			seen[cur[j].Path] = true
+			w.evaluate(cur[j].Path, &cur[j], "scan")
+			i++
+			j++
+		}
+	}
+	for _, p := range w.reportedPaths() {
+		if !seen[p] {
+			w.evaluate(p, nil, "scan")
+		}
+	}
+	w.emit(WatchEvent{Kind: KindScan, Scan: &ScanSummary{Reason: reason, Entries: len(cur), Errors: len(res.Errors),
+		Seconds: res.Duration.Seconds(), Differences: len(w.reported), Watches: w.watches()}})
+	return nil
+}
+
+func (w *watcher) reportedPaths() []string {
+	ps := make([]string, 0, len(w.reported))
+	for p := range w.reported {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// handle examines the events gathered so far.
+func (w *watcher) handle() error {
+	w.qmu.Lock()
+	evs, overflow := w.queue, w.overflow
+	w.queue, w.overflow = nil, false
+	w.qmu.Unlock()
+	w.flushWarnings()
+	dirty := map[string]bool{}
+	var newDirs, goneDirs []string
+	for _, ev := range evs {
+		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
+			overflow = true
+			continue
+		}
+		w.wmu.Lock()
+		dir, ok := w.wds[ev.wd]
+		if ev.mask&unix.IN_IGNORED != 0 && ok { // the kernel dropped the watch
+			delete(w.wds, ev.wd)
+			if w.dirs[dir] == ev.wd {
+				delete(w.dirs, dir)
+			}
+		}
+		w.wmu.Unlock()
+		if !ok || ev.mask&unix.IN_IGNORED != 0 {
+			continue
+		}
+		if ev.name == "" { // the directory itself
+			dirty[dir] = true
+			if ev.mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 {
+				goneDirs = append(goneDirs, dir)
+			}
+			continue
+		}
+		if strings.Contains(ev.name, "/") || ev.name == "." || ev.name == ".." {
+			continue // not a name the kernel gives
+		}
+		p := dir + "/" + ev.name
+		if dir == "/" {
+			p = "/" + ev.name
+		}
+		dirty[p] = true
+		if ev.mask&(unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_MOVED_TO) != 0 {
+			dirty[dir] = true // its mtime moved
+		}
+		if ev.mask&unix.IN_ISDIR != 0 {
+			if ev.mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
+				goneDirs = append(goneDirs, p)
+			}
+			if ev.mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
+				newDirs = append(newDirs, p)
+			}
+		}
+	}
+	if overflow {
+		w.warn("", errors.New("the kernel's inotify queue overflowed: events were lost, scanning everything"))
+		return w.fullScan(ReasonOverflow)
+	}
+	for _, g := range goneDirs {
+		w.unwatchTree(g)
+		for _, p := range w.knownBelow(g) {
+			dirty[p] = true
+		}
+	}
+	for _, d := range newDirs {
+		rule, ok := w.ruleFor(d)
+		if !ok {
+			continue
+		}
+		res, err := scanFrom(w.ctx, w.p, w.roots, []dirTask{{d, rule}}, Options{Workers: w.o.Workers, onDir: w.addWatch})
+		if err != nil {
+			return err
+		}
+		for k := range res.Entries {
+			e := &res.Entries[k]
+			w.evaluate(e.Path, e, "inotify")
+			delete(dirty, e.Path)
+		}
+	}
+	// The other names of a file whose link count may have changed: those
+	// of the baseline entries examined, then of the entries found.
+	for p := range dirty {
+		if b := w.baseEntry(p); b != nil && b.Links > 1 {
+			w.linked(b.Inode, dirty)
+		}
+	}
+	found := w.examine(dirty)
+	more := map[string]bool{}
+	for _, e := range found {
+		if e == nil || e.Type != TypeFile || e.Links < 2 || e.Attrs&AttrInode == 0 {
+			continue
+		}
+		if b := w.baseEntry(e.Path); b != nil && b.Links == e.Links {
+			continue
+		}
+		// A new link to a file the baseline knows with one link: not
+		// in w.links, so looked for (rare: a hard link being made).
+		if len(w.links[e.Inode]) == 0 {
+			for i := range w.base {
+				if b := &w.base[i]; b.Inode == e.Inode && b.Type == TypeFile {
+					more[b.Path] = true
+				}
+			}
+		}
+		w.linked(e.Inode, more)
+	}
+	for p := range dirty {
+		delete(more, p)
+	}
+	w.examine(more)
+	return nil
+}
+
+// examine captures and evaluates the paths of set, and returns the
+// entries it found.
+func (w *watcher) examine(set map[string]bool) []*Entry {
+	paths := make([]string, 0, len(set))
+	for p := range set {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	entries, covered := w.capture(paths)
+	for k, p := range paths {
+		if covered[k] {
+			w.evaluate(p, entries[k], "inotify")
+		}
+	}
+	return entries
+}
+
+// linked adds to set the baseline's names of inode.
+func (w *watcher) linked(inode uint64, set map[string]bool) {
+	for _, i := range w.links[inode] {
+		set[w.base[i].Path] = true
+	}
+}
+
+func (w *watcher) baseEntry(path string) *Entry {
+	if i, ok := slices.BinarySearchFunc(w.base, path, func(e Entry, p string) int { return strings.Compare(e.Path, p) }); ok {
+		return &w.base[i]
+	}
+	return nil
+}
+
+// knownBelow lists the paths below dir (and dir) that the baseline holds
+// or that were reported.
+func (w *watcher) knownBelow(dir string) []string {
+	var out []string
+	i, _ := slices.BinarySearchFunc(w.base, dir, func(e Entry, p string) int { return strings.Compare(e.Path, p) })
+	for ; i < len(w.base); i++ {
+		p := w.base[i].Path
+		if p != dir && !strings.HasPrefix(p, dir+"/") {
+			if p > dir+"/" {
+				break
+			}
+			continue // a sibling sorting between dir and dir/ ("dir-x", "dir.d")
+		}
+		out = append(out, p)
+	}
+	for p := range w.reported {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ruleFor finds the rule that covers p: the most specific root at or
+// above p, with no excluded path between it and p.
+func (w *watcher) ruleFor(p string) (*Rule, bool) {
+	root := p
+	var r *Rule
+	for {
+		if rr, ok := w.roots[root]; ok {
+			r = rr
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			return nil, false
+		}
+		root = parent
+	}
+	for a := p; a != root; a = filepath.Dir(a) {
+		name := filepath.Base(a)
+		if excluded(w.p.Exclude, a, name) || excluded(r.Exclude, a, name) {
+			return nil, false
+		}
+	}
+	return r, true
+}
+
+// capture records paths as a scan would: entries[k] is nil where paths[k]
+// no longer exists, covered[k] false where no rule covers it or it could
+// not be examined.
+func (w *watcher) capture(paths []string) (entries []*Entry, covered []bool) {
+	entries = make([]*Entry, len(paths))
+	covered = make([]bool, len(paths))
+	n := 1
+	if len(paths) > 64 {
+		n = w.o.Workers
+	}
+	for len(w.workers) < n {
+		w.workers = append(w.workers, newWorker(w.scan))
+	}
+	var wg sync.WaitGroup
+	for k := range n {
+		wk := w.workers[k]
+		wg.Go(func() {
+			for i := k; i < len(paths); i += n {
+				p := paths[i]
+				rule, ok := w.ruleFor(p)
+				if !ok {
+					continue
+				}
+				var st syscall.Stat_t
+				if err := syscall.Lstat(p, &st); err != nil {
+					covered[i] = errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR)
+					continue
+				}
+				e := wk.capture(p, &st, rule)
+				entries[i], covered[i] = &e, true
+			}
+		})
+	}
+	wg.Wait()
+	w.scan.errors = nil // unreadable entries carry their Error
+	return entries, covered
+}
+
+// evaluate compares path's current entry (nil: absent) with the baseline
+// and with what was last reported of it, and reports what is new.
+func (w *watcher) evaluate(path string, cur *Entry, source string) {
+	base := w.baseEntry(path)
+	kind := ""
+	var changes []Change
+	switch {
+	case base == nil && cur == nil:
+	case base == nil:
+		kind = KindAdded
+	case cur == nil:
+		kind = KindRemoved
+	default:
+		if changes = compare(base, cur); len(changes) > 0 {
+			kind = KindChanged
+		}
+	}
+	prev, had := w.reported[path]
+	if kind == "" {
+		if had {
+			delete(w.reported, path)
+			f := &Finding{Path: path}
+			if cur != nil {
+				f.Type = typeName(cur)
+			} else if base != nil {
+				f.Type = typeName(base)
+			}
+			w.emit(WatchEvent{Kind: KindRestored, Finding: f, Source: source})
+		}
+		return
+	}
+	if had && (prev == nil) == (cur == nil) && (cur == nil || len(compare(prev, cur)) == 0) {
+		return // reported already
+	}
+	if cur != nil {
+		c := *cur
+		w.reported[path] = &c
+	} else {
+		w.reported[path] = nil
+	}
+	f := &Finding{Path: path, Changes: changes}
+	for _, c := range changes {
+		f.Attributes = append(f.Attributes, c.Attribute)
+	}
+	ev := WatchEvent{Kind: kind, Finding: f, Source: source}
+	if cur != nil {
+		f.Type = typeName(cur)
+		if source == "inotify" {
+			at := cur.Ctime
+			if cur.Attrs&AttrCtime == 0 {
+				at = cur.Mtime
+			}
+			if at != 0 {
+				d := float64(time.Now().UnixNano()-at) / 1e6
+				ev.DelayMS = &d
+			}
+		}
+	} else {
+		f.Type = typeName(base)
+	}
+	w.emit(ev)
+}
