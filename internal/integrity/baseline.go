@@ -292,28 +292,29 @@ func appendRecord(b []byte, e *Entry) []byte {
 	if a&AttrLinks != 0 {
 		b = binary.AppendUvarint(b, e.Links)
 	}
+	r := e.rare()
 	if a&AttrTarget != 0 {
-		b = appendBytes(b, []byte(e.Target))
+		b = appendBytes(b, []byte(r.Target))
 	}
 	if a&AttrXattrs != 0 {
-		b = binary.AppendUvarint(b, uint64(len(e.Xattrs)))
-		for _, x := range e.Xattrs {
+		b = binary.AppendUvarint(b, uint64(len(r.Xattrs)))
+		for _, x := range r.Xattrs {
 			b = appendBytes(b, []byte(x.Name))
 			b = appendBytes(b, x.Value)
 		}
 	}
 	if a&AttrACL != 0 {
-		b = appendOptional(b, e.ACL)
+		b = appendOptional(b, r.ACL)
 	}
 	if a&AttrCaps != 0 {
-		b = appendOptional(b, e.Caps)
+		b = appendOptional(b, r.Caps)
 	}
 	if a&AttrHash != 0 {
 		b = appendOptional(b, e.Hash)
 	}
 	var errb []byte
-	if e.Error != "" {
-		errb = []byte(e.Error)
+	if r.Error != "" {
+		errb = []byte(r.Error)
 	}
 	return appendOptional(b, errb)
 }
@@ -431,8 +432,9 @@ func decodeRecord(rec []byte) (Entry, error) {
 	if a&AttrLinks != 0 {
 		e.Links = d.uvarint(math.MaxUint64, "links")
 	}
+	var r Rare
 	if a&AttrTarget != 0 {
-		e.Target = string(d.bytes(maxPath, "target"))
+		r.Target = string(d.bytes(maxPath, "target"))
 	}
 	if a&AttrXattrs != 0 {
 		n := d.uvarint(maxXattrs, "xattr count")
@@ -442,17 +444,17 @@ func decodeRecord(rec []byte) (Entry, error) {
 			if v == nil {
 				v = []byte{}
 			}
-			if i > 0 && name <= e.Xattrs[i-1].Name {
-				d.fail("xattr %q: not after %q", name, e.Xattrs[i-1].Name)
+			if i > 0 && name <= r.Xattrs[i-1].Name {
+				d.fail("xattr %q: not after %q", name, r.Xattrs[i-1].Name)
 			}
-			e.Xattrs = append(e.Xattrs, Xattr{Name: name, Value: v})
+			r.Xattrs = append(r.Xattrs, Xattr{Name: name, Value: v})
 		}
 	}
 	if a&AttrACL != 0 {
-		e.ACL = d.optional(2*maxValue+16, "acl")
+		r.ACL = d.optional(2*maxValue+16, "acl")
 	}
 	if a&AttrCaps != 0 {
-		e.Caps = d.optional(maxValue, "caps")
+		r.Caps = d.optional(maxValue, "caps")
 	}
 	if a&AttrHash != 0 {
 		e.Hash = d.optional(maxHash, "hash")
@@ -461,8 +463,9 @@ func decodeRecord(rec []byte) (Entry, error) {
 		if !utf8.Valid(v) || len(v) == 0 {
 			d.fail("error text: empty or not UTF-8")
 		}
-		e.Error = string(v)
+		r.Error = string(v)
 	}
+	e.setRare(&r)
 	if d.err != nil {
 		return e, fmt.Errorf("%s: %w", e.Path, d.err)
 	}

@@ -72,14 +72,46 @@ type Entry struct {
 	Ctime  int64
 	Inode  uint64
 	Links  uint64
+	Hash   []byte
+	// Rare holds what most entries lack; nil when every field of it is
+	// empty. Apart, it keeps an entry at 112 bytes instead of 200: a
+	// scan of /usr holds 150,000 of them.
+	*Rare
+}
+
+// Rare is the part of an Entry that few entries have.
+type Rare struct {
 	Target string
 	Xattrs []Xattr // sorted by name; ACLs and capabilities apart
 	ACL    []byte  // "access" and "default" ACLs in the kernel's encoding, each length-prefixed
 	Caps   []byte  // security.capability as the kernel holds it
-	Hash   []byte
 	// Error says why an attribute could not be read (an unreadable file's
 	// hash); such an entry compares as changed until it can be read.
 	Error string
+}
+
+var noRare Rare
+
+// rare returns e's Rare part for reading (empty when there is none).
+func (e *Entry) rare() *Rare {
+	if e.Rare == nil {
+		return &noRare
+	}
+	return e.Rare
+}
+
+func (r *Rare) empty() bool {
+	return r.Target == "" && r.Xattrs == nil && r.ACL == nil && r.Caps == nil && r.Error == ""
+}
+
+// setRare sets e's Rare part to a copy of r, or to nil when r is empty.
+func (e *Entry) setRare(r *Rare) {
+	if r.empty() {
+		e.Rare = nil
+		return
+	}
+	c := *r
+	e.Rare = &c
 }
 
 const (
@@ -145,9 +177,9 @@ func (e *Entry) keep(a Attr) {
 	}
 }
 
-// readXattrs fills Xattrs, ACL and Caps as a asks. A file system without
-// extended attributes has none.
-func (e *Entry) readXattrs(a Attr) error {
+// readXattrs fills r's Xattrs, ACL and Caps as a asks for e. A file system
+// without extended attributes has none.
+func (e *Entry) readXattrs(a Attr, r *Rare) error {
 	names, err := fsmeta.Llistxattrs(e.Path)
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
@@ -164,7 +196,7 @@ func (e *Entry) readXattrs(a Attr) error {
 		case xattrACLDefault:
 			slot = &acl[1]
 		case xattrCaps:
-			slot = &e.Caps
+			slot = &r.Caps
 		}
 		want := AttrXattrs
 		if name == xattrCaps {
@@ -185,11 +217,11 @@ func (e *Entry) readXattrs(a Attr) error {
 		if slot != nil {
 			*slot = v
 		} else {
-			e.Xattrs = append(e.Xattrs, Xattr{Name: name, Value: v})
+			r.Xattrs = append(r.Xattrs, Xattr{Name: name, Value: v})
 		}
 	}
 	if acl[0] != nil || acl[1] != nil {
-		e.ACL = packACL(acl[0], acl[1])
+		r.ACL = packACL(acl[0], acl[1])
 	}
 	return nil
 }
@@ -212,6 +244,7 @@ type Change struct {
 // compare lists the attributes recorded in both old and cur that differ.
 func compare(old, cur *Entry) []Change {
 	both := old.Attrs & cur.Attrs
+	ro, rc := old.rare(), cur.rare()
 	var out []Change
 	add := func(a Attr, o, n string) {
 		if both&a != 0 && o != n {
@@ -227,14 +260,14 @@ func compare(old, cur *Entry) []Change {
 	add(AttrCtime, fmtTime(old.Ctime), fmtTime(cur.Ctime))
 	add(AttrInode, strconv.FormatUint(old.Inode, 10), strconv.FormatUint(cur.Inode, 10))
 	add(AttrLinks, strconv.FormatUint(old.Links, 10), strconv.FormatUint(cur.Links, 10))
-	add(AttrTarget, old.Target, cur.Target)
-	add(AttrXattrs, fmtXattrs(old.Xattrs), fmtXattrs(cur.Xattrs))
-	add(AttrACL, b64(old.ACL), b64(cur.ACL))
-	add(AttrCaps, b64(old.Caps), b64(cur.Caps))
-	if both&AttrHash != 0 && (!bytes.Equal(old.Hash, cur.Hash) || cur.Error != "") {
+	add(AttrTarget, ro.Target, rc.Target)
+	add(AttrXattrs, fmtXattrs(ro.Xattrs), fmtXattrs(rc.Xattrs))
+	add(AttrACL, b64(ro.ACL), b64(rc.ACL))
+	add(AttrCaps, b64(ro.Caps), b64(rc.Caps))
+	if both&AttrHash != 0 && (!bytes.Equal(old.Hash, cur.Hash) || rc.Error != "") {
 		n := hex.EncodeToString(cur.Hash)
-		if cur.Error != "" {
-			n = "unreadable: " + cur.Error
+		if rc.Error != "" {
+			n = "unreadable: " + rc.Error
 		}
 		out = append(out, Change{Attribute: "hash", Old: hex.EncodeToString(old.Hash), New: n})
 	}

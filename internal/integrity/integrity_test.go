@@ -318,7 +318,7 @@ func TestBaselineRoundTrip(t *testing.T) {
 	p := filepath.Join(root, "usr/bin/other")
 	setxattr(t, p, "user.a", []byte("1"))
 	r := scan(t, policyFor(root))
-	r.Entries[1].Error = "read: input/output error"
+	r.Entries[1].setRare(&Rare{Error: "read: input/output error"})
 	key := testKey(1)
 	var b bytes.Buffer
 	h := Header{Created: time.Unix(1700000000, 0).UTC(), Host: "h", Policy: policyFor(root)}
@@ -414,8 +414,8 @@ func FuzzDecodeBody(f *testing.F) {
 	var b bytes.Buffer
 	h := Header{Policy: Policy{Hash: SHA256, Rules: []Rule{{Path: "/x", Attrs: AllAttrs}}}}
 	_, err := Encode(&b, h, []Entry{
-		{Path: "/a", Attrs: AllAttrs, Type: TypeFile, Mode: 0o644, Hash: make([]byte, 32), Xattrs: []Xattr{{"user.a", []byte("v")}}, ACL: []byte{}},
-		{Path: "/b", Attrs: AttrTarget | AttrType, Type: TypeSymlink, Target: "a", Error: "x"},
+		{Path: "/a", Attrs: AllAttrs, Type: TypeFile, Mode: 0o644, Hash: make([]byte, 32), Rare: &Rare{Xattrs: []Xattr{{"user.a", []byte("v")}}, ACL: []byte{}}},
+		{Path: "/b", Attrs: AttrTarget | AttrType, Type: TypeSymlink, Rare: &Rare{Target: "a", Error: "x"}},
 	}, key)
 	if err != nil {
 		f.Fatal(err)

@@ -317,15 +317,16 @@ func (w *worker) capture(p string, st *syscall.Stat_t, r *Rule) Entry {
 	e.fromStat(st)
 	a := r.Attrs
 	var errs []string
+	var rare Rare
 	if e.Type == TypeSymlink && a&AttrTarget != 0 {
 		t, err := os.Readlink(p)
 		if err != nil {
 			errs = append(errs, "readlink: "+err.Error())
 		}
-		e.Target = t
+		rare.Target = t
 	}
 	if a&(AttrXattrs|AttrACL|AttrCaps) != 0 {
-		if err := e.readXattrs(a); err != nil {
+		if err := e.readXattrs(a, &rare); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -336,9 +337,10 @@ func (w *worker) capture(p string, st *syscall.Stat_t, r *Rule) Entry {
 	}
 	e.keep(a)
 	if len(errs) > 0 {
-		e.Error = strings.Join(errs, "; ")
-		w.s.fail(p, errors.New(e.Error))
+		rare.Error = strings.Join(errs, "; ")
+		w.s.fail(p, errors.New(rare.Error))
 	}
+	e.setRare(&rare)
 	return e
 }
 
