@@ -61,18 +61,18 @@ type Xattr struct {
 // Entry is what a scan recorded of one path. Only the attributes in Attrs
 // are meaningful; the others are zero.
 type Entry struct {
-	Path   string
-	Attrs  Attr
-	Type   FileType
-	Mode   uint32 // low 12 bits of st_mode
-	UID    uint32
-	GID    uint32
-	Size   uint64
-	Mtime  int64 // Unix nanoseconds
-	Ctime  int64
-	Inode  uint64
-	Links  uint64
-	Hash   []byte
+	Path  string
+	Attrs Attr
+	Type  FileType
+	Mode  uint32 // low 12 bits of st_mode
+	UID   uint32
+	GID   uint32
+	Size  uint64
+	Mtime int64 // Unix nanoseconds
+	Ctime int64
+	Inode uint64
+	Links uint64
+	Hash  []byte
 	// Rare holds what most entries lack; nil when every field of it is
 	// empty. Apart, it keeps an entry at 112 bytes instead of 200: a
 	// scan of /usr holds 150,000 of them.
