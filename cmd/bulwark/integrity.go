@@ -126,19 +126,22 @@ func hostname() string {
 func integrityInitCommand() *Command {
 	var f integrityFlags
 	var paths stringList
-	var hash, attrs string
+	var hash, attrs, sysRoot string
 	var noExcludes bool
 	return &Command{
 		Name:    "init",
 		Summary: "scan the watched paths and write a signed baseline",
-		Usage:   "bulwark integrity init --baseline FILE [--path DIR]... [--attrs LIST] [--no-default-excludes] [--hash sha256|blake3] [--json]",
+		Usage:   "bulwark integrity init --baseline FILE [--path DIR]... [--attrs LIST] [--no-default-excludes] [--hash sha256|blake3] [--root DIR] [--json]",
 		Long: `Scans every watched path and writes the baseline FILE, signed with
 DIR/integrity.key. --path replaces the policy's paths, each recorded with
 the attributes of --attrs (default all; names, or AIDE's letters:
 "p+u+g+s+m+c+i+n+sha256"). --no-default-excludes also records what the
 built-in policy leaves out (__pycache__, editor files, /etc/mtab, ...).
-Entries that cannot be read are listed as warnings and recorded with the
-error, so they show as changed until they can be read.`,
+--root DIR says where the watched system is mounted (an image, a
+container's root): findings are graded by their path below it, so
+DIR/etc/shadow counts as /etc/shadow. Entries that cannot be read are
+listed as warnings and recorded with the error, so they show as changed
+until they can be read.`,
 		Examples: []string{
 			"bulwark integrity init --baseline /var/lib/bulwark/integrity.baseline",
 			"bulwark integrity init --baseline ./usr.baseline --path /usr --json",
@@ -150,6 +153,7 @@ error, so they show as changed until they can be read.`,
 			fs.StringVar(&hash, "hash", "", "content hash: sha256 (default) or blake3")
 			fs.StringVar(&attrs, "attrs", "", "attributes the --path rules record, e.g. mode,owner,hash or p+u+g+s+m+c+i+n+sha256 (default all)")
 			fs.BoolVar(&noExcludes, "no-default-excludes", false, "record the volatile files the built-in policy leaves out")
+			fs.StringVar(&sysRoot, "root", "", "the watched system is mounted at `DIR` (grading of findings; default /)")
 		},
 		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -187,6 +191,13 @@ error, so they show as changed until they can be read.`,
 			}
 			if hash != "" {
 				p.Hash = integrity.HashAlg(hash)
+			}
+			if sysRoot != "" {
+				a, err := filepath.Abs(sysRoot)
+				if err != nil {
+					return usageError("--root %q: %v", sysRoot, err)
+				}
+				p.Root = a
 			}
 			if err := p.Validate(); err != nil {
 				return usageError("%v", err)
@@ -245,14 +256,15 @@ included).`,
 			if err != nil {
 				return err
 			}
-			rep := integrity.Diff(b.Entries, res.Entries)
+			rep := integrity.Diff(b.Entries, res.Entries, b.Header.Policy.Root)
 			if f.asJSON {
 				out := struct {
 					*integrity.Report
-					Entries int                   `json:"entries"`
-					Errors  []integrity.ScanError `json:"errors"`
-					Seconds float64               `json:"seconds"`
-				}{rep, len(res.Entries), res.Errors, res.Duration.Seconds()}
+					Severities map[string]int        `json:"severities"`
+					Entries    int                   `json:"entries"`
+					Errors     []integrity.ScanError `json:"errors"`
+					Seconds    float64               `json:"seconds"`
+				}{rep, rep.Counts(), len(res.Entries), res.Errors, res.Duration.Seconds()}
 				if out.Errors == nil {
 					out.Errors = []integrity.ScanError{}
 				}
@@ -261,8 +273,10 @@ included).`,
 				}
 			} else {
 				printReport(e, rep)
-				fmt.Fprintf(e.Stderr, "%d entries checked in %.2fs: %d added, %d removed, %d changed\n",
-					len(res.Entries), res.Duration.Seconds(), len(rep.Added), len(rep.Removed), len(rep.Changed))
+				n := rep.Counts()
+				fmt.Fprintf(e.Stderr, "%d entries checked in %.2fs: %d added, %d removed, %d changed (%d high, %d medium, %d low severity)\n",
+					len(res.Entries), res.Duration.Seconds(), len(rep.Added), len(rep.Removed), len(rep.Changed),
+					n[integrity.SeverityHigh], n[integrity.SeverityMedium], n[integrity.SeverityLow])
 			}
 			if !rep.Clean() {
 				return &ExitError{Code: 1}
@@ -274,17 +288,25 @@ included).`,
 
 func printReport(e *Env, rep *integrity.Report) {
 	for _, a := range rep.Added {
-		fmt.Fprintf(e.Stdout, "added    %s\n", a.Path)
+		fmt.Fprintf(e.Stdout, "added    %s%s\n", a.Path, severityNote(&a))
 	}
 	for _, r := range rep.Removed {
-		fmt.Fprintf(e.Stdout, "removed  %s\n", r.Path)
+		fmt.Fprintf(e.Stdout, "removed  %s%s\n", r.Path, severityNote(&r))
 	}
 	for _, c := range rep.Changed {
-		fmt.Fprintf(e.Stdout, "changed  %s\n", c.Path)
+		fmt.Fprintf(e.Stdout, "changed  %s%s\n", c.Path, severityNote(&c))
 		for _, ch := range c.Changes {
 			fmt.Fprintf(e.Stdout, "         %s: %s -> %s\n", ch.Attribute, ch.Old, ch.New)
 		}
 	}
+}
+
+// severityNote marks a high-severity finding with its reasons.
+func severityNote(f *integrity.Finding) string {
+	if f.Severity != integrity.SeverityHigh {
+		return ""
+	}
+	return "  [HIGH: " + strings.Join(f.Reasons, "; ") + "]"
 }
 
 func integrityAcceptCommand() *Command {
@@ -434,6 +456,7 @@ func printWatchEvent(e *Env, ev integrity.WatchEvent) error {
 	if len(ev.Attributes) > 0 {
 		line += " (" + strings.Join(ev.Attributes, ", ") + ")"
 	}
+	line += severityNote(ev.Finding)
 	_, err := fmt.Fprintln(e.Stdout, line)
 	if err == nil {
 		for _, ch := range ev.Changes {

@@ -15,6 +15,10 @@ type Finding struct {
 	// gives the old and new values.
 	Attributes []string `json:"attributes,omitempty"`
 	Changes    []Change `json:"changes,omitempty"`
+	// Severity grades the finding (high, medium, low) and Reasons say
+	// what made it high (see severity.go).
+	Severity string   `json:"severity,omitempty"`
+	Reasons  []string `json:"reasons,omitempty"`
 }
 
 // Report is what a check found.
@@ -30,33 +34,56 @@ func (r *Report) Clean() bool { return len(r.Added)+len(r.Removed)+len(r.Changed
 // Count is the number of findings.
 func (r *Report) Count() int { return len(r.Added) + len(r.Removed) + len(r.Changed) }
 
-// Diff compares a scan with the baseline, both sorted by path. An attribute
+// Diff compares a scan with the baseline, both sorted by path, and grades
+// each finding as a system mounted at root (see Policy.Root). An attribute
 // is compared only where both recorded it, so a policy that records more
 // than the baseline did reports no change for the new attributes.
-func Diff(base, cur []Entry) *Report {
+func Diff(base, cur []Entry, root string) *Report {
 	r := &Report{Added: []Finding{}, Removed: []Finding{}, Changed: []Finding{}}
 	i, j := 0, 0
 	for i < len(base) || j < len(cur) {
 		switch {
 		case j == len(cur) || i < len(base) && base[i].Path < cur[j].Path:
-			r.Removed = append(r.Removed, Finding{Path: base[i].Path, Type: typeName(&base[i])})
+			r.Removed = append(r.Removed, newFinding(root, KindRemoved, &base[i], nil, nil))
 			i++
 		case i == len(base) || cur[j].Path < base[i].Path:
-			r.Added = append(r.Added, Finding{Path: cur[j].Path, Type: typeName(&cur[j])})
+			r.Added = append(r.Added, newFinding(root, KindAdded, nil, &cur[j], nil))
 			j++
 		default:
 			if ch := compare(&base[i], &cur[j]); len(ch) > 0 {
-				f := Finding{Path: cur[j].Path, Type: typeName(&cur[j]), Changes: ch}
-				for _, c := range ch {
-					f.Attributes = append(f.Attributes, c.Attribute)
-				}
-				r.Changed = append(r.Changed, f)
+				r.Changed = append(r.Changed, newFinding(root, KindChanged, &base[i], &cur[j], ch))
 			}
 			i++
 			j++
 		}
 	}
 	return r
+}
+
+// newFinding describes and grades a difference: base and cur are the
+// baseline's and the current entry (nil when absent), ch the changes.
+func newFinding(root, kind string, base, cur *Entry, ch []Change) Finding {
+	e := cur
+	if e == nil {
+		e = base
+	}
+	f := Finding{Path: e.Path, Type: typeName(e), Changes: ch}
+	for _, c := range ch {
+		f.Attributes = append(f.Attributes, c.Attribute)
+	}
+	f.Severity, f.Reasons = classify(root, kind, e.Path, base, cur)
+	return f
+}
+
+// Counts tells how many findings there are of each severity.
+func (r *Report) Counts() map[string]int {
+	n := map[string]int{SeverityHigh: 0, SeverityMedium: 0, SeverityLow: 0}
+	for _, fs := range [][]Finding{r.Added, r.Removed, r.Changed} {
+		for _, f := range fs {
+			n[f.Severity]++
+		}
+	}
+	return n
 }
 
 func typeName(e *Entry) string {

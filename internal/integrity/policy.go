@@ -24,6 +24,10 @@ type Policy struct {
 	Rules   []Rule   `json:"rules"`
 	Hash    HashAlg  `json:"hash"`
 	Exclude []string `json:"exclude,omitempty"`
+	// Root is where the system the rules watch is mounted: "/" (or empty)
+	// for this host, a directory for an image or a container's root.
+	// Findings are graded by their path below it (see severity.go).
+	Root string `json:"root,omitempty"`
 }
 
 // HashAlg names a content hash.
@@ -72,7 +76,7 @@ func DefaultPolicy() Policy {
 // attribute), keeping the hash and the common exclusions: `integrity init
 // --path DIR`.
 func (p Policy) WithPaths(paths []string) Policy {
-	out := Policy{Hash: p.Hash, Exclude: slices.Clone(p.Exclude)}
+	out := Policy{Hash: p.Hash, Exclude: slices.Clone(p.Exclude), Root: p.Root}
 	for _, d := range paths {
 		out.Rules = append(out.Rules, Rule{Path: d, Attrs: AllAttrs})
 	}
@@ -91,6 +95,12 @@ func (p *Policy) Validate() error {
 	}
 	if len(p.Rules) == 0 {
 		return fmt.Errorf("no paths to watch")
+	}
+	if p.Root != "" {
+		if !filepath.IsAbs(p.Root) {
+			return fmt.Errorf("root %q: not absolute", p.Root)
+		}
+		p.Root = filepath.Clean(p.Root)
 	}
 	for _, pat := range p.Exclude {
 		if _, err := path.Match(pat, ""); err != nil {

@@ -579,7 +579,7 @@ func (w *watcher) evaluate(path string, cur *Entry, source string) {
 	if kind == "" {
 		if had {
 			delete(w.reported, path)
-			f := &Finding{Path: path}
+			f := &Finding{Path: path, Severity: SeverityLow}
 			if cur != nil {
 				f.Type = typeName(cur)
 			} else if base != nil {
@@ -598,25 +598,17 @@ func (w *watcher) evaluate(path string, cur *Entry, source string) {
 	} else {
 		w.reported[path] = nil
 	}
-	f := &Finding{Path: path, Changes: changes}
-	for _, c := range changes {
-		f.Attributes = append(f.Attributes, c.Attribute)
-	}
-	ev := WatchEvent{Kind: kind, Finding: f, Source: source}
-	if cur != nil {
-		f.Type = typeName(cur)
-		if source == "inotify" {
-			at := cur.Ctime
-			if cur.Attrs&AttrCtime == 0 {
-				at = cur.Mtime
-			}
-			if at != 0 {
-				d := float64(time.Now().UnixNano()-at) / 1e6
-				ev.DelayMS = &d
-			}
+	f := newFinding(w.p.Root, kind, base, cur, changes)
+	ev := WatchEvent{Kind: kind, Finding: &f, Source: source}
+	if cur != nil && source == "inotify" {
+		at := cur.Ctime
+		if cur.Attrs&AttrCtime == 0 {
+			at = cur.Mtime
 		}
-	} else {
-		f.Type = typeName(base)
+		if at != 0 {
+			d := float64(time.Now().UnixNano()-at) / 1e6
+			ev.DelayMS = &d
+		}
 	}
 	w.emit(ev)
 }
