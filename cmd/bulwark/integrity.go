@@ -27,8 +27,11 @@ func integrityCommand() *Command {
 for (type, mode, owner, group, size, times, inode, links, symlink target,
 extended attributes, ACLs, capabilities, content hash), and is signed with
 DIR/integrity.key (created on first use; keep a copy of integrity.pub off
-the host and pass it with --public-key). Without --path the built-in policy
-for a Debian or Ubuntu server is used (docs/integrity.md).`,
+the host and pass it with --public-key). Without --path the configuration's
+integrity rules are used: the built-in policy for a Debian or Ubuntu server
+unless integrity.rules says otherwise (docs/integrity.md). --baseline
+defaults to the configuration's integrity.baseline, DATA_DIR/integrity.baseline.
+With integrity.enabled, bulwark up watches the baseline's paths itself.`,
 		Subs: []*Command{integrityInitCommand(), integrityCheckCommand(), integrityAcceptCommand(), integrityWatchCommand()},
 	}
 }
@@ -43,7 +46,7 @@ type integrityFlags struct {
 
 func (f *integrityFlags) register(fs *flag.FlagSet) {
 	f.server.register(fs, false)
-	fs.StringVar(&f.baseline, "baseline", "", "baseline `FILE` (required)")
+	fs.StringVar(&f.baseline, "baseline", "", "baseline `FILE` (default: the configuration's integrity.baseline, DATA_DIR/integrity.baseline)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 }
 
@@ -55,6 +58,23 @@ func (f *integrityFlags) registerPub(fs *flag.FlagSet) {
 func (f *integrityFlags) dataDir(e *Env) (string, error) {
 	_, _, dir, err := app.LoadConfig(f.server.options(e))
 	return dir, err
+}
+
+// service is the integrity service of the configuration (its baseline and
+// key paths), and --baseline defaults to its baseline.
+func (f *integrityFlags) service(e *Env) (*integrity.Service, error) {
+	cfg, _, dir, err := app.LoadConfig(f.server.options(e))
+	if err != nil {
+		return nil, err
+	}
+	svc := &integrity.Service{Config: cfg.Integrity, DataDir: dir}
+	if f.baseline == "" {
+		f.baseline = svc.BaselinePath()
+	}
+	if f.pubFile == "" && cfg.Integrity.PublicKey != "" {
+		f.pubFile = cfg.Integrity.PublicKey
+	}
+	return svc, nil
 }
 
 func (f *integrityFlags) key(e *Env) (ed25519.PrivateKey, error) {
@@ -86,8 +106,8 @@ func (f *integrityFlags) publicKey(e *Env) (ed25519.PublicKey, error) {
 }
 
 func (f *integrityFlags) readBaseline(e *Env) (*integrity.Baseline, error) {
-	if f.baseline == "" {
-		return nil, usageError("--baseline FILE is required")
+	if _, err := f.service(e); err != nil {
+		return nil, err
 	}
 	pub, err := f.publicKey(e)
 	if err != nil {
@@ -159,10 +179,14 @@ until they can be read.`,
 			if len(args) > 0 {
 				return usageError("init takes no arguments (use --path DIR), got %q", args)
 			}
-			if f.baseline == "" {
-				return usageError("--baseline FILE is required")
+			svc, err := f.service(e)
+			if err != nil {
+				return err
 			}
-			p := integrity.DefaultPolicy()
+			p, err := integrity.PolicyFromConfig(svc.Config)
+			if err != nil {
+				return err
+			}
 			if len(paths) > 0 {
 				abs := make([]string, len(paths))
 				for i, d := range paths {

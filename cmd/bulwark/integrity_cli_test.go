@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,7 +151,7 @@ func TestIntegrityCommands(t *testing.T) {
 	}{
 		{[]string{"integrity", "init", "--data", data, "--baseline", aide, "--path", tree, "--attrs", "colour"}, `unknown attribute "colour"`},
 		{[]string{"integrity", "init", "--data", data, "--baseline", aide, "--attrs", "mode"}, "--attrs applies to --path rules"},
-		{[]string{"integrity", "check", "--data", data}, "--baseline FILE is required"},
+		{[]string{"integrity", "check", "--data", data}, filepath.Join(data, "integrity.baseline") + ": no such file"}, // the default
 		{[]string{"integrity", "init", "--data", data, "--baseline", base, "--hash", "md5", "--path", tree}, `hash "md5"`},
 		{[]string{"integrity", "check", "--data", data, "--baseline", filepath.Join(dir, "missing")}, "no such file"},
 	} {
@@ -250,4 +251,56 @@ func TestIntegrityWatchCommand(t *testing.T) {
 	if code, _, stderr := runCLI(t, append([]string{"integrity", "watch", "--json"}, d...)...); code != 2 {
 		t.Errorf("tampered baseline: exit %d, want 2\n%s", code, stderr)
 	}
+}
+
+// TestUpWatchesIntegrity: with integrity.enabled, `bulwark up` records the
+// baseline on its first start and a change to a watched file becomes an
+// event that the events API lists, graded high.
+func TestUpWatchesIntegrity(t *testing.T) {
+	data, tree := t.TempDir(), t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(tree, "etc", "sudoers"), []byte("root ALL=(ALL) ALL\n"), 0o440))
+	cfg := fmt.Sprintf("integrity:\n  enabled: true\n  root: %s\n  rules:\n    - path: %s\n", tree, tree)
+	must(t, os.WriteFile(filepath.Join(data, "bulwark.yaml"), []byte(cfg), 0o600))
+	s := startServer(t, data, "BULWARK_ADMIN_PASSWORD=acceptance-admin-password")
+	code, out := s.post(t, "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "acceptance-admin-password"})
+	tok, _ := out["token"].(string)
+	if code != 200 || tok == "" {
+		t.Fatalf("login: %d %v", code, out)
+	}
+	list := func(typ string) []any {
+		code, out := s.get(t, "/api/v1/events?type="+typ, tok)
+		if code != 200 {
+			t.Fatalf("events: %d %v", code, out)
+		}
+		items, _ := out["items"].([]any)
+		return items
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(list("integrity.scan_completed")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no integrity scan within 30 s\n%s", s.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(list("integrity.baseline_created")) != 1 {
+		t.Fatal("no integrity.baseline_created event")
+	}
+	must(t, os.WriteFile(filepath.Join(tree, "etc", "sudoers"), []byte("root ALL=(ALL) ALL\nevil ALL=(ALL) NOPASSWD: ALL\n"), 0o440))
+	var ev map[string]any
+	for ev == nil {
+		for _, it := range list("integrity.changed") {
+			if m := it.(map[string]any); m["resource"] == "file"+filepath.Join(tree, "etc", "sudoers") {
+				ev = m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no integrity.changed event for sudoers\n%s", s.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ev["severity"] != "error" || ev["module"] != "integrity" {
+		t.Errorf("sudoers event: %v", ev)
+	}
+	s.stop(t, syscall.SIGTERM)
 }

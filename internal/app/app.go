@@ -26,6 +26,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
+	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
@@ -78,12 +79,15 @@ type App struct {
 	Bans *detect.Bans
 	// Rules are the guard's list entries and shaping rules added at run
 	// time.
-	Rules   *rules.Rules
-	netns   int // network namespace of the firewall (tests); 0: this one
-	now     func() time.Time
-	getenv  func(string) string
-	stderr  io.Writer
-	version string
+	Rules *rules.Rules
+	// Integrity watches the system's files inside Serve
+	// (integrity.enabled).
+	Integrity *integrity.Service
+	netns     int // network namespace of the firewall (tests); 0: this one
+	now       func() time.Time
+	getenv    func(string) string
+	stderr    io.Writer
+	version   string
 }
 
 // DefaultDataDir is used when neither --data nor data_dir is given.
@@ -255,6 +259,10 @@ func (a *App) build() error {
 		Getenv:  a.getenv,
 	}
 	a.Scheduler = &continuity.Scheduler{Service: a.Continuity}
+	if _, err := integrity.PolicyFromConfig(cfg.Integrity); err != nil {
+		return err // an attribute name config cannot check (integrity owns them)
+	}
+	a.Integrity = &integrity.Service{Config: cfg.Integrity, DataDir: a.DataDir, Bus: a.Events, Logger: a.Logger}
 	// Every event is also an audit entry: the audit log is the one
 	// tamper-evident record of what happened.
 	a.Events.Subscribe("audit", events.SinkFunc(func(ctx context.Context, e events.Event) error {

@@ -159,6 +159,17 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		}
 	}()
 	defer func() { stopBG(); <-schedDone }()
+	// File integrity: the baseline verified (or recorded) and watched.
+	if a.Config.Integrity.Enabled {
+		integrityDone := make(chan struct{})
+		go func() {
+			defer close(integrityDone)
+			if err := a.Integrity.Run(bg); err != nil && bg.Err() == nil {
+				a.Logger.Error("integrity: not watching", "err", err)
+			}
+		}()
+		defer func() { stopBG(); <-integrityDone }()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()

@@ -58,6 +58,9 @@ type Config struct {
 	Detect Detect `yaml:"detect"`
 	// Firewall enforces bans in the kernel with nftables.
 	Firewall Firewall `yaml:"firewall"`
+	// Integrity records a signed baseline of the system's files and
+	// watches them for changes.
+	Integrity Integrity `yaml:"integrity"`
 }
 
 // Log configures logging.
@@ -208,8 +211,9 @@ func Default() Config {
 			Retention:       Duration(400 * day),
 			CheckpointEvery: 1000,
 		},
-		Guard:    defaultGuard(),
-		Detect:   defaultDetect(),
-		Firewall: defaultFirewall(),
+		Guard:     defaultGuard(),
+		Detect:    defaultDetect(),
+		Firewall:  defaultFirewall(),
+		Integrity: defaultIntegrity(),
 	}
 }

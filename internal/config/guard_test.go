@@ -106,3 +106,18 @@ func TestParseNet(t *testing.T) {
 		}
 	}
 }
+
+func TestIntegrityErrors(t *testing.T) {
+	in := "integrity:\n  enabled: true\n  baseline: rel/base\n  hash: md5\n  root: ''\n  rescan: 10s\n  exclude: ['[']\n  rules:\n    - path: etc\n    - attrs: [mode]\n    - path: /etc/\n    - path: /etc\n      exclude: ['']\n"
+	wantParseErrors(t, in, []string{
+		`bulwark.yaml:3: integrity.baseline: "rel/base" is not an absolute path; give the full path starting with /`,
+		`bulwark.yaml:4: integrity.hash: must be one of sha256, blake3; got "md5"`,
+		`bulwark.yaml:5: integrity.root: required: where the watched system is mounted, / for this host`,
+		`bulwark.yaml:6: integrity.rescan: must be between 1m and 30d, got 10s`,
+		`bulwark.yaml:7: integrity.exclude[0]: "[" is not a glob pattern (path.Match syntax)`,
+		`bulwark.yaml:9: integrity.rules[0].path: "etc" is not an absolute path; give the full path starting with /`,
+		`bulwark.yaml:10: integrity.rules[1].path: required: a directory or file to watch, e.g. /etc`,
+		`bulwark.yaml:12: integrity.rules[3].path: "/etc" is listed twice`,
+		`bulwark.yaml:13: integrity.rules[3].exclude[0]: "" is not a glob pattern (path.Match syntax)`,
+	})
+}

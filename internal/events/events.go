@@ -89,24 +89,35 @@ type Type string
 // literals so a misspelt type fails to compile instead of silently creating
 // a new kind that no filter or alert rule matches.
 const (
-	TypeBackupCompleted   Type = "backup.completed"
-	TypeBackupFailed      Type = "backup.failed"
-	TypeRestoreCompleted  Type = "restore.completed"
-	TypeRestoreFailed     Type = "restore.failed"
-	TypeBanAdded          Type = "ban.added"
-	TypeBanRemoved        Type = "ban.removed"
-	TypeListAdded         Type = "list.added"
-	TypeListRemoved       Type = "list.removed"
-	TypeShapeSet          Type = "shape.set"
-	TypeShapeRemoved      Type = "shape.removed"
-	TypeIntegrityChanged  Type = "integrity.changed"
-	TypeCheckFailed       Type = "check.failed"
-	TypeCheckRecovered    Type = "check.recovered"
-	TypeUserLocked        Type = "user.locked"
-	TypeUserLoginFailed   Type = "user.login_failed"
-	TypeAuditVerifyFailed Type = "audit.verify_failed"
-	TypeSystemStarted     Type = "system.started"
-	TypeSystemStopping    Type = "system.stopping"
+	TypeBackupCompleted  Type = "backup.completed"
+	TypeBackupFailed     Type = "backup.failed"
+	TypeRestoreCompleted Type = "restore.completed"
+	TypeRestoreFailed    Type = "restore.failed"
+	TypeBanAdded         Type = "ban.added"
+	TypeBanRemoved       Type = "ban.removed"
+	TypeListAdded        Type = "list.added"
+	TypeListRemoved      Type = "list.removed"
+	TypeShapeSet         Type = "shape.set"
+	TypeShapeRemoved     Type = "shape.removed"
+	TypeIntegrityChanged Type = "integrity.changed"
+	// File integrity: a path added, removed or changed against the
+	// baseline (integrity.changed above), back as the baseline has it,
+	// a full scan done (the evidence of coverage), the baseline recorded
+	// or refused, a problem that does not stop watching.
+	TypeIntegrityAdded           Type = "integrity.added"
+	TypeIntegrityRemoved         Type = "integrity.removed"
+	TypeIntegrityRestored        Type = "integrity.restored"
+	TypeIntegrityScanCompleted   Type = "integrity.scan_completed"
+	TypeIntegrityBaselineCreated Type = "integrity.baseline_created"
+	TypeIntegrityBaselineInvalid Type = "integrity.baseline_invalid"
+	TypeIntegrityWarning         Type = "integrity.warning"
+	TypeCheckFailed              Type = "check.failed"
+	TypeCheckRecovered           Type = "check.recovered"
+	TypeUserLocked               Type = "user.locked"
+	TypeUserLoginFailed          Type = "user.login_failed"
+	TypeAuditVerifyFailed        Type = "audit.verify_failed"
+	TypeSystemStarted            Type = "system.started"
+	TypeSystemStopping           Type = "system.stopping"
 
 	// Continuity: offsite copies, restore tests, scrubs and repairs, and
 	// the recovery-point objective.
@@ -127,6 +138,8 @@ var knownTypes = []Type{
 	TypeUserLocked, TypeUserLoginFailed, TypeAuditVerifyFailed, TypeSystemStarted, TypeSystemStopping,
 	TypeCopyCompleted, TypeCopyFailed, TypeRestoreTestPassed, TypeRestoreTestFailed,
 	TypeScrubCompleted, TypeScrubFailed, TypeRepairCompleted, TypeRPOBreached, TypeRPORecovered,
+	TypeIntegrityAdded, TypeIntegrityRemoved, TypeIntegrityRestored, TypeIntegrityScanCompleted,
+	TypeIntegrityBaselineCreated, TypeIntegrityBaselineInvalid, TypeIntegrityWarning,
 }
 
 // KnownTypes returns the well-known types, for pickers in the console and

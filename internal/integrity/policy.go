@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/bulwarkhq/bulwark/internal/config"
 )
 
 // Rule watches one path: a directory with everything below it, or a single
@@ -157,3 +159,33 @@ func excluded(patterns []string, p, name string) bool {
 
 // hasMeta reports whether a rule path holds glob characters.
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// PolicyFromConfig is the policy the configuration describes: its rules
+// (the built-in policy's when it has none), its exclusions (after the
+// built-in volatile files unless default_excludes is off), hash and root.
+func PolicyFromConfig(c config.Integrity) (Policy, error) {
+	p := DefaultPolicy()
+	if !c.DefaultExcludes {
+		p.Exclude = nil
+	}
+	p.Exclude = append(p.Exclude, c.Exclude...)
+	p.Hash = HashAlg(c.Hash)
+	p.Root = c.Root
+	if len(c.Rules) > 0 {
+		p.Rules = nil
+		for i, r := range c.Rules {
+			a := AllAttrs
+			if len(r.Attrs) > 0 {
+				var err error
+				if a, err = ParseAttrs(r.Attrs); err != nil {
+					return Policy{}, fmt.Errorf("integrity.rules[%d].attrs: %w", i, err)
+				}
+			}
+			p.Rules = append(p.Rules, Rule{Path: r.Path, Attrs: a, Exclude: slices.Clone(r.Exclude)})
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, fmt.Errorf("integrity: %w", err)
+	}
+	return p, nil
+}

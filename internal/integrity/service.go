@@ -1,0 +1,308 @@
+package integrity
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/signkey"
+)
+
+// Service runs file-integrity monitoring inside `bulwark up`: it records
+// the baseline when there is none (signed with DATA_DIR/integrity.key),
+// verifies it, and watches; every finding, every full scan and every
+// problem is an event (and so an audit entry, and alertable). The last
+// full scan, its coverage and the paths that differ from the baseline are
+// kept as evidence (Status, and the integrity.scan_completed events).
+type Service struct {
+	Config  config.Integrity
+	DataDir string
+	Bus     *events.Bus
+	Logger  *slog.Logger
+
+	mu     sync.Mutex
+	status Status
+	differ map[string]string // path -> severity, of what differs now
+}
+
+// Status is the evidence of the integrity control.
+type Status struct {
+	Watching bool   `json:"watching"`
+	Baseline string `json:"baseline"`
+	Entries  int    `json:"baseline_entries"`
+	Digest   string `json:"baseline_digest,omitempty"`
+	// LastScan is the last complete scan, at LastScanAt.
+	LastScan   *ScanSummary `json:"last_scan,omitempty"`
+	LastScanAt time.Time    `json:"last_scan_at,omitzero"`
+	// Differences counts the paths that differ from the baseline now
+	// (not accepted), High those of them graded high.
+	Differences int    `json:"differences"`
+	High        int    `json:"high"`
+	Error       string `json:"error,omitempty"`
+}
+
+const actor = "system:integrity"
+
+// BaselinePath is the configured baseline, or DATA_DIR/integrity.baseline.
+func (s *Service) BaselinePath() string {
+	if s.Config.Baseline != "" {
+		return s.Config.Baseline
+	}
+	return filepath.Join(s.DataDir, "integrity.baseline")
+}
+
+// PublicKeyPath is the configured public key, or DATA_DIR/integrity.pub.
+func (s *Service) PublicKeyPath() string {
+	if s.Config.PublicKey != "" {
+		return s.Config.PublicKey
+	}
+	return filepath.Join(s.DataDir, "integrity.pub")
+}
+
+// Status returns the evidence so far.
+func (s *Service) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	if st.LastScan != nil {
+		c := *st.LastScan
+		st.LastScan = &c
+	}
+	return st
+}
+
+// Run watches until ctx ends. It returns an error when watching cannot
+// start (the policy, the key, a baseline that does not verify: that one is
+// also a critical event).
+func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.status = Status{Baseline: s.BaselinePath()}
+	s.differ = map[string]string{}
+	s.mu.Unlock()
+	err := s.run(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.mu.Lock()
+		s.status.Watching, s.status.Error = false, err.Error()
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *Service) run(ctx context.Context) error {
+	p, err := PolicyFromConfig(s.Config)
+	if err != nil {
+		return err
+	}
+	b, err := s.baseline(ctx, p)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.status.Watching, s.status.Entries, s.status.Digest = true, len(b.Entries), b.Digest
+	s.mu.Unlock()
+	rescan := s.Config.Rescan.D()
+	if rescan == 0 {
+		rescan = -1
+	}
+	err = Watch(ctx, b.Header.Policy, b.Entries, WatchOptions{Rescan: rescan, Events: func(ev WatchEvent) { s.handle(ctx, ev) }})
+	s.mu.Lock()
+	s.status.Watching = false
+	s.mu.Unlock()
+	return err
+}
+
+// baseline reads and verifies the baseline, or records it when the file
+// does not exist.
+func (s *Service) baseline(ctx context.Context, p Policy) (*Baseline, error) {
+	path := s.BaselinePath()
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return s.record(ctx, p, path)
+	}
+	pub, err := s.publicKey()
+	if err == nil {
+		var b *Baseline
+		if b, err = ReadFile(path, pub); err == nil {
+			if !samePolicy(b.Header.Policy, p) {
+				s.publish(ctx, events.Event{Type: events.TypeIntegrityWarning, Severity: events.SeverityWarning,
+					Resource: resource("baseline", path), Message: "the configuration's integrity rules differ from the baseline's; watching with the baseline's (record a new one with bulwark integrity init)"})
+			}
+			return b, nil
+		}
+	}
+	s.publish(ctx, events.Event{Type: events.TypeIntegrityBaselineInvalid, Severity: events.SeverityCritical,
+		Resource: resource("baseline", path), Message: events.OneLine("integrity baseline refused, not watching: " + err.Error()),
+		Data: map[string]any{"baseline": path, "error": err.Error()}})
+	return nil, fmt.Errorf("integrity baseline %s: %w", path, err)
+}
+
+func (s *Service) publicKey() (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(s.PublicKeyPath())
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	return signkey.ReadPublic(b)
+}
+
+// record scans and writes the first baseline.
+func (s *Service) record(ctx context.Context, p Policy, path string) (*Baseline, error) {
+	key, err := signkey.LoadOrCreate(s.DataDir, "integrity")
+	if err != nil {
+		return nil, err
+	}
+	res, err := Scan(ctx, p, Options{})
+	if err != nil {
+		return nil, err
+	}
+	h := Header{Created: time.Now().UTC(), Host: hostName(), Policy: p}
+	digest, err := WriteFile(path, h, res.Entries, key)
+	if err != nil {
+		return nil, err
+	}
+	s.publish(ctx, events.Event{Type: events.TypeIntegrityBaselineCreated, Severity: events.SeverityNotice,
+		Resource: resource("baseline", path), Message: fmt.Sprintf("integrity baseline recorded: %d entries in %.1fs", len(res.Entries), res.Duration.Seconds()),
+		Data: map[string]any{"baseline": path, "entries": len(res.Entries), "errors": len(res.Errors), "seconds": res.Duration.Seconds(),
+			"digest": digest, "key_id": signkey.ID(key.Public().(ed25519.PublicKey))}})
+	h.Entries, h.KeyID = len(res.Entries), signkey.ID(key.Public().(ed25519.PublicKey))
+	return &Baseline{Header: h, Entries: res.Entries, Digest: digest}, nil
+}
+
+func hostName() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// samePolicy reports whether two policies record the same (the config's is
+// validated, the baseline's was when it was recorded).
+func samePolicy(a, b Policy) bool {
+	if a.Hash != b.Hash || a.Root != b.Root || len(a.Rules) != len(b.Rules) || strings.Join(a.Exclude, "\x00") != strings.Join(b.Exclude, "\x00") {
+		return false
+	}
+	for i := range a.Rules {
+		x, y := a.Rules[i], b.Rules[i]
+		if x.Path != y.Path || x.Attrs != y.Attrs || strings.Join(x.Exclude, "\x00") != strings.Join(y.Exclude, "\x00") {
+			return false
+		}
+	}
+	return true
+}
+
+// The event severity of a finding's.
+var eventSeverity = map[string]events.Severity{
+	SeverityHigh: events.SeverityError, SeverityMedium: events.SeverityWarning, SeverityLow: events.SeverityNotice,
+}
+
+var findingType = map[string]events.Type{
+	KindAdded: events.TypeIntegrityAdded, KindRemoved: events.TypeIntegrityRemoved,
+	KindChanged: events.TypeIntegrityChanged, KindRestored: events.TypeIntegrityRestored,
+}
+
+// handle turns a watch event into an event of the bus.
+func (s *Service) handle(ctx context.Context, ev WatchEvent) {
+	switch ev.Kind {
+	case KindWarning:
+		s.publish(ctx, events.Event{Type: events.TypeIntegrityWarning, Severity: events.SeverityWarning, Message: events.OneLine(ev.Message)})
+	case KindScan:
+		s.mu.Lock()
+		sum := *ev.Scan
+		s.status.LastScan, s.status.LastScanAt = &sum, ev.Time
+		d, high := s.counts()
+		s.mu.Unlock()
+		s.publish(ctx, events.Event{Type: events.TypeIntegrityScanCompleted, Severity: events.SeverityInfo, Time: ev.Time,
+			Message: fmt.Sprintf("integrity scan (%s): %d entries in %.1fs, %d differ from the baseline (%d high), %d directories watched",
+				sum.Reason, sum.Entries, sum.Seconds, d, high, sum.Watches),
+			Data: map[string]any{"reason": sum.Reason, "entries": sum.Entries, "errors": sum.Errors, "seconds": sum.Seconds,
+				"differences": d, "high": high, "watches": sum.Watches}})
+	default:
+		typ, ok := findingType[ev.Kind]
+		if !ok || ev.Finding == nil {
+			return
+		}
+		f := ev.Finding
+		s.mu.Lock()
+		if ev.Kind == KindRestored {
+			delete(s.differ, f.Path)
+		} else {
+			s.differ[f.Path] = f.Severity
+		}
+		s.status.Differences, s.status.High = s.counts()
+		s.mu.Unlock()
+		sev := eventSeverity[f.Severity]
+		if ev.Kind == KindRestored {
+			sev = events.SeverityInfo
+		}
+		msg := ev.Kind + " " + f.Path
+		if len(f.Attributes) > 0 {
+			msg += " (" + strings.Join(f.Attributes, ", ") + ")"
+		}
+		if len(f.Reasons) > 0 {
+			msg += " [high: " + strings.Join(f.Reasons, "; ") + "]"
+		}
+		data := map[string]any{"kind": ev.Kind, "path": f.Path, "type": f.Type, "severity": f.Severity, "source": ev.Source}
+		if len(f.Reasons) > 0 {
+			data["reasons"] = f.Reasons
+		}
+		if len(f.Changes) > 0 {
+			ch := make([]map[string]string, 0, len(f.Changes))
+			for _, c := range f.Changes {
+				ch = append(ch, map[string]string{"attribute": c.Attribute, "old": clip(c.Old), "new": clip(c.New)})
+			}
+			data["changes"] = ch
+		}
+		if ev.DelayMS != nil {
+			data["delay_ms"] = *ev.DelayMS
+		}
+		s.publish(ctx, events.Event{Type: typ, Severity: sev, Time: ev.Time, Resource: resource("file", f.Path),
+			Message: events.OneLine(msg), Data: data})
+	}
+}
+
+// counts returns how many paths differ, and how many of them are high.
+// s.mu is held.
+func (s *Service) counts() (int, int) {
+	high := 0
+	for _, sev := range s.differ {
+		if sev == SeverityHigh {
+			high++
+		}
+	}
+	return len(s.differ), high
+}
+
+// clip keeps an attribute's value within 1 KiB in an event (an extended
+// attribute can be 64 KiB; the baseline and check have it whole).
+func clip(v string) string {
+	if len(v) <= 1024 {
+		return v
+	}
+	return v[:1024] + "..."
+}
+
+// resource names a path as an event's resource ("file/etc/passwd"): one
+// line of valid UTF-8 within the events' limit.
+func resource(kind, path string) string {
+	r := events.OneLine(kind + path)
+	if len(r) > events.MaxResourceBytes {
+		r = strings.ToValidUTF8(r[:events.MaxResourceBytes-3], "") + "..."
+	}
+	return r
+}
+
+func (s *Service) publish(ctx context.Context, e events.Event) {
+	e.Module, e.Actor = events.ModuleIntegrity, actor
+	if s.Bus == nil {
+		return
+	}
+	if _, err := s.Bus.Publish(ctx, e); err != nil && ctx.Err() == nil && s.Logger != nil {
+		s.Logger.Warn("integrity: publish event", "type", string(e.Type), "err", err)
+	}
+}
