@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/app"
@@ -22,7 +23,7 @@ func integrityCommand() *Command {
 	return &Command{
 		Name:    "integrity",
 		Summary: "file integrity: record a signed baseline, check the system against it, accept changes",
-		Usage:   "bulwark integrity init|check|accept|watch [FLAGS]",
+		Usage:   "bulwark integrity init|check|accept|watch|packages [FLAGS]",
 		Long: `A baseline records, for every watched path, the attributes its rule asks
 for (type, mode, owner, group, size, times, inode, links, symlink target,
 extended attributes, ACLs, capabilities, content hash), and is signed with
@@ -32,7 +33,7 @@ integrity rules are used: the built-in policy for a Debian or Ubuntu server
 unless integrity.rules says otherwise (docs/integrity.md). --baseline
 defaults to the configuration's integrity.baseline, DATA_DIR/integrity.baseline.
 With integrity.enabled, bulwark up watches the baseline's paths itself.`,
-		Subs: []*Command{integrityInitCommand(), integrityCheckCommand(), integrityAcceptCommand(), integrityWatchCommand()},
+		Subs: []*Command{integrityInitCommand(), integrityCheckCommand(), integrityAcceptCommand(), integrityWatchCommand(), integrityPackagesCommand()},
 	}
 }
 
@@ -280,7 +281,7 @@ included).`,
 			if err != nil {
 				return err
 			}
-			rep := integrity.Diff(b.Entries, res.Entries, b.Header.Policy.Root)
+			rep := integrity.Diff(b.Entries, res.Entries, b.Grading())
 			if f.asJSON {
 				out := struct {
 					*integrity.Report
@@ -455,7 +456,8 @@ restored, scan, warning), time, path, type, attributes, changes, source
 				}
 				werr = printWatchEvent(e, ev)
 			}
-			err = integrity.Watch(ctx, b.Header.Policy, b.Entries, integrity.WatchOptions{Rescan: rescan, Events: events})
+			g := b.Grading()
+			err = integrity.Watch(ctx, b.Header.Policy, b.Entries, integrity.WatchOptions{Rescan: rescan, Events: events, Packages: g.Packages, Since: g.Since})
 			if err == nil {
 				err = werr
 			}
@@ -490,4 +492,59 @@ func printWatchEvent(e *Env, ev integrity.WatchEvent) error {
 		}
 	}
 	return err
+}
+
+func integrityPackagesCommand() *Command {
+	var root string
+	var asJSON bool
+	return &Command{
+		Name:    "packages",
+		Summary: "verify every package file against dpkg's own checksums",
+		Usage:   "bulwark integrity packages [--root DIR] [--json]",
+		Long: `Reads every file Debian's dpkg has a checksum for (/var/lib/dpkg/info/*.md5sums,
+as debsums does) and lists those whose content differs from the package's,
+that are missing, or that are no longer regular files. Configuration files
+(conffiles) have no such checksum: their edits show in integrity check.
+Exit status 0 when every file is as installed, 1 when one is not, 2 on
+errors (no dpkg database). --root checks a system mounted at DIR.`,
+		Examples: []string{
+			"bulwark integrity packages",
+			"bulwark integrity packages --root /mnt/image --json",
+		},
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&root, "root", "/", "the system is mounted at `DIR`")
+			fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+		},
+		Run: func(ctx context.Context, e *Env, _ *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageError("packages takes no arguments, got %q", args)
+			}
+			if !integrity.DpkgPresent(root) {
+				return &ExitError{Code: 2, Err: fmt.Errorf("no dpkg database below %s (var/lib/dpkg/info): only Debian and its derivatives are supported", root)}
+			}
+			var done atomic.Int64
+			stop := liveStatus(e, func(el time.Duration) string {
+				return fmt.Sprintf("verified %d package files, %s", done.Load(), el.Truncate(time.Second))
+			})
+			rep, err := integrity.NewPackages(root).Verify(ctx, 0, &done)
+			stop()
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if asJSON {
+				if err := writeJSON(e.Stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range rep.Problems {
+					fmt.Fprintf(e.Stdout, "%-10s %s (%s)\n", p.Problem, p.Path, p.Package)
+				}
+				fmt.Fprintf(e.Stderr, "%d files of %d packages verified in %.1fs: %d not as installed\n", rep.Files, rep.Packages, rep.Seconds, len(rep.Problems))
+			}
+			if len(rep.Problems) > 0 {
+				return &ExitError{Code: 1}
+			}
+			return nil
+		},
+	}
 }

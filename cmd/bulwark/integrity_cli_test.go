@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -303,4 +305,32 @@ func TestUpWatchesIntegrity(t *testing.T) {
 		t.Errorf("sudoers event: %v", ev)
 	}
 	s.stop(t, syscall.SIGTERM)
+}
+
+// TestIntegrityPackagesCommand: exit 0 when every package file is as
+// installed, 1 with the JSON naming what is not, 2 without a dpkg database.
+func TestIntegrityPackagesCommand(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "var/lib/dpkg/info"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "usr/bin/tool"), []byte("tool"), 0o755))
+	sum := md5.Sum([]byte("tool"))
+	must(t, os.WriteFile(filepath.Join(root, "var/lib/dpkg/info/tool.md5sums"), []byte(hex.EncodeToString(sum[:])+"  usr/bin/tool\n"), 0o644))
+	c := newCLI(t)
+	if code, out, stderr := c.run("", "integrity", "packages", "--root", root); code != 0 || out != "" {
+		t.Fatalf("clean: exit %d %q %s", code, out, stderr)
+	}
+	must(t, os.WriteFile(filepath.Join(root, "usr/bin/tool"), []byte("trojan"), 0o755))
+	code, out, _ := c.run("", "integrity", "packages", "--root", root, "--json")
+	var rep struct {
+		Files    int
+		Problems []struct{ Path, Package, Problem string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != 1 || err != nil || rep.Files != 1 || len(rep.Problems) != 1 ||
+		rep.Problems[0].Path != "/usr/bin/tool" || rep.Problems[0].Problem != "checksum" || rep.Problems[0].Package != "tool" {
+		t.Fatalf("changed: exit %d %v %s", code, err, out)
+	}
+	if code, _, stderr := c.run("", "integrity", "packages", "--root", t.TempDir()); code != 2 || !strings.Contains(stderr, "no dpkg database") {
+		t.Errorf("no dpkg: exit %d %s", code, stderr)
+	}
 }

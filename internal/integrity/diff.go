@@ -19,6 +19,10 @@ type Finding struct {
 	// what made it high (see severity.go).
 	Severity string   `json:"severity,omitempty"`
 	Reasons  []string `json:"reasons,omitempty"`
+	// Package owns the file (dpkg), and Expected says its change is
+	// explained: the content is the package's own (an upgrade).
+	Package  string `json:"package,omitempty"`
+	Expected bool   `json:"expected,omitempty"`
 }
 
 // Report is what a check found.
@@ -35,23 +39,23 @@ func (r *Report) Clean() bool { return len(r.Added)+len(r.Removed)+len(r.Changed
 func (r *Report) Count() int { return len(r.Added) + len(r.Removed) + len(r.Changed) }
 
 // Diff compares a scan with the baseline, both sorted by path, and grades
-// each finding as a system mounted at root (see Policy.Root). An attribute
-// is compared only where both recorded it, so a policy that records more
-// than the baseline did reports no change for the new attributes.
-func Diff(base, cur []Entry, root string) *Report {
+// each finding (see Grading). An attribute is compared only where both
+// recorded it, so a policy that records more than the baseline did reports
+// no change for the new attributes.
+func Diff(base, cur []Entry, g Grading) *Report {
 	r := &Report{Added: []Finding{}, Removed: []Finding{}, Changed: []Finding{}}
 	i, j := 0, 0
 	for i < len(base) || j < len(cur) {
 		switch {
 		case j == len(cur) || i < len(base) && base[i].Path < cur[j].Path:
-			r.Removed = append(r.Removed, newFinding(root, KindRemoved, &base[i], nil, nil))
+			r.Removed = append(r.Removed, newFinding(g, KindRemoved, &base[i], nil, nil))
 			i++
 		case i == len(base) || cur[j].Path < base[i].Path:
-			r.Added = append(r.Added, newFinding(root, KindAdded, nil, &cur[j], nil))
+			r.Added = append(r.Added, newFinding(g, KindAdded, nil, &cur[j], nil))
 			j++
 		default:
 			if ch := compare(&base[i], &cur[j]); len(ch) > 0 {
-				r.Changed = append(r.Changed, newFinding(root, KindChanged, &base[i], &cur[j], ch))
+				r.Changed = append(r.Changed, newFinding(g, KindChanged, &base[i], &cur[j], ch))
 			}
 			i++
 			j++
@@ -62,7 +66,7 @@ func Diff(base, cur []Entry, root string) *Report {
 
 // newFinding describes and grades a difference: base and cur are the
 // baseline's and the current entry (nil when absent), ch the changes.
-func newFinding(root, kind string, base, cur *Entry, ch []Change) Finding {
+func newFinding(g Grading, kind string, base, cur *Entry, ch []Change) Finding {
 	e := cur
 	if e == nil {
 		e = base
@@ -71,7 +75,7 @@ func newFinding(root, kind string, base, cur *Entry, ch []Change) Finding {
 	for _, c := range ch {
 		f.Attributes = append(f.Attributes, c.Attribute)
 	}
-	f.Severity, f.Reasons = classify(root, kind, e.Path, base, cur)
+	g.grade(&f, kind, base, cur)
 	return f
 }
 

@@ -117,7 +117,7 @@ func TestNoFalsePositive(t *testing.T) {
 	var before syscall.Stat_t
 	must(t, syscall.Lstat(root+"/usr/bin/tool", &before))
 	b := scan(t, policyFor(root))
-	if rep := Diff(a.Entries, b.Entries, ""); !rep.Clean() {
+	if rep := Diff(a.Entries, b.Entries, Grading{}); !rep.Clean() {
 		t.Fatalf("unchanged tree: %+v", rep)
 	}
 	var after syscall.Stat_t
@@ -172,7 +172,7 @@ func TestEveryChangeDetected(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // a ctime after the baseline's
 			tt.change(t, root+tt.path)
 			cur := scan(t, policyFor(root))
-			rep := Diff(base.Entries, cur.Entries, "")
+			rep := Diff(base.Entries, cur.Entries, Grading{})
 			var list []Finding
 			switch tt.kind {
 			case "changed":
@@ -339,7 +339,7 @@ func TestBaselineRoundTrip(t *testing.T) {
 		t.Fatal("entries differ")
 	}
 	// The one entry recorded as unreadable is reported until it reads.
-	if rep := Diff(bl.Entries, r.Entries, ""); len(rep.Changed) != 1 || rep.Changed[0].Path != r.Entries[1].Path || rep.Count() != 1 {
+	if rep := Diff(bl.Entries, r.Entries, Grading{}); len(rep.Changed) != 1 || rep.Changed[0].Path != r.Entries[1].Path || rep.Count() != 1 {
 		t.Errorf("decoded baseline against the scan: %+v", rep)
 	}
 
@@ -450,18 +450,18 @@ func TestAccept(t *testing.T) {
 	writeFile(t, root+"/usr/bin/new", "new")
 	must(t, os.Remove(root+"/etc/ssh/sshd_config"))
 	cur := scan(t, policyFor(root))
-	if n := Diff(base.Entries, cur.Entries, "").Count(); n < 3 {
+	if n := Diff(base.Entries, cur.Entries, Grading{}).Count(); n < 3 {
 		t.Fatalf("%d findings", n)
 	}
 	next, n := Accept(base.Entries, cur.Entries, []string{root + "/etc"})
-	rep := Diff(next, cur.Entries, "")
+	rep := Diff(next, cur.Entries, Grading{})
 	// /etc's changes (passwd, the removed sshd_config and /etc/ssh's own
 	// times) are folded; /usr/bin's are not.
 	if n < 2 || len(rep.Changed)+len(rep.Removed) > 1 || len(rep.Added) != 1 || rep.Added[0].Path != root+"/usr/bin/new" {
 		t.Errorf("after accepting %s/etc (%d folded): %+v", root, n, rep)
 	}
 	all, _ := Accept(base.Entries, cur.Entries, nil)
-	if rep := Diff(all, cur.Entries, ""); !rep.Clean() {
+	if rep := Diff(all, cur.Entries, Grading{}); !rep.Clean() {
 		t.Errorf("after accepting everything: %+v", rep)
 	}
 }

@@ -114,7 +114,9 @@ func (s *Service) run(ctx context.Context) error {
 	if rescan == 0 {
 		rescan = -1
 	}
-	err = Watch(ctx, b.Header.Policy, b.Entries, WatchOptions{Rescan: rescan, Events: func(ev WatchEvent) { s.handle(ctx, ev) }})
+	g := b.Grading()
+	err = Watch(ctx, b.Header.Policy, b.Entries, WatchOptions{Rescan: rescan, Packages: g.Packages, Since: g.Since,
+		Events: func(ev WatchEvent) { s.handle(ctx, ev) }})
 	s.mu.Lock()
 	s.status.Watching = false
 	s.mu.Unlock()
@@ -248,6 +250,9 @@ func (s *Service) handle(ctx context.Context, ev WatchEvent) {
 			msg += " [high: " + strings.Join(f.Reasons, "; ") + "]"
 		}
 		data := map[string]any{"kind": ev.Kind, "path": f.Path, "type": f.Type, "severity": f.Severity, "source": ev.Source}
+		if f.Package != "" {
+			data["package"], data["expected"] = f.Package, f.Expected
+		}
 		if len(f.Reasons) > 0 {
 			data["reasons"] = f.Reasons
 		}

@@ -13,6 +13,7 @@ package integrity
 import (
 	"path"
 	"strings"
+	"time"
 )
 
 // The severities of a finding.
@@ -54,20 +55,62 @@ func under(p string, dirs []string) bool {
 	return false
 }
 
+// Grading is what grading findings needs besides the entries.
+type Grading struct {
+	// Root is where the watched system is mounted (Policy.Root).
+	Root string
+	// Packages, when set, explains changes of package files (dpkg.go).
+	Packages *Packages
+	// Since is the baseline's time: package upgrades after it explain
+	// changes.
+	Since time.Time
+}
+
+// sysPath is p as the system mounted at root sees it ("" when p is not
+// below root).
+func sysPath(root, p string) string {
+	if root == "" || root == "/" {
+		return p
+	}
+	rel, ok := strings.CutPrefix(p, root)
+	if !ok || rel != "" && rel[0] != '/' {
+		return ""
+	}
+	if rel == "" {
+		return "/"
+	}
+	return rel
+}
+
+// grade sets f's severity and reasons: the built-in rules, then what dpkg
+// says of a package file whose content changed.
+func (g Grading) grade(f *Finding, kind string, base, cur *Entry) {
+	f.Severity, f.Reasons = classify(g.Root, kind, f.Path, base, cur)
+	if g.Packages == nil || cur == nil || cur.Type != TypeFile || !contentChanged(kind, base, cur) {
+		return
+	}
+	sys := sysPath(g.Root, f.Path)
+	if sys == "" {
+		return
+	}
+	x, err := g.Packages.explain(f.Path, sys, g.Since)
+	if err != nil || x.Package == "" {
+		return
+	}
+	f.Package = x.Package
+	if x.Expected {
+		f.Expected = true
+		f.Severity, f.Reasons = SeverityLow, []string{"expected: " + x.Note}
+		return
+	}
+	f.Severity = SeverityHigh
+	f.Reasons = append(f.Reasons, x.Note)
+}
+
 // classify grades a finding of kind about path (below root) whose entry
 // was base and is now cur (either nil when absent), and says why.
 func classify(root, kind, p string, base, cur *Entry) (string, []string) {
-	sys := p
-	if root != "" && root != "/" {
-		rel, ok := strings.CutPrefix(p, root)
-		if !ok || rel != "" && rel[0] != '/' {
-			rel = "" // not below the root: no system path
-		}
-		sys = rel
-		if sys == "" {
-			sys = "/"
-		}
-	}
+	sys := sysPath(root, p)
 	var reasons []string
 	high := func(r string) { reasons = append(reasons, r) }
 	name := path.Base(sys)

@@ -35,7 +35,7 @@ func TestSeverity(t *testing.T) {
 	must(t, os.Chmod(root+"/usr/bin/sudo", 0o755))      // medium: setuid dropped
 	writeFile(t, root+"/srv/www/index.html", "defaced") // medium
 	must(t, os.Remove(root+"/etc/sudoers.d/ops"))       // high: auth drop-in removed
-	rep := Diff(base, scan(t, p).Entries, p.Root)
+	rep := Diff(base, scan(t, p).Entries, Grading{Root: p.Root})
 
 	got := map[string]Finding{}
 	for _, fs := range [][]Finding{rep.Added, rep.Removed, rep.Changed} {
@@ -75,7 +75,7 @@ func TestSeverity(t *testing.T) {
 	// Outside the root nothing is a system path: the same tree checked
 	// with root "/" grades by the temp paths, and only what is high
 	// wherever it lies (set-user-ID files, authorized_keys) stays high.
-	rep = Diff(base, scan(t, p).Entries, "/")
+	rep = Diff(base, scan(t, p).Entries, Grading{Root: "/"})
 	for _, fs := range [][]Finding{rep.Added, rep.Removed, rep.Changed} {
 		for _, f := range fs {
 			if f.Severity == SeverityHigh && !slices.Contains(f.Reasons, "new set-user-ID or set-group-ID file") &&

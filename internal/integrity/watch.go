@@ -49,12 +49,22 @@ type WatchOptions struct {
 	Workers int
 	// Events receives every event, in order, from one goroutine.
 	Events func(WatchEvent)
+	// Packages, when set, explains changes of package files (dpkg.go),
+	// and while dpkg runs, changes wait until it is done (at most
+	// MaxPackageWait) so that its new checksums judge them. Since is the
+	// baseline's time.
+	Packages *Packages
+	Since    time.Time
 
 	pauseRead <-chan struct{} // tests: events are read once it is closed
 }
 
 // DefaultRescan is the period of a watch's full scans.
 const DefaultRescan = 6 * time.Hour
+
+// MaxPackageWait bounds how long changes wait for a running dpkg: one
+// holding its lock longer (or a process faking it) does not hide them.
+const MaxPackageWait = 10 * time.Minute
 
 // The kinds of WatchEvent.
 const (

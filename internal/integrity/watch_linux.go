@@ -74,7 +74,12 @@ type watcher struct {
 	// in their directories.
 	links   map[uint64][]int
 	scan    *scanner // for capture: its policy, roots and counters
-	workers []*worker
+	grading Grading
+	// While dpkg runs, the paths to examine wait in deferred (since
+	// deferSince) for its checksums to be current.
+	deferred   map[string]bool
+	deferSince time.Time
+	workers    []*worker
 }
 
 // Watch reports, through o.Events, how the paths p's rules cover differ
@@ -103,7 +108,8 @@ func Watch(ctx context.Context, p Policy, baseline []Entry, o WatchOptions) erro
 		return err
 	}
 	w := &watcher{ctx: ctx, p: &p, o: o, base: baseline, in: in, wds: map[int]string{}, dirs: map[string]int{},
-		notify: make(chan struct{}, 1), reported: map[string]*Entry{}, links: map[uint64][]int{}}
+		notify: make(chan struct{}, 1), reported: map[string]*Entry{}, links: map[uint64][]int{},
+		grading: Grading{Root: p.Root, Packages: o.Packages, Since: o.Since}, deferred: map[string]bool{}}
 	for i := range baseline {
 		if e := &baseline[i]; e.Type == TypeFile && e.Links > 1 && e.Attrs&AttrInode != 0 {
 			w.links[e.Inode] = append(w.links[e.Inode], i)
@@ -386,6 +392,9 @@ func (w *watcher) handle() error {
 		w.warn("", errors.New("the kernel's inotify queue overflowed: events were lost, scanning everything"))
 		return w.fullScan(ReasonOverflow)
 	}
+	// While dpkg runs, directories are still watched and scanned as they
+	// come and go, but judging what changed waits for it.
+	busy := w.dpkgBusy()
 	for _, g := range goneDirs {
 		w.unwatchTree(g)
 		for _, p := range w.knownBelow(g) {
@@ -403,10 +412,27 @@ func (w *watcher) handle() error {
 		}
 		for k := range res.Entries {
 			e := &res.Entries[k]
+			if busy {
+				dirty[e.Path] = true
+				continue
+			}
 			w.evaluate(e.Path, e, "inotify")
 			delete(dirty, e.Path)
 		}
 	}
+	if busy {
+		for p := range dirty {
+			w.deferred[p] = true
+		}
+		if len(w.deferred) > 0 {
+			time.AfterFunc(time.Second, w.wake)
+		}
+		return nil
+	}
+	for p := range w.deferred {
+		dirty[p] = true
+	}
+	clear(w.deferred)
 	// The other names of a file whose link count may have changed: those
 	// of the baseline entries examined, then of the entries found.
 	for p := range dirty {
@@ -470,6 +496,18 @@ func (w *watcher) baseEntry(path string) *Entry {
 		return &w.base[i]
 	}
 	return nil
+}
+
+// dpkgBusy reports whether judging changes waits for a running dpkg (one
+// second at a time, up to MaxPackageWait in a row).
+func (w *watcher) dpkgBusy() bool {
+	if w.o.Packages == nil || !w.o.Packages.Busy() {
+		return false
+	}
+	if len(w.deferred) == 0 {
+		w.deferSince = time.Now()
+	}
+	return time.Since(w.deferSince) < MaxPackageWait
 }
 
 // knownBelow lists the paths below dir (and dir) that the baseline holds
@@ -598,7 +636,7 @@ func (w *watcher) evaluate(path string, cur *Entry, source string) {
 	} else {
 		w.reported[path] = nil
 	}
-	f := newFinding(w.p.Root, kind, base, cur, changes)
+	f := newFinding(w.grading, kind, base, cur, changes)
 	ev := WatchEvent{Kind: kind, Finding: &f, Source: source}
 	if cur != nil && source == "inotify" {
 		at := cur.Ctime
