@@ -23,6 +23,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/detect"
+	"github.com/bulwarkhq/bulwark/internal/detect/tail"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
@@ -262,7 +263,8 @@ func (a *App) build() error {
 	if _, err := integrity.PolicyFromConfig(cfg.Integrity); err != nil {
 		return err // an attribute name config cannot check (integrity owns them)
 	}
-	a.Integrity = &integrity.Service{Config: cfg.Integrity, DataDir: a.DataDir, Bus: a.Events, Logger: a.Logger}
+	a.Integrity = &integrity.Service{Config: cfg.Integrity, DataDir: a.DataDir, Bus: a.Events, Logger: a.Logger,
+		Offsets: tail.NewStoreOffsets(a.DB)}
 	// Every event is also an audit entry: the audit log is the one
 	// tamper-evident record of what happened.
 	a.Events.Subscribe("audit", events.SinkFunc(func(ctx context.Context, e events.Event) error {

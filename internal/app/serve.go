@@ -164,9 +164,7 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		integrityDone := make(chan struct{})
 		go func() {
 			defer close(integrityDone)
-			if err := a.Integrity.Run(bg); err != nil && bg.Err() == nil {
-				a.Logger.Error("integrity: not watching", "err", err)
-			}
+			_ = a.Integrity.Run(bg) // it logs why it could not watch
 		}()
 		defer func() { stopBG(); <-integrityDone }()
 	}

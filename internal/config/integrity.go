@@ -37,6 +37,10 @@ type Integrity struct {
 	// Rescan is the period of full scans while watching (0: only at the
 	// start and after an event-queue overflow).
 	Rescan Duration `yaml:"rescan"`
+	// AuthLogs are the authentication logs (auth.log, or journald text
+	// written to a file) whose logins, sudo and su uses and account
+	// changes become events while watching.
+	AuthLogs []string `yaml:"auth_logs"`
 }
 
 // IntegrityRule is one watched path.
@@ -54,7 +58,7 @@ type IntegrityRule struct {
 }
 
 func defaultIntegrity() Integrity {
-	return Integrity{DefaultExcludes: true, Hash: "sha256", Root: "/", Rescan: Duration(6 * time.Hour)}
+	return Integrity{DefaultExcludes: true, Hash: "sha256", Root: "/", Rescan: Duration(6 * time.Hour), AuthLogs: []string{"/var/log/auth.log"}}
 }
 
 func (in Integrity) validate(c *checker) {
@@ -73,6 +77,9 @@ func (in Integrity) validate(c *checker) {
 		c.durRange("rescan", in.Rescan, Duration(time.Minute), Duration(30*day))
 	}
 	patterns(c, "exclude", in.Exclude)
+	for i, l := range in.AuthLogs {
+		c.absPath(fmt.Sprintf("auth_logs[%d]", i), l)
+	}
 	seen := map[string]bool{}
 	for i, r := range in.Rules {
 		f := fmt.Sprintf("rules[%d]", i)

@@ -111,13 +111,28 @@ const (
 	TypeIntegrityBaselineCreated Type = "integrity.baseline_created"
 	TypeIntegrityBaselineInvalid Type = "integrity.baseline_invalid"
 	TypeIntegrityWarning         Type = "integrity.warning"
-	TypeCheckFailed              Type = "check.failed"
-	TypeCheckRecovered           Type = "check.recovered"
-	TypeUserLocked               Type = "user.locked"
-	TypeUserLoginFailed          Type = "user.login_failed"
-	TypeAuditVerifyFailed        Type = "audit.verify_failed"
-	TypeSystemStarted            Type = "system.started"
-	TypeSystemStopping           Type = "system.stopping"
+	// Security events of the authentication log (module integrity):
+	// logins, sudo and su, accounts and groups.
+	TypeAuthLogin              Type = "auth.login"
+	TypeAuthLoginFailed        Type = "auth.login_failed"
+	TypeAuthSudo               Type = "auth.sudo"
+	TypeAuthSudoFailed         Type = "auth.sudo_failed"
+	TypeAuthSu                 Type = "auth.su"
+	TypeAuthSuFailed           Type = "auth.su_failed"
+	TypeAccountUserAdded       Type = "account.user_added"
+	TypeAccountUserDeleted     Type = "account.user_deleted"
+	TypeAccountUserChanged     Type = "account.user_changed"
+	TypeAccountGroupAdded      Type = "account.group_added"
+	TypeAccountGroupDeleted    Type = "account.group_deleted"
+	TypeAccountGroupChanged    Type = "account.group_changed"
+	TypeAccountPasswordChanged Type = "account.password_changed"
+	TypeCheckFailed            Type = "check.failed"
+	TypeCheckRecovered         Type = "check.recovered"
+	TypeUserLocked             Type = "user.locked"
+	TypeUserLoginFailed        Type = "user.login_failed"
+	TypeAuditVerifyFailed      Type = "audit.verify_failed"
+	TypeSystemStarted          Type = "system.started"
+	TypeSystemStopping         Type = "system.stopping"
 
 	// Continuity: offsite copies, restore tests, scrubs and repairs, and
 	// the recovery-point objective.
@@ -140,6 +155,9 @@ var knownTypes = []Type{
 	TypeScrubCompleted, TypeScrubFailed, TypeRepairCompleted, TypeRPOBreached, TypeRPORecovered,
 	TypeIntegrityAdded, TypeIntegrityRemoved, TypeIntegrityRestored, TypeIntegrityScanCompleted,
 	TypeIntegrityBaselineCreated, TypeIntegrityBaselineInvalid, TypeIntegrityWarning,
+	TypeAuthLogin, TypeAuthLoginFailed, TypeAuthSudo, TypeAuthSudoFailed, TypeAuthSu, TypeAuthSuFailed,
+	TypeAccountUserAdded, TypeAccountUserDeleted, TypeAccountUserChanged, TypeAccountGroupAdded,
+	TypeAccountGroupDeleted, TypeAccountGroupChanged, TypeAccountPasswordChanged,
 }
 
 // KnownTypes returns the well-known types, for pickers in the console and

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/detect/tail"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/signkey"
 )
@@ -29,6 +30,9 @@ type Service struct {
 	DataDir string
 	Bus     *events.Bus
 	Logger  *slog.Logger
+	// Offsets keeps the positions in the authentication logs across
+	// restarts (nil: each start begins at their ends).
+	Offsets tail.Offsets
 
 	mu     sync.Mutex
 	status Status
@@ -81,20 +85,36 @@ func (s *Service) Status() Status {
 	return st
 }
 
-// Run watches until ctx ends. It returns an error when watching cannot
-// start (the policy, the key, a baseline that does not verify: that one is
-// also a critical event).
+// Run watches, and follows the authentication logs, until ctx ends. When
+// watching cannot start (the policy, the key, a baseline that does not
+// verify: that one also a critical event) it says so in Status and the
+// log, goes on following the logs, and returns that error at the end.
 func (s *Service) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.status = Status{Baseline: s.BaselinePath()}
 	s.differ = map[string]string{}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range s.Config.AuthLogs {
+		wg.Go(func() {
+			if err := s.followAuthLog(ctx, l); err != nil && ctx.Err() == nil && s.Logger != nil {
+				s.Logger.Error("integrity: authentication log", "path", l, "err", err)
+			}
+		})
+	}
 	err := s.run(ctx)
 	if err != nil && ctx.Err() == nil {
 		s.mu.Lock()
 		s.status.Watching, s.status.Error = false, err.Error()
 		s.mu.Unlock()
+		if s.Logger != nil {
+			s.Logger.Error("integrity: not watching files", "err", err)
+		}
+		if len(s.Config.AuthLogs) > 0 {
+			<-ctx.Done()
+		}
 	}
+	wg.Wait()
 	return err
 }
 

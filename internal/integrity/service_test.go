@@ -3,6 +3,7 @@ package integrity
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/detect/tail"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/store/storetest"
 )
@@ -108,5 +110,96 @@ func TestService(t *testing.T) {
 	}
 	if evs := query(events.TypeIntegrityBaselineInvalid); len(evs) != 1 || evs[0].Severity != events.SeverityCritical {
 		t.Fatalf("baseline_invalid events: %+v", evs)
+	}
+}
+
+// TestServiceAuthLog follows an authentication log through a rotation:
+// what was in it before is not news, every security line after becomes one
+// event with its grade, the lines of the rotated file included.
+func TestServiceAuthLog(t *testing.T) {
+	db := storetest.SQLite(t, events.Migrations)
+	bus := events.NewBus(db, events.Options{})
+	t.Cleanup(func() { bus.Close(context.Background()) })
+	root, logs := sampleTree(t), t.TempDir()
+	auth := filepath.Join(logs, "auth.log")
+	writeFile(t, auth, "Nov 22 09:00:00 web1 useradd[1]: new user: name=old, UID=1005, GID=1005, home=/home/old, shell=/bin/sh\n")
+	svc := &Service{Config: config.Integrity{Enabled: true, DefaultExcludes: true, Hash: "sha256", Root: root,
+		Rules: []config.IntegrityRule{{Path: root + "/etc"}}, AuthLogs: []string{auth}}, DataDir: t.TempDir(), Bus: bus, Offsets: tail.NewMemOffsets()}
+	c, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(c) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	appendLine := func(path, line string) {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o640)
+		must(t, err)
+		_, err = f.WriteString(line + "\n")
+		must(t, err)
+		must(t, f.Close())
+	}
+	byType := func() map[events.Type][]events.Event {
+		evs, err := bus.Query(ctx, events.Filter{Types: []events.Type{"auth.", "account."}})
+		must(t, err)
+		out := map[events.Type][]events.Event{}
+		for _, e := range evs {
+			out[e.Type] = append(out[e.Type], e)
+		}
+		return out
+	}
+	// The follower starts at the end of the file: append until it sees.
+	for i := 0; len(byType()[events.TypeAuthSudo]) == 0; i++ {
+		if i > 100 {
+			t.Fatal("the authentication log is not followed")
+		}
+		appendLine(auth, fmt.Sprintf("Nov 22 10:00:%02d web1 sudo:    alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/true %d", i%60, i))
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, l := range []string{
+		"2026-11-22T10:01:00+00:00 web1 sshd[9]: Accepted password for root from 203.0.113.9 port 4000 ssh2",
+		"Nov 22 10:01:01 web1 useradd[10]: new user: name=toor, UID=0, GID=0, home=/root, shell=/bin/bash, from=/dev/pts/0",
+		"Nov 22 10:01:02 web1 usermod[11]: add 'eve' to group 'sudo'",
+		"Nov 22 10:01:03 web1 sudo:      bob : 3 incorrect password attempts ; TTY=pts/1 ; PWD=/tmp ; USER=root ; COMMAND=/bin/bash",
+		"Nov 22 10:01:04 web1 CRON[12]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
+	} {
+		appendLine(auth, l)
+	}
+	// Rotation: the file is renamed and a new one begins.
+	must(t, os.Rename(auth, auth+".1"))
+	appendLine(auth, "Nov 22 10:02:00 web1 su[13]: (to root) alice on pts/0")
+	appendLine(auth, "Nov 22 10:02:01 web1 passwd[14]: pam_unix(passwd:chauthtok): password changed for root")
+	want := map[events.Type]events.Severity{
+		events.TypeAuthLogin: events.SeverityError, events.TypeAccountUserAdded: events.SeverityCritical,
+		events.TypeAccountUserChanged: events.SeverityError, events.TypeAuthSudoFailed: events.SeverityWarning,
+		events.TypeAuthSu: events.SeverityNotice, events.TypeAccountPasswordChanged: events.SeverityWarning,
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := byType()
+		all := true
+		for typ := range want {
+			all = all && len(got[typ]) > 0
+		}
+		if all {
+			for typ, sev := range want {
+				if len(got[typ]) != 1 || got[typ][0].Severity != sev || got[typ][0].Module != events.ModuleIntegrity {
+					t.Errorf("%s: %+v, want one of severity %s", typ, got[typ], sev)
+				}
+			}
+			if e := got[events.TypeAccountUserAdded][0]; e.Resource != "account/toor" || !strings.Contains(e.Message, "UID 0") {
+				t.Errorf("user added: %+v", e)
+			}
+			if e := got[events.TypeAuthLogin][0]; e.Data["source"] != "203.0.113.9" || e.Data["method"] != "password" {
+				t.Errorf("login: %+v", e)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events after 20 s: %v", got)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
