@@ -445,6 +445,8 @@ restored, scan, warning), time, path, type, attributes, changes, source
 				rescan = -1 // integrity.WatchOptions: negative is none
 			}
 			enc := json.NewEncoder(e.Stdout)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			var werr error
 			events := func(ev integrity.WatchEvent) {
 				if werr != nil {
@@ -452,9 +454,12 @@ restored, scan, warning), time, path, type, attributes, changes, source
 				}
 				if f.asJSON {
 					werr = enc.Encode(ev)
-					return
+				} else {
+					werr = printWatchEvent(e, ev)
 				}
-				werr = printWatchEvent(e, ev)
+				if werr != nil {
+					cancel() // nobody reads the reports any more: stop
+				}
 			}
 			g := b.Grading()
 			err = integrity.Watch(ctx, b.Header.Policy, b.Entries, integrity.WatchOptions{Rescan: rescan, Events: events, Packages: g.Packages, Since: g.Since})

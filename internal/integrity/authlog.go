@@ -12,7 +12,10 @@ package integrity
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/detect/logparse"
@@ -47,8 +50,8 @@ func securityEvent(e logparse.SecurityEntry, log string) events.Event {
 	case logparse.SecLogin:
 		msg = fmt.Sprintf("%s logged in by %s%s", e.User, e.Method, from)
 		switch {
-		case e.User == "root" && e.Method == "password":
-			sev = events.SeverityError
+		case e.User == "root" && e.Method != "publickey":
+			sev = events.SeverityError // password, keyboard-interactive/pam, ...
 		case e.User == "root":
 			sev = events.SeverityWarning
 		case e.Method == "publickey":
@@ -74,7 +77,10 @@ func securityEvent(e logparse.SecurityEntry, log string) events.Event {
 		}
 	case logparse.SecUserChanged:
 		msg, sev = fmt.Sprintf("user %s changed: %s", e.User, e.Message), events.SeverityWarning
-		if privilegedGroups[e.Target] {
+		switch {
+		case e.ID == 0:
+			msg, sev = fmt.Sprintf("user %s given UID 0 (a second root)", e.User), events.SeverityCritical
+		case privilegedGroups[e.Target]:
 			msg, sev = fmt.Sprintf("user %s added to the privileged group %s", e.User, e.Target), events.SeverityError
 		}
 	case logparse.SecPasswordChanged:
@@ -85,7 +91,18 @@ func securityEvent(e logparse.SecurityEntry, log string) events.Event {
 	default: // user deleted, groups added, deleted, changed
 		msg, sev = fmt.Sprintf("%s %s (%s)", e.Kind, e.User, e.Program), events.SeverityWarning
 	}
+	if e.Ambiguous {
+		// The user chose text that imitates sudo's fields: say so, keep
+		// the whole line, and do not let it pass as routine.
+		msg = "sudo line with several USER= fields (a crafted command or directory?): " + e.Message
+		if sev.Less(events.SeverityWarning) {
+			sev = events.SeverityWarning
+		}
+	}
 	data := map[string]any{"kind": e.Kind, "program": e.Program, "user": e.User, "log": log}
+	if e.Ambiguous {
+		data["ambiguous"] = true
+	}
 	for k, v := range map[string]string{"target": e.Target, "method": e.Method, "command": e.Command} {
 		if v != "" {
 			data[k] = v
@@ -99,6 +116,53 @@ func securityEvent(e logparse.SecurityEntry, log string) events.Event {
 	}
 	return events.Event{Type: secTypes[e.Kind], Severity: sev, Time: e.Time, Resource: resource("account/", e.User),
 		Message: events.OneLine(msg), Data: data}
+}
+
+// failLimit bounds the login_failed events of one source: at most
+// failBurst in failWindow, the rest counted into the next one's data
+// ("suppressed"). The internet's scanners fail thousands of logins a day,
+// each would be a stored event and an audit entry; detection bans them.
+type failLimit struct {
+	mu      sync.Mutex
+	sources map[netip.Addr]*failWindow
+}
+
+type failWindow struct {
+	start      time.Time
+	n          int
+	suppressed int
+}
+
+const (
+	failBurst   = 5
+	failWindowD = 10 * time.Minute
+	failSources = 10000
+)
+
+// allow says whether a failed login from src at now is published, and how
+// many before it were not.
+func (l *failLimit) allow(src netip.Addr, now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sources == nil || len(l.sources) >= failSources {
+		l.sources = map[netip.Addr]*failWindow{}
+	}
+	w := l.sources[src]
+	if w == nil || now.Sub(w.start) >= failWindowD {
+		if w == nil {
+			w = &failWindow{}
+			l.sources[src] = w
+		}
+		w.start, w.n = now, 0
+	}
+	if w.n >= failBurst {
+		w.suppressed++
+		return false, 0
+	}
+	w.n++
+	n := w.suppressed
+	w.suppressed = 0
+	return true, n
 }
 
 // prefixed keeps the integrity follower's positions apart from
@@ -120,12 +184,26 @@ func (s *Service) followAuthLog(ctx context.Context, path string) error {
 	if s.Offsets != nil {
 		opt.Offsets = prefixed{s.Offsets}
 	}
+	if _, err := os.Stat(path); err != nil {
+		s.publish(ctx, events.Event{Type: events.TypeIntegrityWarning, Severity: events.SeverityWarning, Resource: resource("log", path),
+			Message: events.OneLine(fmt.Sprintf("authentication log %s: %v; waiting for it (a system logging to the journal only needs rsyslog, or journalctl -f -o short-iso written to this file)", path, err))})
+	}
 	return tail.Follow(ctx, opt, func(line []byte) error {
 		e, ok := logparse.ParseSecurity(line, time.Now())
 		if !ok {
 			return nil
 		}
-		s.publish(ctx, securityEvent(e, path))
+		ev := securityEvent(e, path)
+		if e.Kind == logparse.SecLoginFailed && e.Source.IsValid() {
+			ok, suppressed := s.fails.allow(e.Source, time.Now())
+			if !ok {
+				return nil
+			}
+			if suppressed > 0 {
+				ev.Data["suppressed"] = suppressed
+			}
+		}
+		s.publish(ctx, ev)
 		return nil
 	})
 }

@@ -48,16 +48,17 @@ type Packages struct {
 
 	mu      sync.Mutex
 	loaded  bool
-	stamp   [2]time.Time // mtimes of the info directory and of dpkg's status when read
+	stamp   [3]time.Time // mtimes of the info directory, dpkg's status and its log when read
 	err     error
 	files   map[string]pkgFile    // system path -> package and MD5
 	changes map[string][]pkgEvent // package (without :arch) -> installs and upgrades, oldest first
 }
 
 type pkgFile struct {
-	pkg   string
-	md5   [md5.Size]byte
-	alias bool // the merged-/usr name of a file dpkg lists under /bin, /lib, ...
+	pkg      string
+	md5      [md5.Size]byte
+	alias    bool // the merged-/usr name of a file dpkg lists under /bin, /lib, ...
+	conflict bool // two packages list it with different checksums: trust neither
 }
 
 type pkgEvent struct {
@@ -92,9 +93,9 @@ func (p *Packages) load() error {
 	return p.err
 }
 
-func (p *Packages) dbStamp() [2]time.Time {
-	var out [2]time.Time
-	for i, f := range []string{"var/lib/dpkg/info", "var/lib/dpkg/status"} {
+func (p *Packages) dbStamp() [3]time.Time {
+	var out [3]time.Time
+	for i, f := range []string{"var/lib/dpkg/info", "var/lib/dpkg/status", "var/log/dpkg.log"} {
 		if st, err := os.Stat(filepath.Join(p.root, f)); err == nil {
 			out[i] = st.ModTime()
 		}
@@ -105,16 +106,19 @@ func (p *Packages) dbStamp() [2]time.Time {
 // Busy reports whether dpkg is running (it holds its database lock): a
 // package file changed now may not be in its checksums yet.
 func (p *Packages) Busy() bool {
-	f, err := os.Open(filepath.Join(p.root, "var/lib/dpkg/lock"))
-	if err != nil {
-		return false
+	for _, name := range []string{"lock", "lock-frontend"} { // dpkg's, and apt's for its whole run
+		f, err := os.Open(filepath.Join(p.root, "var/lib/dpkg", name))
+		if err != nil {
+			continue
+		}
+		lk := unix.Flock_t{Type: unix.F_WRLCK}
+		err = unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk)
+		f.Close()
+		if err == nil && lk.Type != unix.F_UNLCK {
+			return true
+		}
 	}
-	defer f.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil {
-		return false
-	}
-	return lk.Type != unix.F_UNLCK
+	return false
 }
 
 func (p *Packages) read() error {
@@ -143,9 +147,7 @@ func (p *Packages) read() error {
 	p.changes = map[string][]pkgEvent{}
 	logs, _ := filepath.Glob(filepath.Join(p.root, "var/log/dpkg.log*"))
 	for _, l := range logs {
-		if err := p.readLog(l); err != nil {
-			return err
-		}
+		_ = p.readLog(l) // what a damaged log held before the damage counts; the rest is lost either way
 	}
 	for _, evs := range p.changes {
 		sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
@@ -174,12 +176,10 @@ func (p *Packages) readSums(file, pkg string, alias map[string]string) error {
 		if !ok {
 			continue // not a checksum line: dpkg writes none such, skip it
 		}
-		p.files[path] = pkgFile{pkg: pkg, md5: sum}
+		p.add(path, pkgFile{pkg: pkg, md5: sum})
 		for from, to := range alias {
 			if rest, ok := strings.CutPrefix(path, from); ok {
-				if _, listed := p.files[to+rest]; !listed {
-					p.files[to+rest] = pkgFile{pkg: pkg, md5: sum, alias: true}
-				}
+				p.add(to+rest, pkgFile{pkg: pkg, md5: sum, alias: true})
 			}
 		}
 	}
@@ -187,6 +187,21 @@ func (p *Packages) readSums(file, pkg string, alias map[string]string) error {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	return nil
+}
+
+// add records what a package says of path. A listed name wins over an
+// alias; two packages giving different checksums leave a conflict (a
+// forged .md5sums cannot quietly replace the real one).
+func (p *Packages) add(path string, f pkgFile) {
+	old, ok := p.files[path]
+	switch {
+	case !ok || old.alias && !f.alias:
+		p.files[path] = f
+	case f.alias && !old.alias:
+	case old.md5 != f.md5:
+		old.conflict = true
+		p.files[path] = old
+	}
 }
 
 // parseSumLine parses "<32 hex digits>  <path without the leading slash>"
@@ -250,28 +265,30 @@ func (p *Packages) readLog(file string) error {
 
 // Explanation is what dpkg says of a changed file.
 type Explanation struct {
-	Package  string // the owning package, "" when none
-	Matches  bool   // the file's content is the package's own
-	Expected bool   // explained by dpkg: graded low
-	Note     string // for the finding's reasons
+	Package string // the owning package, "" when none
+	Matches bool   // the file's content is the package's own
+	Logged  bool   // and the package's install or upgrade is logged since the baseline
+	Note    string // for the finding's reasons
 }
 
 // explain judges the file at path (sys: its path below the root) whose
-// change was found after since (the baseline's time).
-func (p *Packages) explain(path, sys string, since time.Time) (Explanation, error) {
+// new entry is cur, found after since (the baseline's time). The MD5 is
+// read from the same file the scan saw (its inode and ctime), or nothing
+// is explained.
+func (p *Packages) explain(path, sys string, since time.Time, cur *Entry) (Explanation, error) {
 	p.mu.Lock()
 	err := p.load()
 	pf, ok := p.files[sys]
-	evs := p.changes[pf.pkg]
 	p.mu.Unlock()
-	if err != nil {
+	if err != nil || !ok {
 		return Explanation{}, err
 	}
-	if !ok {
-		return Explanation{}, nil
-	}
 	x := Explanation{Package: pf.pkg}
-	sum, err := md5File(path)
+	if pf.conflict {
+		x.Note = "packages disagree on the checksum of this file (a forged .md5sums?)"
+		return x, nil
+	}
+	sum, err := md5File(path, cur)
 	if err != nil {
 		return x, err
 	}
@@ -280,19 +297,44 @@ func (p *Packages) explain(path, sys string, since time.Time) (Explanation, erro
 		x.Note = "content differs from package " + pf.pkg + "'s checksum (dpkg did not put it there)"
 		return x, nil
 	}
-	x.Expected = true
-	x.Note = "content is package " + pf.pkg + "'s own"
-	for i := len(evs) - 1; i >= 0; i-- {
-		if !evs[i].at.Before(since) {
-			e := evs[i]
-			x.Note = fmt.Sprintf("package %s %s %s -> %s at %s", pf.pkg, e.action, e.from, e.to, e.at.Format(time.RFC3339))
-			break
-		}
+	x.Note = "content is package " + pf.pkg + "'s own, but no install or upgrade of it is logged since the baseline"
+	if at, ok := p.changedSince(pf.pkg, since); ok {
+		x.Logged, x.Note = true, at
 	}
 	return x, nil
 }
 
-func md5File(path string) ([md5.Size]byte, error) {
+// owns reports whether dpkg lists the file at sys.
+func (p *Packages) owns(sys string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.load() != nil {
+		return false
+	}
+	_, ok := p.files[sys]
+	return ok
+}
+
+// changedSince describes the last install or upgrade of pkg logged at or
+// after since.
+func (p *Packages) changedSince(pkg string, since time.Time) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.load() != nil {
+		return "", false
+	}
+	evs := p.changes[pkg]
+	for i := len(evs) - 1; i >= 0; i-- {
+		if e := evs[i]; !e.at.Before(since) {
+			return fmt.Sprintf("package %s %s %s -> %s at %s", pkg, e.action, e.from, e.to, e.at.Format(time.RFC3339)), true
+		}
+	}
+	return "", false
+}
+
+// md5File hashes path; when cur is set, only if the file is still the one
+// cur describes (inode and ctime, as recorded).
+func md5File(path string, cur *Entry) ([md5.Size]byte, error) {
 	var sum [md5.Size]byte
 	fd, err := openNoatime(path)
 	if err != nil {
@@ -300,6 +342,15 @@ func md5File(path string) ([md5.Size]byte, error) {
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	if cur != nil {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return sum, err
+		}
+		if cur.Attrs&AttrInode != 0 && st.Ino != cur.Inode || cur.Attrs&AttrCtime != 0 && st.Ctim.Nano() != cur.Ctime {
+			return sum, errors.New("replaced since it was scanned")
+		}
+	}
 	h := md5.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return sum, err
@@ -326,7 +377,7 @@ func (b *Baseline) Grading() Grading {
 type PackageProblem struct {
 	Path    string `json:"path"`
 	Package string `json:"package"`
-	Problem string `json:"problem"` // "checksum" (content differs), "missing", "not a regular file", or why it could not be read
+	Problem string `json:"problem"` // "checksum" (content differs), "missing", "not a regular file", "conflicting checksums" (two packages disagree), or why it could not be read
 }
 
 // PackageReport is what Verify found.
@@ -376,9 +427,11 @@ func (p *Packages) Verify(ctx context.Context, workers int, progress *atomic.Int
 					} else {
 						problems[i] = err.Error()
 					}
+				} else if files[paths[i]].conflict {
+					problems[i] = "conflicting checksums"
 				} else if st.Mode&unix.S_IFMT != unix.S_IFREG {
 					problems[i] = "not a regular file"
-				} else if sum, err := md5File(full); err != nil {
+				} else if sum, err := md5File(full, nil); err != nil {
 					problems[i] = err.Error()
 				} else if sum != files[paths[i]].md5 {
 					problems[i] = "checksum"

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestPackageAwareness(t *testing.T) {
 	}{
 		{"/usr/bin/tool", "tool", SeverityLow, "expected: package tool upgrade 1.0 -> 2.0 at 2026-01-01T09:00:01", true},
 		{"/usr/bin/other", "other", SeverityHigh, "content differs from package other's checksum", false},
-		{"/usr/bin/legacy", "legacy", SeverityLow, "expected: content is package legacy's own", true},
+		{"/usr/bin/legacy", "legacy", SeverityMedium, "content is package legacy's own, but no install or upgrade", false},
 		{"/usr/bin/unpackaged", "", SeverityHigh, "system binary changed", false},
 	} {
 		f := got[c.path]
@@ -76,11 +77,30 @@ func TestPackageAwareness(t *testing.T) {
 			t.Errorf("%s: package %q, %s, expected %v, reasons %q; want %q, %s, %v, %q", c.path, f.Package, f.Severity, f.Expected, f.Reasons, c.pkg, c.severity, c.expected, c.reason)
 		}
 	}
-	// An upgrade before the baseline explains nothing more than the content.
+	// An upgrade before the baseline explains nothing.
 	rep = Diff(base, scan(t, p).Entries, Grading{Root: root, Packages: NewPackages(root), Since: time.Now()})
 	for _, f := range rep.Changed {
-		if strings.HasSuffix(f.Path, "/usr/bin/tool") && (f.Reasons[0] != "expected: content is package tool's own") {
-			t.Errorf("tool with the upgrade before the baseline: %q", f.Reasons)
+		if strings.HasSuffix(f.Path, "/usr/bin/tool") && (f.Expected || f.Severity != SeverityMedium) {
+			t.Errorf("tool with the upgrade before the baseline: %s %q", f.Severity, f.Reasons)
+		}
+	}
+
+	// The upgrade's content does not explain a set-user-ID bit added to
+	// it, and a forged .md5sums that lists another package's file with
+	// the trojan's checksum explains nothing.
+	must(t, syscall.Chmod(root+"/usr/bin/tool", 0o4755))
+	writeFile(t, root+"/var/lib/dpkg/info/zz-forged.md5sums", md5hex("other trojan")+"  usr/bin/other\n")
+	rep = Diff(base, scan(t, p).Entries, Grading{Root: root, Packages: NewPackages(root), Since: since})
+	for _, f := range rep.Changed {
+		switch strings.TrimPrefix(f.Path, root) {
+		case "/usr/bin/tool":
+			if f.Severity != SeverityHigh || f.Expected || !slices.Contains(f.Reasons, "new set-user-ID or set-group-ID file") {
+				t.Errorf("setuid upgrade: %s %v %q", f.Severity, f.Expected, f.Reasons)
+			}
+		case "/usr/bin/other":
+			if f.Severity != SeverityHigh || f.Expected || !slices.ContainsFunc(f.Reasons, func(r string) bool { return strings.Contains(r, "disagree") }) {
+				t.Errorf("forged checksum: %s %v %q", f.Severity, f.Expected, f.Reasons)
+			}
 		}
 	}
 }
@@ -128,9 +148,13 @@ func TestWatchWaitsForDpkg(t *testing.T) {
 		t.Fatal("not busy while another process holds dpkg's lock")
 	}
 	w := startWatch(t, p, base, WatchOptions{Packages: pk, Since: time.Date(2025, 12, 31, 0, 0, 0, 0, time.Local)})
-	// dpkg unpacks other 2.0 before it writes the new checksums.
+	// dpkg unpacks other 2.0 before it writes the new checksums; someone
+	// else puts a trojan in place of tool and back again meanwhile.
 	writeFile(t, root+"/usr/bin/other", "other v2")
-	time.Sleep(1500 * time.Millisecond)
+	writeFile(t, root+"/usr/bin/tool", "tool TROJAN")
+	time.Sleep(300 * time.Millisecond)
+	writeFile(t, root+"/usr/bin/tool", "tool v1")
+	time.Sleep(1200 * time.Millisecond)
 	for _, ev := range drain(w) {
 		if ev.Finding != nil && strings.HasSuffix(ev.Path, "/usr/bin/other") {
 			t.Fatalf("judged while dpkg runs: %+v", *ev.Finding)
@@ -143,6 +167,11 @@ func TestWatchWaitsForDpkg(t *testing.T) {
 	if !ev.Expected || ev.Package != "other" || ev.Severity != SeverityLow {
 		t.Errorf("after dpkg: %+v", *ev.Finding)
 	}
+	w.awaitAll(t, "the trojan put back while dpkg ran", func(ev WatchEvent) bool {
+		// Gone by the time dpkg is done: no checksum can be read of it,
+		// and it stays high.
+		return ev.Finding != nil && ev.Path == root+"/usr/bin/tool" && ev.Severity == SeverityHigh && slices.Contains(ev.Attributes, "hash")
+	})
 }
 
 // drain returns the events received so far.

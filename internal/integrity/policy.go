@@ -70,6 +70,8 @@ func DefaultPolicy() Policy {
 			{Path: "/home/*/.ssh/authorized_keys", Attrs: AllAttrs},
 			{Path: "/home/*/.ssh/authorized_keys2", Attrs: AllAttrs},
 			{Path: "/var/spool/cron/crontabs", Attrs: AllAttrs},
+			// dpkg's checksums are what package awareness trusts.
+			{Path: "/var/lib/dpkg/info", Attrs: AllAttrs},
 		},
 	}
 }

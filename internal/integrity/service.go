@@ -34,6 +34,7 @@ type Service struct {
 	// restarts (nil: each start begins at their ends).
 	Offsets tail.Offsets
 
+	fails  failLimit // of login_failed events per source
 	mu     sync.Mutex
 	status Status
 	differ map[string]string // path -> severity, of what differs now
@@ -148,6 +149,16 @@ func (s *Service) run(ctx context.Context) error {
 func (s *Service) baseline(ctx context.Context, p Policy) (*Baseline, error) {
 	path := s.BaselinePath()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// Recorded on the very first start only: a baseline deleted
+		// later (by an intruder, to have the compromised system signed
+		// as the new normal) is an alarm, not a fresh start.
+		if at, ok := s.recordedBefore(ctx); ok {
+			err := fmt.Errorf("the baseline is missing, and one was recorded at %s; record a new one with bulwark integrity init if that is intended", at.Format(time.RFC3339))
+			s.publish(ctx, events.Event{Type: events.TypeIntegrityBaselineInvalid, Severity: events.SeverityCritical,
+				Resource: resource("baseline", path), Message: events.OneLine("integrity baseline refused, not watching: " + err.Error()),
+				Data: map[string]any{"baseline": path, "error": err.Error()}})
+			return nil, fmt.Errorf("integrity baseline %s: %w", path, err)
+		}
 		return s.record(ctx, p, path)
 	}
 	pub, err := s.publicKey()
@@ -175,11 +186,35 @@ func (s *Service) publicKey() (ed25519.PublicKey, error) {
 	return signkey.ReadPublic(b)
 }
 
+// recordedBefore tells whether (and when) a baseline was recorded before.
+func (s *Service) recordedBefore(ctx context.Context) (time.Time, bool) {
+	if s.Bus == nil {
+		return time.Time{}, false
+	}
+	evs, err := s.Bus.Query(ctx, events.Filter{Types: []events.Type{events.TypeIntegrityBaselineCreated}, Limit: 1})
+	if err != nil || len(evs) == 0 {
+		return time.Time{}, false
+	}
+	return evs[0].Time, true
+}
+
 // record scans and writes the first baseline.
 func (s *Service) record(ctx context.Context, p Policy, path string) (*Baseline, error) {
 	key, err := signkey.LoadOrCreate(s.DataDir, "integrity")
 	if err != nil {
 		return nil, err
+	}
+	// A public key kept apart must be this key's, or what is recorded
+	// could never be verified against it.
+	if s.Config.PublicKey != "" {
+		pub, err := s.publicKey()
+		if err != nil {
+			return nil, err
+		}
+		if !pub.Equal(key.Public()) {
+			return nil, fmt.Errorf("integrity.public_key %s is not the public half of %s: not recording a baseline it cannot verify",
+				s.Config.PublicKey, filepath.Join(s.DataDir, "integrity.key"))
+		}
 	}
 	res, err := Scan(ctx, p, Options{})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,6 +112,22 @@ func TestService(t *testing.T) {
 	if evs := query(events.TypeIntegrityBaselineInvalid); len(evs) != 1 || evs[0].Severity != events.SeverityCritical {
 		t.Fatalf("baseline_invalid events: %+v", evs)
 	}
+
+	// A deleted baseline is not silently recorded again from the
+	// (possibly compromised) system: one was recorded before.
+	must(t, os.Remove(svc.BaselinePath()))
+	if err := svc.Run(ctx); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Run without the baseline: %v", err)
+	}
+	if _, err := os.Stat(svc.BaselinePath()); err == nil {
+		t.Fatal("a new baseline was recorded")
+	}
+	if evs := query(events.TypeIntegrityBaselineInvalid); len(evs) != 2 || evs[1].Severity != events.SeverityCritical {
+		t.Fatalf("baseline_invalid events after the deletion: %+v", evs)
+	}
+	if n := len(query(events.TypeIntegrityBaselineCreated)); n != 1 {
+		t.Fatalf("%d baseline_created events", n)
+	}
 }
 
 // TestServiceAuthLog follows an authentication log through a rotation:
@@ -201,5 +218,29 @@ func TestServiceAuthLog(t *testing.T) {
 			t.Fatalf("events after 20 s: %v", got)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFailLimit: a source's failed logins are published five per ten
+// minutes; the next one after that says how many were left out.
+func TestFailLimit(t *testing.T) {
+	var l failLimit
+	src, other := netip.MustParseAddr("198.51.100.4"), netip.MustParseAddr("198.51.100.5")
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		if ok, n := l.allow(src, now.Add(time.Duration(i)*time.Second)); !ok || n != 0 {
+			t.Fatalf("failure %d: %v %d", i, ok, n)
+		}
+	}
+	for i := range 7 {
+		if ok, _ := l.allow(src, now.Add(time.Minute+time.Duration(i)*time.Second)); ok {
+			t.Fatalf("failure %d over the limit published", 5+i)
+		}
+	}
+	if ok, _ := l.allow(other, now.Add(time.Minute)); !ok {
+		t.Fatal("another source limited")
+	}
+	if ok, n := l.allow(src, now.Add(11*time.Minute)); !ok || n != 7 {
+		t.Fatalf("after the window: %v, %d suppressed (want 7)", ok, n)
 	}
 }

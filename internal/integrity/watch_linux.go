@@ -29,7 +29,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -75,9 +77,13 @@ type watcher struct {
 	links   map[uint64][]int
 	scan    *scanner // for capture: its policy, roots and counters
 	grading Grading
-	// While dpkg runs, the paths to examine wait in deferred (since
+	// globDirs are the directories a glob rule passes through, each with
+	// the pattern of the names below it that matter.
+	globDirs map[string]string
+	// While dpkg runs, the states seen of package files wait in deferred
+	// (nil: absent), judged in order once it is done (since
 	// deferSince) for its checksums to be current.
-	deferred   map[string]bool
+	deferred   map[string][]*Entry
 	deferSince time.Time
 	workers    []*worker
 }
@@ -109,7 +115,7 @@ func Watch(ctx context.Context, p Policy, baseline []Entry, o WatchOptions) erro
 	}
 	w := &watcher{ctx: ctx, p: &p, o: o, base: baseline, in: in, wds: map[int]string{}, dirs: map[string]int{},
 		notify: make(chan struct{}, 1), reported: map[string]*Entry{}, links: map[uint64][]int{},
-		grading: Grading{Root: p.Root, Packages: o.Packages, Since: o.Since}, deferred: map[string]bool{}}
+		grading: Grading{Root: p.Root, Packages: o.Packages, Since: o.Since}, deferred: map[string][]*Entry{}}
 	for i := range baseline {
 		if e := &baseline[i]; e.Type == TypeFile && e.Links > 1 && e.Attrs&AttrInode != 0 {
 			w.links[e.Inode] = append(w.links[e.Inode], i)
@@ -253,6 +259,46 @@ func (w *watcher) addWatch(dir string) {
 	w.dirs[dir] = wd
 }
 
+// watchGlobs watches the directories a glob rule's pattern passes
+// through ("/home" and every "/home/*" and "/home/*/.ssh" for
+// /home/*/.ssh/authorized_keys), noting for each the pattern of the name
+// that would make a new match there.
+func (w *watcher) watchGlobs() {
+	w.globDirs = map[string]string{}
+	for _, r := range w.p.Rules {
+		if !hasMeta(r.Path) {
+			continue
+		}
+		parts := strings.Split(strings.TrimPrefix(r.Path, "/"), "/")
+		levels := []string{"/"}
+		for i, part := range parts[:len(parts)-1] {
+			var next []string
+			for _, d := range levels {
+				w.globDirs[d] = parts[i]
+				if d != "/" || i > 0 {
+					w.addWatch(d)
+				}
+				if hasMeta(part) {
+					m, _ := filepath.Glob(filepath.Join(d, part))
+					next = append(next, m...)
+				} else {
+					next = append(next, filepath.Join(d, part))
+				}
+			}
+			levels = levels[:0]
+			for _, d := range next {
+				if st, err := os.Stat(d); err == nil && st.IsDir() {
+					levels = append(levels, d)
+				}
+			}
+		}
+		for _, d := range levels {
+			w.globDirs[d] = parts[len(parts)-1]
+			w.addWatch(d)
+		}
+	}
+}
+
 // unwatchTree drops the watches of dir and of every directory below it.
 func (w *watcher) unwatchTree(dir string) {
 	w.wmu.Lock()
@@ -293,6 +339,7 @@ func (w *watcher) fullScan(reason string) error {
 			w.addWatch(parent)
 		}
 	}
+	w.watchGlobs()
 	w.scan = &scanner{ctx: w.ctx, policy: w.p, roots: w.roots, prog: &Progress{}}
 	w.workers = nil
 	// Every path of the baseline, of the scan and of earlier reports.
@@ -344,6 +391,7 @@ func (w *watcher) handle() error {
 	w.flushWarnings()
 	dirty := map[string]bool{}
 	var newDirs, goneDirs []string
+	reglob := false
 	for _, ev := range evs {
 		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
 			overflow = true
@@ -378,6 +426,11 @@ func (w *watcher) handle() error {
 		dirty[p] = true
 		if ev.mask&(unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_MOVED_TO) != 0 {
 			dirty[dir] = true // its mtime moved
+			if next, ok := w.globDirs[dir]; ok {
+				if m, _ := path.Match(next, ev.name); m {
+					reglob = true
+				}
+			}
 		}
 		if ev.mask&unix.IN_ISDIR != 0 {
 			if ev.mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
@@ -391,6 +444,32 @@ func (w *watcher) handle() error {
 	if overflow {
 		w.warn("", errors.New("the kernel's inotify queue overflowed: events were lost, scanning everything"))
 		return w.fullScan(ReasonOverflow)
+	}
+	if reglob {
+		// A glob rule may match something new (a user's first
+		// authorized_keys): expand the rules again, scan what is new.
+		old := w.roots
+		w.roots = expandRoots(w.p)
+		w.scan.roots = w.roots
+		for q := range w.roots {
+			if _, ok := old[q]; ok {
+				continue
+			}
+			if parent := filepath.Dir(q); parent != q {
+				w.addWatch(parent)
+			}
+			newDirs = append(newDirs, q) // scanned as a new top: a file or a directory
+			dirty[q] = true
+		}
+		// What the rules matched and no longer do is gone (a glob
+		// matches only what exists).
+		for q := range old {
+			if _, ok := w.roots[q]; !ok {
+				w.evaluate(q, nil, "inotify")
+				delete(dirty, q)
+			}
+		}
+		w.watchGlobs()
 	}
 	// While dpkg runs, directories are still watched and scanned as they
 	// come and go, but judging what changed waits for it.
@@ -412,25 +491,43 @@ func (w *watcher) handle() error {
 		}
 		for k := range res.Entries {
 			e := &res.Entries[k]
-			if busy {
-				dirty[e.Path] = true
-				continue
+			if busy && w.packageOwned(e.Path) {
+				w.deferState(e.Path, e)
+			} else {
+				w.evaluate(e.Path, e, "inotify")
 			}
-			w.evaluate(e.Path, e, "inotify")
 			delete(dirty, e.Path)
 		}
 	}
 	if busy {
+		// Each state is captured now (an attacker undoing a change
+		// before dpkg is done does not hide it); package files are
+		// judged once dpkg's checksums are current, the rest at once.
+		paths := make([]string, 0, len(dirty))
 		for p := range dirty {
-			w.deferred[p] = true
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		entries, covered := w.capture(paths)
+		for k, p := range paths {
+			switch {
+			case !covered[k]:
+			case w.packageOwned(p):
+				w.deferState(p, entries[k])
+			default:
+				w.evaluate(p, entries[k], "inotify")
+			}
 		}
 		if len(w.deferred) > 0 {
 			time.AfterFunc(time.Second, w.wake)
 		}
 		return nil
 	}
-	for p := range w.deferred {
-		dirty[p] = true
+	for _, p := range slices.Sorted(maps.Keys(w.deferred)) {
+		for _, e := range w.deferred[p] {
+			w.evaluate(p, e, "inotify")
+		}
+		dirty[p] = true // and as it is now
 	}
 	clear(w.deferred)
 	// The other names of a file whose link count may have changed: those
@@ -498,6 +595,23 @@ func (w *watcher) baseEntry(path string) *Entry {
 	return nil
 }
 
+// packageOwned reports whether dpkg owns path (a package's file, or its
+// own database).
+func (w *watcher) packageOwned(path string) bool {
+	sys := sysPath(w.p.Root, path)
+	return sys != "" && (strings.HasPrefix(sys, "/var/lib/dpkg/") || w.o.Packages.owns(sys))
+}
+
+// deferState keeps a state of path for when dpkg is done: the first and
+// the latest few, enough to show what was there in between.
+func (w *watcher) deferState(path string, e *Entry) {
+	states := w.deferred[path]
+	if len(states) >= 8 {
+		states = append(states[:1], states[2:]...)
+	}
+	w.deferred[path] = append(states, e)
+}
+
 // dpkgBusy reports whether judging changes waits for a running dpkg (one
 // second at a time, up to MaxPackageWait in a row).
 func (w *watcher) dpkgBusy() bool {
@@ -508,6 +622,16 @@ func (w *watcher) dpkgBusy() bool {
 		w.deferSince = time.Now()
 	}
 	return time.Since(w.deferSince) < MaxPackageWait
+}
+
+// sameState reports whether two entries of one path are the same state.
+// compare counts an unreadable entry as changed (so a check never passes
+// it); here the same error with nothing else changed is the same state.
+func sameState(a, b *Entry) bool {
+	if ea, eb := a.rare().Error, b.rare().Error; ea != "" || eb != "" {
+		return ea == eb && len(compareOnly(a, b, AllAttrs&^AttrHash)) == 0
+	}
+	return len(compare(a, b)) == 0
 }
 
 // knownBelow lists the paths below dir (and dir) that the baseline holds
@@ -627,7 +751,7 @@ func (w *watcher) evaluate(path string, cur *Entry, source string) {
 		}
 		return
 	}
-	if had && (prev == nil) == (cur == nil) && (cur == nil || len(compare(prev, cur)) == 0) {
+	if had && (prev == nil) == (cur == nil) && (cur == nil || sameState(prev, cur)) {
 		return // reported already
 	}
 	if cur != nil {

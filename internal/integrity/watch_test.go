@@ -335,3 +335,35 @@ func FuzzParseEvents(f *testing.F) {
 		}
 	})
 }
+
+// TestWatchGlobRule: a glob rule (every home's authorized_keys) catches a
+// key file that did not exist at the start, in a home whose .ssh did not
+// exist either, and one made again after its .ssh was deleted.
+func TestWatchGlobRule(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root+"/home/bob/.ssh/authorized_keys", "ssh-ed25519 AAAA bob\n")
+	must(t, os.MkdirAll(root+"/home/alice", 0o755))
+	p := Policy{Hash: SHA256, Root: root, Rules: []Rule{{Path: root + "/home/*/.ssh/authorized_keys", Attrs: AllAttrs}}}
+	base := scan(t, p).Entries
+	if len(base) != 1 {
+		t.Fatalf("baseline: %d entries", len(base))
+	}
+	w := startWatch(t, p, base, WatchOptions{})
+
+	must(t, os.Mkdir(root+"/home/alice/.ssh", 0o700))
+	writeFile(t, root+"/home/alice/.ssh/authorized_keys", "ssh-ed25519 EVIL attacker\n")
+	ev := w.await(t, "a first authorized_keys", isFinding(KindAdded, root+"/home/alice/.ssh/authorized_keys"))
+	if ev.Severity != SeverityHigh {
+		t.Errorf("new authorized_keys: %s %q", ev.Severity, ev.Reasons)
+	}
+
+	must(t, os.RemoveAll(root+"/home/bob/.ssh"))
+	w.await(t, "bob's keys gone", isFinding(KindRemoved, root+"/home/bob/.ssh/authorized_keys"))
+	writeFile(t, root+"/home/bob/.ssh/authorized_keys", "ssh-ed25519 EVIL attacker\n")
+	w.await(t, "bob's keys made again", func(ev WatchEvent) bool {
+		return ev.Finding != nil && ev.Path == root+"/home/bob/.ssh/authorized_keys" && (ev.Kind == KindChanged || ev.Kind == KindAdded)
+	})
+	// A new home.
+	writeFile(t, root+"/home/carol/.ssh/authorized_keys", "ssh-ed25519 EVIL attacker\n")
+	w.await(t, "a new home's keys", isFinding(KindAdded, root+"/home/carol/.ssh/authorized_keys"))
+}

@@ -57,6 +57,10 @@ type SecurityEntry struct {
 	Command string
 	// Message is the line's message.
 	Message string
+	// Ambiguous marks a sudo line holding " ; USER=" more than once: a
+	// directory or command chosen by the user can imitate the fields
+	// sudo writes, so Target and Command may not be what sudo did.
+	Ambiguous bool
 }
 
 type secRule struct {
@@ -86,6 +90,10 @@ func secRules(kind string, program func(string) bool, patterns ...string) []secR
 	return out
 }
 
+// sudoTail is what sudo writes after USER=: optional GROUP=, TSID= (I/O
+// logging) and ENV=, then the command (absent in some refusals).
+const sudoTail = `(?:GROUP=\S+ ; )?(?:TSID=\S+ ; )?(?:ENV=.* ; )?(?:COMMAND=(?P<command>.*))?$`
+
 // The group names: user, target, method, addr, id, command.
 var securityRules = concatSec(
 	secRules(SecLogin, sshdProgram,
@@ -96,17 +104,17 @@ var securityRules = concatSec(
 		`^Invalid user (?P<user>.*) from (?P<addr>\S+)(?:`+sshdPort+`)?$`),
 	// sudo: "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id"
 	secRules(SecSudoFailed, isProgram("sudo"),
-		`^\s*(?P<user>\S+) : (?:\d+ incorrect password attempts?|user NOT in sudoers|command not allowed|a password is required) ; (?:TTY=\S+ ; )?PWD=.* ; USER=(?P<target>\S+) ; (?:COMMAND=(?P<command>.*))?$`,
+		`^\s*(?P<user>\S+) : (?:\d+ incorrect password attempts?|user NOT in sudoers|command not allowed|a password is required) ; (?:TTY=\S+ ; )?(?:CHROOT=\S+ ; )?PWD=.*? ; USER=(?P<target>\S+) ; `+sudoTail,
 		`^pam_unix\(sudo:auth\): authentication failure; logname=\S* uid=\d+ euid=\d+ tty=\S* ruser=(?P<user>\S*) rhost=\S*\s*(?:user=(?P<target>\S*))?$`),
 	secRules(SecSudo, isProgram("sudo"),
-		`^\s*(?P<user>\S+) : (?:TTY=\S+ ; )?PWD=.* ; USER=(?P<target>\S+) ; (?:ENV=.* ; )?COMMAND=(?P<command>.*)$`),
+		`^\s*(?P<user>\S+) : (?:TTY=\S+ ; )?(?:CHROOT=\S+ ; )?PWD=.*? ; USER=(?P<target>\S+) ; `+sudoTail),
 	// su: "(to root) alice on pts/0", "FAILED SU (to root) alice on pts/0"
 	secRules(SecSuFailed, isProgram("su"),
 		`^FAILED SU \(to (?P<target>\S+)\) (?P<user>\S+) on \S+$`,
 		`^pam_unix\(su(?:-l)?:auth\): authentication failure; logname=\S* uid=\d+ euid=\d+ tty=\S* ruser=(?P<user>\S*) rhost=\S*\s*(?:user=(?P<target>\S*))?$`),
 	secRules(SecSu, isProgram("su"),
 		`^\(to (?P<target>\S+)\) (?P<user>\S+) on \S+$`),
-	// shadow-utils
+	// shadow-utils (a UID changed to another first: it may make a root)
 	secRules(SecUserAdded, isProgram("useradd", "adduser"),
 		`^new user: name=(?P<user>[^,]+), UID=(?P<id>\d+), GID=\d+, home=.*$`),
 	secRules(SecGroupAdded, isProgram("useradd", "groupadd", "adduser", "addgroup"),
@@ -119,6 +127,7 @@ var securityRules = concatSec(
 	secRules(SecUserChanged, isProgram("usermod", "gpasswd", "useradd", "adduser"),
 		`^add '(?P<user>[^']+)' to (?:shadow )?group '(?P<target>[^']+)'$`,
 		`^(?:user (?P<user>\S+) added by \S+ to group (?P<target>\S+))$`,
+		`^change user '(?P<user>[^']+)' UID from '\d+' to '(?P<id>\d+)'$`,
 		`^change user '(?P<user>[^']+)' .*$`,
 		`^lock user '(?P<user>[^']+)' password$`,
 		`^unlock user '(?P<user>[^']+)' password$`),
@@ -184,6 +193,7 @@ func ParseSecurity(line []byte, now time.Time) (SecurityEntry, bool) {
 		if e.User == "" {
 			return SecurityEntry{}, false
 		}
+		e.Ambiguous = h.program == "sudo" && strings.Count(msg, " ; USER=") > 1
 		return e, true
 	}
 	return SecurityEntry{}, false

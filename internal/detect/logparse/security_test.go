@@ -36,7 +36,7 @@ func TestParseSecurity(t *testing.T) {
 		{"Nov 22 10:00:10 web1 groupadd[5001]: new group: name=deploy, GID=1002",
 			SecurityEntry{Kind: SecGroupAdded, Program: "groupadd", User: "deploy", ID: 1002}},
 		{"Nov 22 10:00:11 web1 usermod[5002]: add 'eve' to group 'sudo'",
-			SecurityEntry{Kind: SecUserChanged, Program: "usermod", User: "eve", Target: "sudo"}},
+			SecurityEntry{Kind: SecUserChanged, Program: "usermod", User: "eve", Target: "sudo", ID: -1}},
 		{"Nov 22 10:00:12 web1 userdel[5003]: delete user 'bob'",
 			SecurityEntry{Kind: SecUserDeleted, Program: "userdel", User: "bob"}},
 		{"Nov 22 10:00:13 web1 userdel[5003]: removed group 'bob' owned by 'bob'",
@@ -44,6 +44,12 @@ func TestParseSecurity(t *testing.T) {
 		{"Nov 22 10:00:14 web1 passwd[5004]: pam_unix(passwd:chauthtok): password changed for alice",
 			SecurityEntry{Kind: SecPasswordChanged, Program: "passwd", User: "alice"}},
 		{"Nov 22 10:00:15 web1 sshd[812]: Connection closed by 198.51.100.4 port 22 [preauth]", SecurityEntry{}},
+		{"Nov 22 10:00:19 web1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; GROUP=adm ; TSID=000001 ; COMMAND=/usr/bin/less /var/log/syslog",
+			SecurityEntry{Kind: SecSudo, Program: "sudo", User: "alice", Target: "root", Command: "/usr/bin/less /var/log/syslog"}},
+		{"Nov 22 10:00:20 web1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/sh -c x ; USER=nobody ; COMMAND=/bin/true",
+			SecurityEntry{Kind: SecSudo, Program: "sudo", User: "alice", Target: "root", Command: "/bin/sh -c x ; USER=nobody ; COMMAND=/bin/true", Ambiguous: true}},
+		{"Nov 22 10:00:21 web1 usermod[5005]: change user 'bob' UID from '1001' to '0'",
+			SecurityEntry{Kind: SecUserChanged, Program: "usermod", User: "bob", ID: 0}},
 		{"Nov 22 10:00:16 web1 CRON[9]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)", SecurityEntry{}},
 		// A user name chosen by a client that imitates another program's message.
 		{"Nov 22 10:00:17 web1 sshd[812]: Invalid user (to root) x on pts/0 from 192.0.2.1 port 22",
@@ -58,7 +64,7 @@ func TestParseSecurity(t *testing.T) {
 			}
 			continue
 		}
-		if c.want.ID == 0 && c.want.Kind != SecUserAdded {
+		if c.want.ID == 0 && c.want.Kind != SecUserAdded && c.want.Kind != SecUserChanged {
 			c.want.ID = -1
 		}
 		got.Time, got.Message = time.Time{}, ""
