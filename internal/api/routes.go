@@ -7,6 +7,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
+	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -81,6 +82,8 @@ func (s *Server) routeTable() []Route {
 		// Backup policies (handlers_continuity.go): module backups for
 		// policies, backup runs and "run now"; continuity for restore
 		// tests, scrubs and the recovery-point watch.
+		// File integrity (handlers_integrity.go): the control's evidence.
+		{Method: "GET", Pattern: "/api/v1/integrity/status", Auth: Perm, Module: access.ModuleIntegrity, Level: R, Summary: "File integrity's evidence: watching or not (and why), the baseline, the last complete scan with its coverage, and how many paths differ from the baseline now, how many of them high.", Handler: s.integrityStatus, Response: integrity.Status{}},
 		{Method: "GET", Pattern: "/api/v1/policies", Auth: Perm, Module: B, Level: R, Summary: "List the backup policies you may read: definition without secrets, last and next runs, jobs running now.", Handler: s.listPolicies, Response: List[continuity.PolicySummary]{}},
 		{Method: "GET", Pattern: "/api/v1/policies/{name}", Auth: Perm, Module: B, Level: R, Summary: "Show one backup policy.", Handler: s.getPolicy, Response: continuity.PolicySummary{}},
 		{Method: "GET", Pattern: "/api/v1/policies/{name}/runs", Auth: Perm, Module: B, Level: R, Summary: "A policy's runs, latest first, each with its evidence (?kind=backup|restore_test|scrub, ?limit, ?after). Restore tests and scrubs are listed to callers who may read continuity.", Handler: s.listPolicyRuns, Response: List[continuity.Run]{}},

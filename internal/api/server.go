@@ -31,6 +31,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
+	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -70,6 +71,9 @@ type Deps struct {
 	// checked).
 	Rules     *rules.Rules
 	GuardHost func(host string) bool
+	// Integrity is file-integrity monitoring when enabled (nil: its
+	// status is refused with 503).
+	Integrity *integrity.Service
 }
 
 // Server is the API's http.Handler.

@@ -15,6 +15,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/api"
 	"github.com/bulwarkhq/bulwark/internal/certs"
 	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -84,9 +85,19 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		Continuity:     a.Continuity,
 		Scheduler:      a.Scheduler,
 		Bans:           a.Bans,
+		Integrity:      a.integrityIfEnabled(),
 		Rules:          a.Rules,
 		GuardHost:      a.Config.Guard.HasHost,
 	})
+}
+
+// integrityIfEnabled is the integrity service when the configuration
+// enables it, for the API (nil answers 503).
+func (a *App) integrityIfEnabled() *integrity.Service {
+	if !a.Config.Integrity.Enabled {
+		return nil
+	}
+	return a.Integrity
 }
 
 // Serve runs the control plane until ctx is cancelled, then shuts down
