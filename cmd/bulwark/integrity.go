@@ -139,11 +139,6 @@ func integrityScan(ctx context.Context, e *Env, p integrity.Policy, expect int) 
 	return res, nil
 }
 
-func hostname() string {
-	h, _ := os.Hostname()
-	return h
-}
-
 func integrityInitCommand() *Command {
 	var f integrityFlags
 	var paths stringList
@@ -235,7 +230,7 @@ until they can be read.`,
 			if err != nil {
 				return err
 			}
-			h := integrity.Header{Created: time.Now().UTC(), Host: hostname(), Policy: p}
+			h := integrity.NewHeader(p)
 			digest, err := integrity.WriteFile(f.baseline, h, res.Entries, key)
 			if err != nil {
 				return err

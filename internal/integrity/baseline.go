@@ -75,6 +75,12 @@ type Header struct {
 	Accepted *Acceptance `json:"accepted,omitempty"`
 }
 
+// NewHeader is the header of a baseline of p recorded now, on this host.
+func NewHeader(p Policy) Header {
+	h, _ := os.Hostname()
+	return Header{Created: time.Now().UTC(), Host: h, Policy: p}
+}
+
 // Acceptance records an accept: who, when, and how many changes of which
 // paths.
 type Acceptance struct {

@@ -44,24 +44,47 @@ func (r *Report) Count() int { return len(r.Added) + len(r.Removed) + len(r.Chan
 // no change for the new attributes.
 func Diff(base, cur []Entry, g Grading) *Report {
 	r := &Report{Added: []Finding{}, Removed: []Finding{}, Changed: []Finding{}}
+	merge(base, cur, func(b, c *Entry) {
+		switch {
+		case c == nil:
+			r.Removed = append(r.Removed, newFinding(g, KindRemoved, b, nil, nil))
+		case b == nil:
+			r.Added = append(r.Added, newFinding(g, KindAdded, nil, c, nil))
+		default:
+			if ch := compare(b, c); len(ch) > 0 {
+				r.Changed = append(r.Changed, newFinding(g, KindChanged, b, c, ch))
+			}
+		}
+	})
+	return r
+}
+
+// findEntry returns the entry of path in entries (sorted by path), or nil.
+func findEntry(entries []Entry, path string) *Entry {
+	if i, ok := slices.BinarySearchFunc(entries, path, func(e Entry, p string) int { return strings.Compare(e.Path, p) }); ok {
+		return &entries[i]
+	}
+	return nil
+}
+
+// merge walks base and cur, both sorted by path, and calls fn once for
+// every path of either with its entry in each (nil where it has none).
+func merge(base, cur []Entry, fn func(b, c *Entry)) {
 	i, j := 0, 0
 	for i < len(base) || j < len(cur) {
 		switch {
 		case j == len(cur) || i < len(base) && base[i].Path < cur[j].Path:
-			r.Removed = append(r.Removed, newFinding(g, KindRemoved, &base[i], nil, nil))
+			fn(&base[i], nil)
 			i++
 		case i == len(base) || cur[j].Path < base[i].Path:
-			r.Added = append(r.Added, newFinding(g, KindAdded, nil, &cur[j], nil))
+			fn(nil, &cur[j])
 			j++
 		default:
-			if ch := compare(&base[i], &cur[j]); len(ch) > 0 {
-				r.Changed = append(r.Changed, newFinding(g, KindChanged, &base[i], &cur[j], ch))
-			}
+			fn(&base[i], &cur[j])
 			i++
 			j++
 		}
 	}
-	return r
 }
 
 // newFinding describes and grades a difference: base and cur are the
@@ -115,32 +138,25 @@ func Accept(base, cur []Entry, paths []string) ([]Entry, int) {
 	}
 	out := make([]Entry, 0, max(len(base), len(cur)))
 	n := 0
-	i, j := 0, 0
-	for i < len(base) || j < len(cur) {
+	merge(base, cur, func(b, c *Entry) {
 		switch {
-		case j == len(cur) || i < len(base) && base[i].Path < cur[j].Path:
-			if covered(base[i].Path) {
+		case c == nil:
+			if covered(b.Path) {
 				n++ // removal accepted: dropped
 			} else {
-				out = append(out, base[i])
+				out = append(out, *b)
 			}
-			i++
-		case i == len(base) || cur[j].Path < base[i].Path:
-			if covered(cur[j].Path) {
-				out = append(out, cur[j])
+		case b == nil:
+			if covered(c.Path) {
+				out = append(out, *c)
 				n++
 			}
-			j++
+		case covered(c.Path) && len(compare(b, c)) > 0:
+			out = append(out, *c)
+			n++
 		default:
-			if covered(cur[j].Path) && len(compare(&base[i], &cur[j])) > 0 {
-				out = append(out, cur[j])
-				n++
-			} else {
-				out = append(out, base[i])
-			}
-			i++
-			j++
+			out = append(out, *b)
 		}
-	}
+	})
 	return slices.Clip(out), n
 }

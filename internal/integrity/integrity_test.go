@@ -60,13 +60,7 @@ func scan(t *testing.T, p Policy) *Result {
 	return r
 }
 
-func find(entries []Entry, p string) *Entry {
-	i, ok := slices.BinarySearchFunc(entries, p, func(e Entry, p string) int { return strings.Compare(e.Path, p) })
-	if !ok {
-		return nil
-	}
-	return &entries[i]
-}
+func find(entries []Entry, p string) *Entry { return findEntry(entries, p) }
 
 func TestScanRecords(t *testing.T) {
 	root := sampleTree(t)

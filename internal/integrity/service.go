@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -153,11 +154,7 @@ func (s *Service) baseline(ctx context.Context, p Policy) (*Baseline, error) {
 		// later (by an intruder, to have the compromised system signed
 		// as the new normal) is an alarm, not a fresh start.
 		if at, ok := s.recordedBefore(ctx); ok {
-			err := fmt.Errorf("the baseline is missing, and one was recorded at %s; record a new one with bulwark integrity init if that is intended", at.Format(time.RFC3339))
-			s.publish(ctx, events.Event{Type: events.TypeIntegrityBaselineInvalid, Severity: events.SeverityCritical,
-				Resource: resource("baseline", path), Message: events.OneLine("integrity baseline refused, not watching: " + err.Error()),
-				Data: map[string]any{"baseline": path, "error": err.Error()}})
-			return nil, fmt.Errorf("integrity baseline %s: %w", path, err)
+			return nil, s.refuse(ctx, path, fmt.Errorf("the baseline is missing, and one was recorded at %s; record a new one with bulwark integrity init if that is intended", at.Format(time.RFC3339)))
 		}
 		return s.record(ctx, p, path)
 	}
@@ -172,10 +169,16 @@ func (s *Service) baseline(ctx context.Context, p Policy) (*Baseline, error) {
 			return b, nil
 		}
 	}
+	return nil, s.refuse(ctx, path, err)
+}
+
+// refuse says (a critical event) why the baseline at path is not used, and
+// returns that as the error.
+func (s *Service) refuse(ctx context.Context, path string, err error) error {
 	s.publish(ctx, events.Event{Type: events.TypeIntegrityBaselineInvalid, Severity: events.SeverityCritical,
 		Resource: resource("baseline", path), Message: events.OneLine("integrity baseline refused, not watching: " + err.Error()),
 		Data: map[string]any{"baseline": path, "error": err.Error()}})
-	return nil, fmt.Errorf("integrity baseline %s: %w", path, err)
+	return fmt.Errorf("integrity baseline %s: %w", path, err)
 }
 
 func (s *Service) publicKey() (ed25519.PublicKey, error) {
@@ -220,37 +223,26 @@ func (s *Service) record(ctx context.Context, p Policy, path string) (*Baseline,
 	if err != nil {
 		return nil, err
 	}
-	h := Header{Created: time.Now().UTC(), Host: hostName(), Policy: p}
+	h := NewHeader(p)
 	digest, err := WriteFile(path, h, res.Entries, key)
 	if err != nil {
 		return nil, err
 	}
+	h.Entries, h.KeyID = len(res.Entries), signkey.ID(key.Public().(ed25519.PublicKey))
 	s.publish(ctx, events.Event{Type: events.TypeIntegrityBaselineCreated, Severity: events.SeverityNotice,
 		Resource: resource("baseline", path), Message: fmt.Sprintf("integrity baseline recorded: %d entries in %.1fs", len(res.Entries), res.Duration.Seconds()),
 		Data: map[string]any{"baseline": path, "entries": len(res.Entries), "errors": len(res.Errors), "seconds": res.Duration.Seconds(),
-			"digest": digest, "key_id": signkey.ID(key.Public().(ed25519.PublicKey))}})
-	h.Entries, h.KeyID = len(res.Entries), signkey.ID(key.Public().(ed25519.PublicKey))
+			"digest": digest, "key_id": h.KeyID}})
 	return &Baseline{Header: h, Entries: res.Entries, Digest: digest}, nil
-}
-
-func hostName() string {
-	h, _ := os.Hostname()
-	return h
 }
 
 // samePolicy reports whether two policies record the same (the config's is
 // validated, the baseline's was when it was recorded).
 func samePolicy(a, b Policy) bool {
-	if a.Hash != b.Hash || a.Root != b.Root || len(a.Rules) != len(b.Rules) || strings.Join(a.Exclude, "\x00") != strings.Join(b.Exclude, "\x00") {
-		return false
-	}
-	for i := range a.Rules {
-		x, y := a.Rules[i], b.Rules[i]
-		if x.Path != y.Path || x.Attrs != y.Attrs || strings.Join(x.Exclude, "\x00") != strings.Join(y.Exclude, "\x00") {
-			return false
-		}
-	}
-	return true
+	return a.Hash == b.Hash && a.Root == b.Root && slices.Equal(a.Exclude, b.Exclude) &&
+		slices.EqualFunc(a.Rules, b.Rules, func(x, y Rule) bool {
+			return x.Path == y.Path && x.Attrs == y.Attrs && slices.Equal(x.Exclude, y.Exclude)
+		})
 }
 
 // The event severity of a finding's.

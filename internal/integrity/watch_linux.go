@@ -344,42 +344,22 @@ func (w *watcher) fullScan(reason string) error {
 	w.workers = nil
 	// Every path of the baseline, of the scan and of earlier reports.
 	cur := res.Entries
-	i, j := 0, 0
-	seen := make(map[string]bool, len(w.reported))
-	for i < len(w.base) || j < len(cur) {
-		switch {
-		case j == len(cur) || i < len(w.base) && w.base[i].Path < cur[j].Path:
-			seen[w.base[i].Path] = true
-			w.evaluate(w.base[i].Path, nil, "scan")
-			i++
-		case i == len(w.base) || cur[j].Path < w.base[i].Path:
-			seen[cur[j].Path] = true
-			w.evaluate(cur[j].Path, &cur[j], "scan")
-			j++
-		default:
-			seen[cur[j].Path] = true
-			w.evaluate(cur[j].Path, &cur[j], "scan")
-			i++
-			j++
+	merge(w.base, cur, func(b, c *Entry) {
+		if c == nil {
+			w.evaluate(b.Path, nil, "scan")
+		} else {
+			w.evaluate(c.Path, c, "scan")
 		}
-	}
-	for _, p := range w.reportedPaths() {
-		if !seen[p] {
+	})
+	// What was reported of paths neither holds (added, then gone).
+	for _, p := range slices.Sorted(maps.Keys(w.reported)) {
+		if w.baseEntry(p) == nil && findEntry(cur, p) == nil {
 			w.evaluate(p, nil, "scan")
 		}
 	}
 	w.emit(WatchEvent{Kind: KindScan, Scan: &ScanSummary{Reason: reason, Entries: len(cur), Errors: len(res.Errors),
 		Seconds: res.Duration.Seconds(), Differences: len(w.reported), Watches: w.watches()}})
 	return nil
-}
-
-func (w *watcher) reportedPaths() []string {
-	ps := make([]string, 0, len(w.reported))
-	for p := range w.reported {
-		ps = append(ps, p)
-	}
-	slices.Sort(ps)
-	return ps
 }
 
 // handle examines the events gathered so far.
@@ -465,7 +445,7 @@ func (w *watcher) handle() error {
 		// matches only what exists).
 		for q := range old {
 			if _, ok := w.roots[q]; !ok {
-				w.evaluate(q, nil, "inotify")
+				w.judge(q, nil)
 				delete(dirty, q)
 			}
 		}
@@ -491,10 +471,10 @@ func (w *watcher) handle() error {
 		}
 		for k := range res.Entries {
 			e := &res.Entries[k]
-			if busy && w.packageOwned(e.Path) {
-				w.deferState(e.Path, e)
+			if busy {
+				w.judgeAfterDpkg(e.Path, e)
 			} else {
-				w.evaluate(e.Path, e, "inotify")
+				w.judge(e.Path, e)
 			}
 			delete(dirty, e.Path)
 		}
@@ -503,21 +483,7 @@ func (w *watcher) handle() error {
 		// Each state is captured now (an attacker undoing a change
 		// before dpkg is done does not hide it); package files are
 		// judged once dpkg's checksums are current, the rest at once.
-		paths := make([]string, 0, len(dirty))
-		for p := range dirty {
-			paths = append(paths, p)
-		}
-		slices.Sort(paths)
-		entries, covered := w.capture(paths)
-		for k, p := range paths {
-			switch {
-			case !covered[k]:
-			case w.packageOwned(p):
-				w.deferState(p, entries[k])
-			default:
-				w.evaluate(p, entries[k], "inotify")
-			}
-		}
+		w.examine(dirty, w.judgeAfterDpkg)
 		if len(w.deferred) > 0 {
 			time.AfterFunc(time.Second, w.wake)
 		}
@@ -525,7 +491,7 @@ func (w *watcher) handle() error {
 	}
 	for _, p := range slices.Sorted(maps.Keys(w.deferred)) {
 		for _, e := range w.deferred[p] {
-			w.evaluate(p, e, "inotify")
+			w.judge(p, e)
 		}
 		dirty[p] = true // and as it is now
 	}
@@ -537,7 +503,7 @@ func (w *watcher) handle() error {
 			w.linked(b.Inode, dirty)
 		}
 	}
-	found := w.examine(dirty)
+	found := w.examine(dirty, w.judge)
 	more := map[string]bool{}
 	for _, e := range found {
 		if e == nil || e.Type != TypeFile || e.Links < 2 || e.Attrs&AttrInode == 0 {
@@ -560,25 +526,34 @@ func (w *watcher) handle() error {
 	for p := range dirty {
 		delete(more, p)
 	}
-	w.examine(more)
+	w.examine(more, w.judge)
 	return nil
 }
 
-// examine captures and evaluates the paths of set, and returns the
-// entries it found.
-func (w *watcher) examine(set map[string]bool) []*Entry {
-	paths := make([]string, 0, len(set))
-	for p := range set {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
+// examine captures the paths of set, in order, hands each that a rule
+// covers to judge, and returns the entries it found.
+func (w *watcher) examine(set map[string]bool, judge func(path string, e *Entry)) []*Entry {
+	paths := slices.Sorted(maps.Keys(set))
 	entries, covered := w.capture(paths)
 	for k, p := range paths {
 		if covered[k] {
-			w.evaluate(p, entries[k], "inotify")
+			judge(p, entries[k])
 		}
 	}
 	return entries
+}
+
+// judge evaluates what an inotify event led to.
+func (w *watcher) judge(path string, e *Entry) { w.evaluate(path, e, "inotify") }
+
+// judgeAfterDpkg is judge while dpkg runs: a package file's state is kept
+// for when its checksums are current, anything else judged at once.
+func (w *watcher) judgeAfterDpkg(path string, e *Entry) {
+	if w.packageOwned(path) {
+		w.deferState(path, e)
+	} else {
+		w.judge(path, e)
+	}
 }
 
 // linked adds to set the baseline's names of inode.
@@ -588,12 +563,7 @@ func (w *watcher) linked(inode uint64, set map[string]bool) {
 	}
 }
 
-func (w *watcher) baseEntry(path string) *Entry {
-	if i, ok := slices.BinarySearchFunc(w.base, path, func(e Entry, p string) int { return strings.Compare(e.Path, p) }); ok {
-		return &w.base[i]
-	}
-	return nil
-}
+func (w *watcher) baseEntry(path string) *Entry { return findEntry(w.base, path) }
 
 // packageOwned reports whether dpkg owns path (a package's file, or its
 // own database).
