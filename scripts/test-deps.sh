@@ -20,6 +20,9 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 # checks independently what internal/firewall loaded.
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+# Supervision: Debian's node_exporter, the reference the host metrics are
+# compared with (internal/monitor/host), started by that test on loopback.
+command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
 if ((${#need_apt[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		log "missing ${need_apt[*]} and not root: install them or run as root"

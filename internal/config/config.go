@@ -61,6 +61,11 @@ type Config struct {
 	// Integrity records a signed baseline of the system's files and
 	// watches them for changes.
 	Integrity Integrity `yaml:"integrity"`
+	// Monitor samples host metrics and runs service checks.
+	Monitor Monitor `yaml:"monitor"`
+	// Alerts fires alerts on checks and metrics and delivers
+	// notifications.
+	Alerts Alerts `yaml:"alerts"`
 }
 
 // Log configures logging.
@@ -215,5 +220,6 @@ func Default() Config {
 		Detect:    defaultDetect(),
 		Firewall:  defaultFirewall(),
 		Integrity: defaultIntegrity(),
+		Monitor:   defaultMonitor(),
 	}
 }

@@ -97,7 +97,8 @@ func TestExampleShowsDefaults(t *testing.T) {
 	// The sections marked "(example)": their values are illustrations.
 	changed := map[string]bool{"data_dir": true, "tls": true, "store": true, "require_2fa_roles": true, "audit.anchor": true, "bootstrap": true, "api.trusted_proxies": true,
 		"continuity.repositories": true, "continuity.policies": true, "guard.listen": true, "guard.sites": true,
-		"detect.logs": true, "detect.parsers": true, "detect.scenarios": true, "integrity.rules": true}
+		"detect.logs": true, "detect.parsers": true, "detect.scenarios": true, "integrity.rules": true,
+		"monitor.checks": true, "alerts.channels": true, "alerts.rules": true}
 	cfg, err := Parse("e.yaml", data)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +109,8 @@ func TestExampleShowsDefaults(t *testing.T) {
 	cfg.Guard.Listen, cfg.Guard.ListenTLS, cfg.Guard.Sites = "", "", nil
 	cfg.Detect.Logs, cfg.Detect.Parsers, cfg.Detect.Scenarios = nil, nil, nil
 	cfg.Integrity.Rules = nil
-	for _, l := range []*[]string{&cfg.Guard.TrustedProxies, &cfg.Guard.Allow, &cfg.Guard.Deny, &cfg.Detect.Disable, &cfg.Integrity.Exclude} {
+	cfg.Monitor.Checks, cfg.Alerts.Channels, cfg.Alerts.Rules = nil, nil, nil
+	for _, l := range []*[]string{&cfg.Guard.TrustedProxies, &cfg.Guard.Allow, &cfg.Guard.Deny, &cfg.Detect.Disable, &cfg.Integrity.Exclude, &cfg.Monitor.Processes, &cfg.Alerts.Watchdog.Channels} {
 		if len(*l) == 0 {
 			*l = nil // "[]" in the example, the same as unset
 		}

@@ -128,11 +128,19 @@ const (
 	TypeAccountPasswordChanged Type = "account.password_changed"
 	TypeCheckFailed            Type = "check.failed"
 	TypeCheckRecovered         Type = "check.recovered"
-	TypeUserLocked             Type = "user.locked"
-	TypeUserLoginFailed        Type = "user.login_failed"
-	TypeAuditVerifyFailed      Type = "audit.verify_failed"
-	TypeSystemStarted          Type = "system.started"
-	TypeSystemStopping         Type = "system.stopping"
+	// Supervision: alerts and their notifications (internal/monitor,
+	// internal/notify).
+	TypeAlertFired            Type = "alert.fired"
+	TypeAlertResolved         Type = "alert.resolved"
+	TypeAlertAcknowledged     Type = "alert.acknowledged"
+	TypeAlertEscalated        Type = "alert.escalated"
+	TypeNotificationDelivered Type = "notification.delivered"
+	TypeNotificationFailed    Type = "notification.failed"
+	TypeUserLocked            Type = "user.locked"
+	TypeUserLoginFailed       Type = "user.login_failed"
+	TypeAuditVerifyFailed     Type = "audit.verify_failed"
+	TypeSystemStarted         Type = "system.started"
+	TypeSystemStopping        Type = "system.stopping"
 
 	// Continuity: offsite copies, restore tests, scrubs and repairs, and
 	// the recovery-point objective.
@@ -150,6 +158,7 @@ const (
 var knownTypes = []Type{
 	TypeBackupCompleted, TypeBackupFailed, TypeRestoreCompleted, TypeRestoreFailed,
 	TypeBanAdded, TypeBanRemoved, TypeListAdded, TypeListRemoved, TypeShapeSet, TypeShapeRemoved, TypeIntegrityChanged, TypeCheckFailed, TypeCheckRecovered,
+	TypeAlertFired, TypeAlertResolved, TypeAlertAcknowledged, TypeAlertEscalated, TypeNotificationDelivered, TypeNotificationFailed,
 	TypeUserLocked, TypeUserLoginFailed, TypeAuditVerifyFailed, TypeSystemStarted, TypeSystemStopping,
 	TypeCopyCompleted, TypeCopyFailed, TypeRestoreTestPassed, TypeRestoreTestFailed,
 	TypeScrubCompleted, TypeScrubFailed, TypeRepairCompleted, TypeRPOBreached, TypeRPORecovered,
