@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
@@ -223,7 +224,11 @@ func oneLine(s string) string {
 
 // ms formats a duration as milliseconds for messages.
 func ms(d time.Duration) string {
-	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	v := float64(d) / float64(time.Millisecond)
+	if v < 10 {
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.0f ms", v)
 }
 
 // errText shortens the errors of the standard library for messages: a
@@ -238,4 +243,36 @@ func errText(err error) string {
 		}
 	}
 	return s
+}
+
+// Compile compiles every configured check, stopping at the first error.
+func Compile(cfgs []config.Check, o Options) ([]*Check, error) {
+	out := make([]*Check, 0, len(cfgs))
+	for _, cfg := range cfgs {
+		c, err := New(cfg, o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// RunAll runs each check once, at most parallel at a time, and returns the
+// results in the checks' order.
+func RunAll(ctx context.Context, checks []*Check, parallel int) []Result {
+	out := make([]Result, len(checks))
+	sem := make(chan struct{}, max(1, parallel))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = c.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	return out
 }
