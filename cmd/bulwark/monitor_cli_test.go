@@ -69,3 +69,45 @@ func TestMonitorCheck(t *testing.T) {
 		t.Errorf("no checks: exit %d %s", code, stderr)
 	}
 }
+
+// TestMonitorMetrics: `bulwark monitor metrics --json` prints one sample
+// with the host's figures filled in; --prometheus node_exporter's names.
+func TestMonitorMetrics(t *testing.T) {
+	c := newCLI(t)
+	out := mustRun(t, c, "monitor", "metrics", "--json", "--over", "200ms")
+	var s struct {
+		CPU struct {
+			Count       int      `json:"count"`
+			BusyPercent *float64 `json:"busy_percent"`
+		} `json:"cpu"`
+		Load   map[string]float64 `json:"load"`
+		Memory struct {
+			TotalBytes uint64 `json:"total_bytes"`
+		} `json:"memory"`
+		Filesystems []struct {
+			MountPoint string `json:"mountpoint"`
+			SizeBytes  uint64 `json:"size_bytes"`
+		} `json:"filesystems"`
+		Clock struct {
+			UptimeSeconds float64 `json:"uptime_seconds"`
+		} `json:"clock"`
+		Processes struct {
+			Total int `json:"total"`
+		} `json:"processes"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if s.CPU.Count < 1 || s.CPU.BusyPercent == nil || s.Memory.TotalBytes == 0 || len(s.Filesystems) == 0 || s.Clock.UptimeSeconds <= 0 || s.Processes.Total < 2 {
+		t.Errorf("sample lacks figures: %+v", s)
+	}
+	if _, ok := s.Load["load1"]; !ok {
+		t.Errorf("no load1 in %v", s.Load)
+	}
+	prom := mustRun(t, c, "monitor", "metrics", "--prometheus")
+	for _, name := range []string{"node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}", "node_load1 ", "node_memory_MemTotal_bytes ", "node_filesystem_avail_bytes{", "node_boot_time_seconds "} {
+		if !strings.Contains(prom, name) {
+			t.Errorf("--prometheus lacks %s", name)
+		}
+	}
+}
