@@ -12,6 +12,8 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
+	"github.com/bulwarkhq/bulwark/internal/monitor"
+	"github.com/bulwarkhq/bulwark/internal/notify"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
@@ -74,7 +76,11 @@ func errorFor(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: "running", Message: err.Error()}
 	case errors.Is(err, continuity.ErrNotRunning):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "jobs cannot start: the scheduler is not running (it runs inside `bulwark up`)", RetryAfter: 5}
-	case errors.Is(err, identity.ErrInvalid), errors.Is(err, access.ErrInvalid), errors.Is(err, identity.ErrWeakPassword):
+	case errors.Is(err, monitor.ErrNotFound), errors.Is(err, notify.ErrUnknownChannel):
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, notify.ErrNotDelivered):
+		return &Error{Status: http.StatusBadGateway, Code: "not_delivered", Message: err.Error()}
+	case errors.Is(err, identity.ErrInvalid), errors.Is(err, access.ErrInvalid), errors.Is(err, identity.ErrWeakPassword), errors.Is(err, monitor.ErrInvalid):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: err.Error()}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the server log has details"}

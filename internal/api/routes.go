@@ -8,6 +8,9 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/integrity"
+	"github.com/bulwarkhq/bulwark/internal/monitor"
+	"github.com/bulwarkhq/bulwark/internal/monitor/alert"
+	"github.com/bulwarkhq/bulwark/internal/notify"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -16,7 +19,7 @@ import (
 func (s *Server) routeTable() []Route {
 	R, O, W := access.LevelRead, access.LevelOperate, access.LevelWrite
 	A := access.ModuleAccess
-	B, C, G := access.ModuleBackups, access.ModuleContinuity, access.ModuleGuard
+	B, C, G, M := access.ModuleBackups, access.ModuleContinuity, access.ModuleGuard, access.ModuleMonitoring
 	return []Route{
 		// Service endpoints.
 		{Method: "GET", Pattern: "/healthz", Auth: Public, Summary: "Liveness: the process answers.", Handler: s.healthz},
@@ -106,6 +109,23 @@ func (s *Server) routeTable() []Route {
 		{Method: "PUT", Pattern: "/api/v1/guard/shaping/{name}", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "guard.shape.set", Summary: "Create or replace a bandwidth rule: a cap for a client (networks or accounts) or, with neither, for whole sites; responses in progress follow the new cap at once.", Handler: s.putShape, Request: shapeRequest{}, Response: rules.Shape{}},
 		{Method: "DELETE", Pattern: "/api/v1/guard/shaping/{name}", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "guard.shape.remove", Summary: "Remove a bandwidth rule; what it matched falls back to the config's caps.", Handler: s.removeShape, Response: rules.Shape{}},
 
+		// Supervision (handlers_monitor.go).
+		{Method: "GET", Pattern: "/api/v1/monitor/status", Auth: Perm, Module: M, Level: R, Summary: "Every check's state and last result, the alerts, and when the host was last sampled.", Handler: s.monitorStatus, Response: monitor.Status{}},
+		{Method: "GET", Pattern: "/api/v1/monitor/metrics", Auth: Perm, Module: M, Level: R, Summary: "The host's derived series (the names metric alert rules use) at the last sample.", Handler: s.monitorMetrics, Response: List[seriesValue]{}},
+		{Method: "GET", Pattern: "/api/v1/monitor/history", Auth: Perm, Module: M, Level: R, Summary: "History of a series or of every series of a name (?series=, ?from= and ?to= as RFC 3339 or a duration back from now, ?resolution=0|60|3600; by default the finest kept).", Handler: s.monitorHistory, Response: List[monitor.Series]{}},
+		{Method: "GET", Pattern: "/api/v1/monitor/checks/{name}/days", Auth: Perm, Module: M, Level: R, Summary: "A check's runs, failures and uptime by day, with the share of each day the monitor ran (?days=, default 90).", Handler: s.monitorCheckDays, Response: List[monitor.Day]{}},
+		{Method: "GET", Pattern: "/api/v1/monitor/alerts", Auth: Perm, Module: M, Level: R, Summary: "Alerts: pending, firing and recently resolved.", Handler: s.listAlerts, Response: List[alert.Alert]{}},
+		{Method: "POST", Pattern: "/api/v1/monitor/alerts/ack", Auth: Perm, Module: M, Level: O, Action: "alert.ack", Summary: "Acknowledge an alert by key, with a comment: no more repeats or escalation; its channels are told.", Handler: s.ackAlert, Request: ackRequest{}, Response: alert.Alert{}},
+		{Method: "GET", Pattern: "/api/v1/monitor/silences", Auth: Perm, Module: M, Level: R, Summary: "Silences and maintenance windows in force or scheduled.", Handler: s.listSilences, Response: List[alert.Silence]{}},
+		{Method: "POST", Pattern: "/api/v1/monitor/silences", Auth: Perm, Module: M, Level: O, Action: "silence.add", Summary: "Silence alerts by rule, check or labels for a duration, now or from a later start (a maintenance window), with a reason.", Handler: s.addSilence, Request: silenceRequest{}, Response: alert.Silence{}},
+		{Method: "DELETE", Pattern: "/api/v1/monitor/silences/{id}", Auth: Perm, Module: M, Level: O, Action: "silence.remove", Summary: "End a silence now; notices it held back go out.", Handler: s.removeSilence},
+		{Method: "POST", Pattern: "/api/v1/status/{page}/incidents", Auth: Perm, Module: M, Level: O, Action: "status.incident", Summary: "Post an incident note on a public status page (status: investigating, identified, monitoring or resolved).", Handler: s.addIncident, Request: incidentRequest{}, Response: monitor.Incident{}},
+		{Method: "GET", Pattern: "/api/v1/notify/channels", Auth: Perm, Module: M, Level: R, Summary: "The notification channels and each one's last successful delivery (the evidence that alerts reach people).", Handler: s.listChannels, Response: List[channelEvidence]{}},
+		{Method: "GET", Pattern: "/api/v1/notify/deliveries", Auth: Perm, Module: M, Level: R, Summary: "Delivery attempts, newest first (?channel=, ?outcome=ok|failed, ?limit=).", Handler: s.listDeliveries, Response: List[notify.Attempt]{}},
+		{Method: "POST", Pattern: "/api/v1/notify/channels/{name}/test", Auth: Perm, Module: M, Level: O, Action: "channel.test", Summary: "Send a test notification to a channel; 502 when every attempt failed.", Handler: s.testChannel},
+		{Method: "GET", Pattern: "/status", Auth: Public, Summary: "The public status page (no login); /status/NAME for the others, status.json beside each.", Handler: s.statusPages},
+		{Method: "GET", Pattern: "/status/{path...}", Auth: Public, Summary: "Public status pages, their JSON and stylesheet.", Handler: s.statusPages},
+
 		// Events.
 		{Method: "GET", Pattern: "/api/v1/events", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Search events of the modules you may read.", Handler: s.listEvents},
 		{Method: "GET", Pattern: "/api/v1/events/{id}", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Show one event.", Handler: s.getEvent},
@@ -125,4 +145,12 @@ func (s *Server) metricsRoute() Route {
 		return nil
 	}
 	return rt
+}
+
+func (s *Server) statusPages(w http.ResponseWriter, r *http.Request, _ *Call) error {
+	if s.d.StatusPages == nil {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "status pages are not enabled in this server (monitor.enabled)"}
+	}
+	s.d.StatusPages.ServeHTTP(w, r)
+	return nil
 }

@@ -32,6 +32,8 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/integrity"
+	"github.com/bulwarkhq/bulwark/internal/monitor"
+	"github.com/bulwarkhq/bulwark/internal/notify"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -74,6 +76,12 @@ type Deps struct {
 	// Integrity is file-integrity monitoring when enabled (nil: its
 	// status is refused with 503).
 	Integrity *integrity.Service
+	// Monitor is supervision and Notifier its notifications, when
+	// monitor.enabled (nil: 503).
+	Monitor  *monitor.Service
+	Notifier *notify.Notifier
+	// StatusPages serves the public status pages at /status (nil: 404).
+	StatusPages http.Handler
 }
 
 // Server is the API's http.Handler.

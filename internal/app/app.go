@@ -28,12 +28,14 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
 	"github.com/bulwarkhq/bulwark/internal/integrity"
+	"github.com/bulwarkhq/bulwark/internal/monitor"
+	"github.com/bulwarkhq/bulwark/internal/notify"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
 // Migrations lists every capability's schema in dependency order.
 func Migrations() []store.Migrations {
-	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations, detect.Migrations, rules.Migrations}
+	return []store.Migrations{identity.Migrations, access.Migrations, audit.Migrations, events.Migrations, continuity.Migrations, detect.Migrations, rules.Migrations, monitor.Migrations, notify.Migrations}
 }
 
 // Options locate the configuration and data.
@@ -84,11 +86,16 @@ type App struct {
 	// Integrity watches the system's files inside Serve
 	// (integrity.enabled).
 	Integrity *integrity.Service
-	netns     int // network namespace of the firewall (tests); 0: this one
-	now       func() time.Time
-	getenv    func(string) string
-	stderr    io.Writer
-	version   string
+	// Notifier delivers notifications and Monitor runs supervision; both
+	// are built by OpenMonitor (Serve, `bulwark alert test`), because
+	// they resolve the channels' secrets.
+	Notifier *notify.Notifier
+	Monitor  *monitor.Service
+	netns    int // network namespace of the firewall (tests); 0: this one
+	now      func() time.Time
+	getenv   func(string) string
+	stderr   io.Writer
+	version  string
 }
 
 // DefaultDataDir is used when neither --data nor data_dir is given.

@@ -86,6 +86,9 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		Scheduler:      a.Scheduler,
 		Bans:           a.Bans,
 		Integrity:      a.integrityIfEnabled(),
+		Monitor:        a.Monitor,
+		Notifier:       a.Notifier,
+		StatusPages:    a.statusHandler(),
 		Rules:          a.Rules,
 		GuardHost:      a.Config.Guard.HasHost,
 	})
@@ -124,6 +127,15 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		return fmt.Errorf("tls: load %s and %s: %w", certFile, keyFile, err)
 	}
 	reg := NewRegistry(a.Events.Collector())
+	// Supervision: host metrics at /metrics, checks, alert rules and the
+	// status pages.
+	if a.Config.Monitor.Enabled {
+		m, err := a.OpenMonitor()
+		if err != nil {
+			return err
+		}
+		reg.MustRegister(m.Host(), m.Collector())
+	}
 	srv := &http.Server{
 		Handler:           a.Handler(reg),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -170,6 +182,11 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		}
 	}()
 	defer func() { stopBG(); <-schedDone }()
+	if a.Monitor != nil {
+		monitorDone := a.runMonitor(bg)
+		publishDone := a.publishStatus(bg)
+		defer func() { stopBG(); <-monitorDone; <-publishDone }()
+	}
 	// File integrity: the baseline verified (or recorded) and watched.
 	if a.Config.Integrity.Enabled {
 		integrityDone := make(chan struct{})

@@ -66,6 +66,8 @@ type Config struct {
 	// Alerts fires alerts on checks and metrics and delivers
 	// notifications.
 	Alerts Alerts `yaml:"alerts"`
+	// Status configures the public status pages.
+	Status StatusPages `yaml:"status"`
 }
 
 // Log configures logging.
@@ -221,5 +223,6 @@ func Default() Config {
 		Firewall:  defaultFirewall(),
 		Integrity: defaultIntegrity(),
 		Monitor:   defaultMonitor(),
+		Status:    defaultStatus(),
 	}
 }

@@ -98,7 +98,8 @@ func TestExampleShowsDefaults(t *testing.T) {
 	changed := map[string]bool{"data_dir": true, "tls": true, "store": true, "require_2fa_roles": true, "audit.anchor": true, "bootstrap": true, "api.trusted_proxies": true,
 		"continuity.repositories": true, "continuity.policies": true, "guard.listen": true, "guard.sites": true,
 		"detect.logs": true, "detect.parsers": true, "detect.scenarios": true, "integrity.rules": true,
-		"monitor.checks": true, "alerts.channels": true, "alerts.rules": true}
+		"monitor.checks": true, "alerts.channels": true, "alerts.rules": true,
+		"status.pages": true, "status.publish": true}
 	cfg, err := Parse("e.yaml", data)
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +111,7 @@ func TestExampleShowsDefaults(t *testing.T) {
 	cfg.Detect.Logs, cfg.Detect.Parsers, cfg.Detect.Scenarios = nil, nil, nil
 	cfg.Integrity.Rules = nil
 	cfg.Monitor.Checks, cfg.Alerts.Channels, cfg.Alerts.Rules = nil, nil, nil
+	cfg.Status.Pages, cfg.Status.Publish = nil, nil
 	for _, l := range []*[]string{&cfg.Guard.TrustedProxies, &cfg.Guard.Allow, &cfg.Guard.Deny, &cfg.Detect.Disable, &cfg.Integrity.Exclude, &cfg.Monitor.Processes, &cfg.Alerts.Watchdog.Channels} {
 		if len(*l) == 0 {
 			*l = nil // "[]" in the example, the same as unset

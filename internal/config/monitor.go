@@ -601,3 +601,103 @@ func (w Watchdog) validate(c *checker) {
 		httpURL(c, "url", w.URL)
 	}
 }
+
+// StatusPages configures the public status pages (docs/monitor.md): groups
+// of checks shown without login at /status, exported as static files and
+// pushed elsewhere so they stay up when Bulwark is down.
+type StatusPages struct {
+	// Title heads every page.
+	Title string `yaml:"title"`
+	// Pages are the pages; empty: one page, "main", of every check.
+	Pages []StatusPage `yaml:"pages"`
+	// Publish lists where the exported pages are pushed on every change.
+	Publish []StatusPublish `yaml:"publish"`
+}
+
+// StatusPage is one public page.
+type StatusPage struct {
+	// Name is the page's address: /status/NAME ("main" is /status).
+	Name string `yaml:"name"`
+	// Title is the page's heading (default: StatusPages.Title).
+	Title string `yaml:"title"`
+	// Description is a line under the title.
+	Description string `yaml:"description"`
+	// Checks are the checks shown, by name, in this order.
+	Checks []string `yaml:"checks"`
+}
+
+// StatusPublish is one destination of the exported pages. Exactly one of
+// Dir and S3 is set.
+type StatusPublish struct {
+	// Dir is a directory (a mounted share, a web server's root on another
+	// disk) the files are written to.
+	Dir string `yaml:"dir"`
+	// S3 is a bucket served as a static site.
+	S3 StatusS3 `yaml:"s3"`
+}
+
+// StatusS3 is an S3 bucket (or prefix) the pages are uploaded to.
+type StatusS3 struct {
+	// Endpoint is the server's host:port (s3.amazonaws.com, or another
+	// provider's).
+	Endpoint string `yaml:"endpoint"`
+	// Bucket is the bucket's name.
+	Bucket string `yaml:"bucket"`
+	// Prefix is prepended to every object's name.
+	Prefix string `yaml:"prefix"`
+	// Region is the bucket's region, when the provider needs it.
+	Region string `yaml:"region"`
+	// AccessKey and SecretKey are the credentials.
+	AccessKey Secret `yaml:"access_key"`
+	SecretKey Secret `yaml:"secret_key"`
+	// Insecure speaks plain HTTP (a server on a private network).
+	Insecure bool `yaml:"insecure"`
+}
+
+func defaultStatus() StatusPages { return StatusPages{Title: "Service status"} }
+
+func (sp StatusPages) validate(c *checker) {
+	if strings.TrimSpace(sp.Title) == "" {
+		c.errorf("title", "required: the heading of the status pages")
+	}
+	uniqueNames(c, "pages", "page", len(sp.Pages), func(i int) string { return sp.Pages[i].Name })
+	for i, p := range sp.Publish {
+		f := fmt.Sprintf("publish[%d]", i)
+		switch {
+		case p.Dir != "" && p.S3.Bucket != "":
+			c.errorf(f, "sets both dir and s3; one destination per entry")
+		case p.Dir != "":
+			c.absPath(f+".dir", p.Dir)
+		case p.S3.Bucket != "":
+			if p.S3.Endpoint == "" {
+				c.errorf(f+".s3.endpoint", "required: the S3 server's host:port, e.g. s3.eu-central-1.amazonaws.com")
+			}
+			if !p.S3.AccessKey.IsSet() || !p.S3.SecretKey.IsSet() {
+				c.errorf(f+".s3", "needs access_key and secret_key")
+			}
+		default:
+			c.errorf(f, "says nowhere to publish: set dir or s3")
+		}
+	}
+}
+
+// monitorRefs checks the names that alert rules and status pages give of
+// checks.
+func monitorRefs(c *checker, cfg Config) {
+	checks := map[string]bool{}
+	for _, ch := range cfg.Monitor.Checks {
+		checks[ch.Name] = true
+	}
+	for i, r := range cfg.Alerts.Rules {
+		if r.Check != "" && r.Check != "*" && !checks[r.Check] {
+			c.errorf(fmt.Sprintf("alerts.rules[%d].check", i), "%q is not a check in monitor.checks", r.Check)
+		}
+	}
+	for i, p := range cfg.Status.Pages {
+		for j, name := range p.Checks {
+			if !checks[name] {
+				c.errorf(fmt.Sprintf("status.pages[%d].checks[%d]", i, j), "%q is not a check in monitor.checks", name)
+			}
+		}
+	}
+}

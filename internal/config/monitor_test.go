@@ -63,3 +63,37 @@ alerts:
 		`bulwark.yaml:33: alerts.watchdog.interval: required when url or channels are set, e.g. 5m`,
 	})
 }
+
+func TestMonitorReferences(t *testing.T) {
+	in := `monitor:
+  checks:
+    - name: web
+      tcp: {address: "127.0.0.1:80"}
+alerts:
+  channels:
+    - name: hook
+      webhook: {url: "http://127.0.0.1:9/"}
+  rules:
+    - name: a
+      check: nope
+      channels: [hook]
+    - name: b
+      check: "*"
+      channels: [hook]
+status:
+  title: ""
+  pages:
+    - name: main
+      checks: [web, gone]
+  publish:
+    - dir: rel
+    - {}
+`
+	wantParseErrors(t, in, []string{
+		`bulwark.yaml:11: alerts.rules[0].check: "nope" is not a check in monitor.checks`,
+		`bulwark.yaml:17: status.title: required: the heading of the status pages`,
+		`bulwark.yaml:20: status.pages[0].checks[1]: "gone" is not a check in monitor.checks`,
+		`bulwark.yaml:22: status.publish[0].dir: "rel" is not an absolute path; give the full path starting with /`,
+		`bulwark.yaml:23: status.publish[1]: says nowhere to publish: set dir or s3`,
+	})
+}

@@ -180,6 +180,7 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])
 
 func (c Config) validate(ch *checker) {
 	ch.absPath("data_dir", c.DataDir)
+	monitorRefs(ch, c)
 	if err := checkHostPort(c.Listen); err != "" {
 		ch.errorf("listen", "must be host:port, e.g. 127.0.0.1:8443, [::1]:8443 or :8443 for all interfaces; %s", err)
 	}

@@ -134,6 +134,8 @@ const (
 	TypeAlertResolved         Type = "alert.resolved"
 	TypeAlertAcknowledged     Type = "alert.acknowledged"
 	TypeAlertEscalated        Type = "alert.escalated"
+	TypeAlertSilenced         Type = "alert.silenced"
+	TypeStatusIncident        Type = "status.incident"
 	TypeNotificationDelivered Type = "notification.delivered"
 	TypeNotificationFailed    Type = "notification.failed"
 	TypeUserLocked            Type = "user.locked"
@@ -158,7 +160,7 @@ const (
 var knownTypes = []Type{
 	TypeBackupCompleted, TypeBackupFailed, TypeRestoreCompleted, TypeRestoreFailed,
 	TypeBanAdded, TypeBanRemoved, TypeListAdded, TypeListRemoved, TypeShapeSet, TypeShapeRemoved, TypeIntegrityChanged, TypeCheckFailed, TypeCheckRecovered,
-	TypeAlertFired, TypeAlertResolved, TypeAlertAcknowledged, TypeAlertEscalated, TypeNotificationDelivered, TypeNotificationFailed,
+	TypeAlertFired, TypeAlertResolved, TypeAlertAcknowledged, TypeAlertEscalated, TypeAlertSilenced, TypeStatusIncident, TypeNotificationDelivered, TypeNotificationFailed,
 	TypeUserLocked, TypeUserLoginFailed, TypeAuditVerifyFailed, TypeSystemStarted, TypeSystemStopping,
 	TypeCopyCompleted, TypeCopyFailed, TypeRestoreTestPassed, TypeRestoreTestFailed,
 	TypeScrubCompleted, TypeScrubFailed, TypeRepairCompleted, TypeRPOBreached, TypeRPORecovered,

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -481,8 +480,9 @@ type Incident struct {
 // Incident statuses, as status pages name them.
 var IncidentStatuses = []string{"investigating", "identified", "monitoring", "resolved"}
 
-// ErrNotFound is returned for an unknown incident.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned for an unknown page, alert, silence or incident
+// (alert.ErrNotFound: one sentinel for the API's 404).
+var ErrNotFound = alert.ErrNotFound
 
 // AddIncident stores a new incident note and returns it with its id.
 func (h *History) AddIncident(ctx context.Context, in Incident) (Incident, error) {
@@ -517,7 +517,7 @@ func (h *History) Incidents(ctx context.Context, page string, since time.Time) (
 }
 
 // ErrInvalid marks input the monitor refuses (the API answers 400).
-var ErrInvalid = errors.New("invalid")
+var ErrInvalid = alert.ErrInvalid
 
 // SeriesKey is the canonical text of a series: name{k="v",...}, labels
 // sorted, as stored in the history.

@@ -38,6 +38,7 @@ package alert
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -366,7 +367,7 @@ func (e *Engine) evaluate(rl *rule, a *Alert, now time.Time) {
 			return
 		}
 		a.State, a.FiredAt = StateFiring, now
-		e.publish(a, events.TypeAlertFired, e.severity(a), fmt.Sprintf("alert %s fired: %s", a.Key, a.Message))
+		e.publish(a, events.TypeAlertFired, Severity(a.Severity), fmt.Sprintf("alert %s fired: %s", a.Key, a.Message))
 	}
 	if a.State != StateFiring || a.Silenced != "" {
 		return
@@ -387,7 +388,7 @@ func (e *Engine) evaluate(rl *rule, a *Alert, now time.Time) {
 			a.Escalated = true
 			e.queue("escalated", rl.cfg.Name, a, esc.Channels, now)
 			a.Notified = union(a.Notified, esc.Channels)
-			e.publish(a, events.TypeAlertEscalated, e.severity(a), fmt.Sprintf("alert %s unacknowledged for %s: escalated to %s", a.Key, esc.After, strings.Join(esc.Channels, ", ")))
+			e.publish(a, events.TypeAlertEscalated, Severity(a.Severity), fmt.Sprintf("alert %s unacknowledged for %s: escalated to %s", a.Key, esc.After, strings.Join(esc.Channels, ", ")))
 		}
 	}
 }
@@ -430,8 +431,8 @@ func (e *Engine) Ack(ctx context.Context, key, by, comment string) (*Alert, erro
 
 // Errors of Ack and AddSilence, for the API's status codes.
 var (
-	ErrNotFound = fmt.Errorf("not found")
-	ErrInvalid  = fmt.Errorf("invalid")
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid")
 )
 
 // AddSilence adds or replaces a silence.
@@ -503,8 +504,10 @@ func (e *Engine) silencedBy(a *Alert, now time.Time) string {
 	return ""
 }
 
-func (e *Engine) severity(a *Alert) events.Severity {
-	switch a.Severity {
+// Severity maps a rule's severity word to an event severity (error when
+// unset or unknown).
+func Severity(s string) events.Severity {
+	switch s {
 	case "critical":
 		return events.SeverityCritical
 	case "warning":
