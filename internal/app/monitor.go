@@ -38,15 +38,21 @@ func (a *App) OpenNotifier() (*notify.Notifier, error) {
 	return n, nil
 }
 
-// OpenMonitor builds supervision: the notifier, the checks, the alert
-// rules and the host collector (SMART and apt upgrades included).
-func (a *App) OpenMonitor() (*monitor.Service, error) {
+// OpenMonitor builds supervision: the notifier (when withNotifier: a
+// process that only reads what the monitor recorded, such as `bulwark
+// status export`, need not resolve the channels' secrets), the checks, the
+// alert rules and the host collector (SMART and apt upgrades included).
+func (a *App) OpenMonitor(withNotifier bool) (*monitor.Service, error) {
 	if a.Monitor != nil {
 		return a.Monitor, nil
 	}
-	n, err := a.OpenNotifier()
-	if err != nil {
-		return nil, err
+	var n monitor.Deliverer
+	if withNotifier {
+		nt, err := a.OpenNotifier()
+		if err != nil {
+			return nil, err
+		}
+		n = nt
 	}
 	cfg := a.Config
 	m, err := monitor.New(monitor.Options{

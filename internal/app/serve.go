@@ -130,7 +130,7 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	// Supervision: host metrics at /metrics, checks, alert rules and the
 	// status pages.
 	if a.Config.Monitor.Enabled {
-		m, err := a.OpenMonitor()
+		m, err := a.OpenMonitor(true)
 		if err != nil {
 			return err
 		}

@@ -112,10 +112,10 @@ func (r Retention) Resolution(from, to, now time.Time, sampleEvery time.Duration
 type Retention struct{ Raw, Minute, Hour time.Duration }
 
 // Query returns the history of the series whose key starts with prefix
-// (a name alone selects every series of that name) in [from, to) at res.
+// (a name alone selects every series of that name) in [from, to] at res.
 func (h *History) Query(ctx context.Context, prefix string, from, to time.Time, res int) ([]Series, error) {
 	rows, err := h.db.QueryContext(ctx, `SELECT series, ts, total, n, lo, hi FROM monitor_samples
-		WHERE res = $1 AND (series = $2 OR series LIKE $3 ESCAPE '\') AND ts >= $4 AND ts < $5 ORDER BY series, ts`,
+		WHERE res = $1 AND (series = $2 OR series LIKE $3 ESCAPE '\') AND ts >= $4 AND ts <= $5 ORDER BY series, ts`,
 		res, prefix, likePrefix(prefix)+"{%", store.Micros(from), store.Micros(to))
 	if err != nil {
 		return nil, fmt.Errorf("monitor: query history: %w", err)

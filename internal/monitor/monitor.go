@@ -137,7 +137,7 @@ func (s *Service) Checks() []*check.Check { return s.checks }
 
 // Run runs the monitor until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.restore(ctx); err != nil {
+	if err := s.Load(ctx); err != nil {
 		s.o.Logger.Warn("monitor: restore state", "err", err)
 	}
 	results := make(chan check.Result, 256)
@@ -181,8 +181,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// restore loads the last check results and alert state.
-func (s *Service) restore(ctx context.Context) error {
+// Load restores the last check results and the alert state from the
+// store: Run does it first, and a process that only reads (bulwark status
+// export) calls it to show what the running monitor recorded.
+func (s *Service) Load(ctx context.Context) error {
 	last, err := s.history.LastResults(ctx)
 	if err != nil {
 		return err
@@ -612,3 +614,19 @@ func (s *Service) Resolution(from, to time.Time) int {
 	h := s.o.Monitor.History
 	return Retention{Raw: h.Raw.D(), Minute: h.Minute.D(), Hour: h.Hour.D()}.Resolution(from, to, s.o.Now(), s.o.Monitor.Interval.D())
 }
+
+// CheckNow runs every check once, now, and takes the results as if they
+// had come on schedule (state, events, rules, history).
+func (s *Service) CheckNow(ctx context.Context) []check.Result {
+	results := check.RunAll(ctx, s.checks, 16)
+	for _, r := range results {
+		s.observe(ctx, r)
+	}
+	if err := s.history.RecordChecks(ctx, results); err != nil {
+		s.o.Logger.Warn("monitor: record check results", "err", err)
+	}
+	return results
+}
+
+// Wait waits until the notices being delivered are done (tests, shutdown).
+func (s *Service) Wait() { s.delivers.Wait() }
