@@ -259,5 +259,12 @@ func (a *App) RunMaintenance(ctx context.Context) error {
 	if _, err := a.Events.Prune(ctx, cutoff); err != nil {
 		return fmt.Errorf("event retention: %w", err)
 	}
+	if a.Notifier != nil {
+		// Delivery attempts are kept as long as the monitor's longest
+		// history.
+		if _, err := a.Notifier.Prune(ctx, a.now().Add(-a.Config.Monitor.History.Hour.D())); err != nil {
+			return fmt.Errorf("notification retention: %w", err)
+		}
+	}
 	return a.Identity.PruneExpired(ctx)
 }
