@@ -552,3 +552,56 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabasePrivileges: a check's user without the monitoring
+// privileges sees NULL replication states (PostgreSQL) or is refused
+// (MariaDB); the check must say which grant is missing, never report a
+// stopped receiver or zero replicas that it could not see.
+func TestDatabasePrivileges(t *testing.T) {
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
+	t.Run("postgres", func(t *testing.T) {
+		admin := "postgres://root@127.0.0.1:5432/test?sslmode=disable"
+		role := "bw_mon_" + suffix
+		psql := func(q string) {
+			t.Helper()
+			r := run(t, config.Check{Postgres: config.DBCheck{DSN: config.LiteralSecret(admin), Query: q}}, Options{})
+			if !r.OK {
+				t.Fatalf("%s: %s", q, r.Message)
+			}
+		}
+		psql("CREATE ROLE " + role + " LOGIN")
+		t.Cleanup(func() { psql("DROP ROLE " + role) })
+		dsn := config.LiteralSecret("postgres://" + role + "@127.0.0.1:5432/test?sslmode=disable")
+		r := run(t, config.Check{Postgres: config.DBCheck{DSN: dsn}}, Options{})
+		want(t, r, true, StatusOK, "replication not read: role "+role+" lacks pg_monitor")
+		r = run(t, config.Check{Postgres: config.DBCheck{DSN: dsn, MinReplicas: 1}}, Options{})
+		want(t, r, false, StatusUnknown, "GRANT pg_monitor TO "+role)
+		psql("GRANT pg_monitor TO " + role)
+		r = run(t, config.Check{Postgres: config.DBCheck{DSN: dsn, MinReplicas: 1}}, Options{})
+		want(t, r, false, StatusCritical, "has 0 streaming standbys, fewer than 1")
+	})
+	t.Run("mysql", func(t *testing.T) {
+		admin := config.LiteralSecret("mysql://root@127.0.0.1:3306/test")
+		user := "bwmon" + suffix
+		sql := func(q string) {
+			t.Helper()
+			r := run(t, config.Check{MySQL: config.DBCheck{DSN: admin, Query: q}}, Options{})
+			if !r.OK {
+				t.Fatalf("%s: %s", q, r.Message)
+			}
+		}
+		sql("CREATE USER '" + user + "'@'127.0.0.1'")
+		t.Cleanup(func() { sql("DROP USER '" + user + "'@'127.0.0.1'") })
+		dsn := config.LiteralSecret("mysql://" + user + "@127.0.0.1:3306/")
+		r := run(t, config.Check{MySQL: config.DBCheck{DSN: dsn}}, Options{})
+		want(t, r, true, StatusOK, "replication not read")
+		r = run(t, config.Check{MySQL: config.DBCheck{DSN: dsn, MinReplicas: 1}}, Options{})
+		want(t, r, false, StatusUnknown, "GRANT REPLICA MONITOR")
+		sql("GRANT REPLICA MONITOR ON *.* TO '" + user + "'@'127.0.0.1'")
+		r = run(t, config.Check{MySQL: config.DBCheck{DSN: dsn, MinReplicas: 1}}, Options{})
+		want(t, r, false, StatusUnknown, "GRANT PROCESS")
+		sql("GRANT PROCESS ON *.* TO '" + user + "'@'127.0.0.1'")
+		r = run(t, config.Check{MySQL: config.DBCheck{DSN: dsn, MinReplicas: 1}}, Options{})
+		want(t, r, false, StatusCritical, "has 0 connected replicas, fewer than 1")
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -47,9 +48,24 @@ func newPostgres(d config.DBCheck, o Options) (func(context.Context) outcome, er
 			return fail("PostgreSQL %s: query %q: %v", where, query, err)
 		}
 		took := time.Since(start)
-		var standby bool
-		if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+		// Replication views show their state columns (status, state)
+		// only to roles with pg_read_all_stats (pg_monitor grants it) or
+		// superusers; to others they are NULL, which must not read as
+		// "stopped" or "no standbys".
+		var standby, canSee bool
+		var user string
+		if err := conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_user,
+			pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)`).Scan(&standby, &user, &canSee); err != nil {
 			return fail("PostgreSQL %s: %v", where, err)
+		}
+		blind := func(what string) outcome {
+			return unknown("PostgreSQL %s: %s cannot be read by role %s: GRANT pg_monitor TO %s", where, what, user, user)
+		}
+		if !canSee && (standby || d.MinReplicas > 0) {
+			return blind(map[bool]string{true: "the standby's WAL receiver", false: "the connected standbys"}[standby]).with("latency_seconds", took.Seconds())
+		}
+		if !canSee {
+			return pass("PostgreSQL %s answers (%s); replication not read: role %s lacks pg_monitor", where, ms(took), user).with("latency_seconds", took.Seconds())
 		}
 		if standby {
 			// Lag: none when everything received is replayed, else the
@@ -169,7 +185,16 @@ func newMySQL(d config.DBCheck, o Options) (func(context.Context) outcome, error
 		}
 		took := time.Since(start)
 		st, err := replicaStatus(ctx, c)
-		if err != nil {
+		var me *mysql.MySQLError
+		switch {
+		case errors.As(err, &me) && me.Number == 1227:
+			// Access denied: SHOW REPLICA STATUS needs SLAVE MONITOR
+			// (MariaDB 10.5+), REPLICATION CLIENT (MySQL) or SUPER.
+			if d.MaxLag == 0 && d.MinReplicas == 0 {
+				return pass("MySQL %s answers (%s); replication not read: the user lacks REPLICA MONITOR (MariaDB) or REPLICATION CLIENT (MySQL)", where, ms(took)).with("latency_seconds", took.Seconds())
+			}
+			return unknown("MySQL %s: replication status cannot be read: GRANT REPLICA MONITOR (MariaDB) or REPLICATION CLIENT (MySQL) ON *.* to the check's user", where).with("latency_seconds", took.Seconds())
+		case err != nil:
 			return fail("MySQL %s: replication status: %v", where, err)
 		}
 		if st == nil {
@@ -179,6 +204,11 @@ func newMySQL(d config.DBCheck, o Options) (func(context.Context) outcome, error
 			}
 			oc := pass("MySQL %s is a primary with %d connected replicas (%s)", where, replicas, ms(took))
 			if replicas < d.MinReplicas {
+				// Without PROCESS the process list shows only the
+				// user's own threads: 0 replicas would be a lie.
+				if ok, err := canSeeProcesses(ctx, c); err == nil && !ok {
+					return unknown("MySQL %s: connected replicas cannot be counted: GRANT PROCESS ON *.* to the check's user", where).with("latency_seconds", took.Seconds())
+				}
 				oc.status = StatusCritical
 				oc.msg = fmt.Sprintf("MySQL %s has %d connected replicas, fewer than %d", where, replicas, d.MinReplicas)
 			}
@@ -193,9 +223,9 @@ func newMySQL(d config.DBCheck, o Options) (func(context.Context) outcome, error
 		case io != "Yes" || sqlT != "Yes":
 			oc.status = StatusCritical
 			msg := fmt.Sprintf("MySQL %s is a replica whose IO thread is %q and SQL thread %q", where, io, sqlT)
-			if e := st.get("Last_IO_Error", "Last_IO_Error"); e != "" {
+			if e := st.get("Last_IO_Error"); e != "" {
 				msg += ": " + e
-			} else if e := st.get("Last_SQL_Error", "Last_SQL_Error"); e != "" {
+			} else if e := st.get("Last_SQL_Error"); e != "" {
 				msg += ": " + e
 			}
 			oc.msg = msg
@@ -211,6 +241,27 @@ func newMySQL(d config.DBCheck, o Options) (func(context.Context) outcome, error
 		}
 		return oc.with("standby", 1).with("latency_seconds", took.Seconds())
 	}, nil
+}
+
+// canSeeProcesses reports whether the connection's user holds PROCESS
+// (or SUPER, or ALL PRIVILEGES) on *.*, from SHOW GRANTS.
+func canSeeProcesses(ctx context.Context, c *sql.Conn) (bool, error) {
+	rows, err := c.QueryContext(ctx, "SHOW GRANTS")
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return false, err
+		}
+		g = strings.ToUpper(g)
+		if strings.Contains(g, " ON *.* ") && (strings.Contains(g, "ALL PRIVILEGES") || strings.Contains(g, "PROCESS") || strings.Contains(g, "SUPER")) {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 // row is one row of SHOW REPLICA STATUS by column name.
