@@ -314,8 +314,25 @@ type Day struct {
 
 // Days returns a check's history by UTC day, the last n days up to now.
 func (h *History) Days(ctx context.Context, name string, n int, now time.Time) ([]Day, error) {
+	start := dayRangeStart(n, now)
+	running, err := h.Running(ctx, start, now, 2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	return h.days(ctx, name, n, now, running)
+}
+
+// dayRangeStart is the first day of the n days ending today (UTC).
+func dayRangeStart(n int, now time.Time) time.Time {
 	end := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	start := end.Add(-time.Duration(n) * 24 * time.Hour)
+	return end.Add(-time.Duration(n) * 24 * time.Hour)
+}
+
+// days is Days with the monitor's running spans already read (a page of
+// many checks reads them once).
+func (h *History) days(ctx context.Context, name string, n int, now time.Time, running []Span) ([]Day, error) {
+	start := dayRangeStart(n, now)
+	end := start.Add(time.Duration(n) * 24 * time.Hour)
 	rows, err := h.db.QueryContext(ctx, `SELECT ts, runs, failures FROM monitor_check_hours WHERE name = $1 AND ts >= $2 AND ts < $3`,
 		name, store.Micros(start), store.Micros(end))
 	if err != nil {
@@ -339,10 +356,6 @@ func (h *History) Days(ctx context.Context, name string, n int, now time.Time) (
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	running, err := h.Running(ctx, start, now, 2*time.Minute)
-	if err != nil {
 		return nil, err
 	}
 	for i := range days {

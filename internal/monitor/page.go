@@ -81,8 +81,13 @@ func (s *Service) Page(ctx context.Context, name string) (*PageData, error) {
 		state[c.Name] = c
 	}
 	up, down := 0, 0
+	now := s.o.Now()
+	running, err := s.history.Running(ctx, dayRangeStart(UptimeDays, now), now, 2*time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: running spans: %w", err)
+	}
 	for _, name := range checks {
-		days, err := s.history.Days(ctx, name, UptimeDays, s.o.Now())
+		days, err := s.history.days(ctx, name, UptimeDays, now, running)
 		if err != nil {
 			return nil, fmt.Errorf("monitor: history of %s: %w", name, err)
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/monitor"
 )
@@ -16,11 +18,42 @@ type Source interface {
 	Page(ctx context.Context, name string) (*monitor.PageData, error)
 }
 
+// CacheFor is how long a page's data is reused: anonymous visitors, however
+// many, cost at most one build of each page per period.
+const CacheFor = 5 * time.Second
+
+// cache holds each page's data for CacheFor.
+type cache struct {
+	mu    sync.Mutex
+	pages map[string]cached
+}
+
+type cached struct {
+	at time.Time
+	pd *monitor.PageData
+}
+
+func (c *cache) page(ctx context.Context, src Source, name string) (*monitor.PageData, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock() // one build at a time: a burst waits for it
+	if e, ok := c.pages[name]; ok && time.Since(e.at) < CacheFor {
+		return e.pd, nil
+	}
+	pd, err := src.Page(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	c.pages[name] = cached{time.Now(), pd}
+	return pd, nil
+}
+
 // Handler serves the pages live under prefix (e.g. "/status"): prefix is
 // the page "main", prefix/NAME the others, each with status.json beside
-// it, and prefix/status.css. No login: these are public.
+// it, and prefix/status.css. No login: these are public, so each page's
+// data is built at most once every CacheFor.
 func Handler(prefix string, src Source) http.Handler {
 	css := CSS()
+	pages := &cache{pages: map[string]cached{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -51,7 +84,7 @@ func Handler(prefix string, src Source) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		pd, err := src.Page(r.Context(), name)
+		pd, err := pages.page(r.Context(), src, name)
 		if errors.Is(err, monitor.ErrNotFound) {
 			http.Error(w, "no such status page", http.StatusNotFound)
 			return
