@@ -252,6 +252,18 @@ status:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The mirror follows the change (within the publisher's 10 s pause).
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(mirror, "index.html"))
+		if strings.Contains(string(b), "Some systems are down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror never showed web down:\n%s", b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	s.stop(t, syscall.SIGTERM)
 
 	out := filepath.Join(t.TempDir(), "export")

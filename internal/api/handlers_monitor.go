@@ -202,6 +202,17 @@ func (s *Server) addSilence(w http.ResponseWriter, r *http.Request, c *Call) err
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	if len(req.Labels) > 16 {
+		return badRequest("labels", "at most 16 labels")
+	}
+	for k, v := range req.Labels {
+		if len(k) > 128 || len(v) > 256 {
+			return badRequest("labels", "a label name is at most 128 bytes, a value 256")
+		}
+	}
+	if len(req.Rule) > 64 || len(req.Check) > 64 {
+		return badRequest("rule", "rule and check are names of at most 64 bytes")
+	}
 	if req.Rule == "" && req.Check == "" && len(req.Labels) == 0 {
 		return badRequest("rule", "say what to silence: a rule, a check or labels (a silence of everything is not allowed)")
 	}

@@ -183,6 +183,10 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	}()
 	defer func() { stopBG(); <-schedDone }()
 	if a.Monitor != nil {
+		// The last results first, so the first export is not empty.
+		if err := a.Monitor.Load(ctx); err != nil {
+			a.Logger.Warn("monitor: restore state", "err", err)
+		}
 		monitorDone := a.runMonitor(bg)
 		publishDone := a.publishStatus(bg)
 		defer func() { stopBG(); <-monitorDone; <-publishDone }()

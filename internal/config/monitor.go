@@ -122,8 +122,8 @@ type PingCheck struct {
 	// Count is the number of echo requests (default 3); the check passes
 	// when at least one answer comes back.
 	Count int `yaml:"count"`
-	// MaxLoss fails the check above this share of lost packets, in percent
-	// (default 100: fail only when every packet is lost).
+	// MaxLoss fails the check above this share of lost packets, in
+	// percent; 0 (unset) means 100: fail only when every packet is lost.
 	MaxLoss int `yaml:"max_loss"`
 }
 
@@ -660,7 +660,15 @@ func (sp StatusPages) validate(c *checker) {
 	if strings.TrimSpace(sp.Title) == "" {
 		c.errorf("title", "required: the heading of the status pages")
 	}
-	uniqueNames(c, "pages", "page", len(sp.Pages), func(i int) string { return sp.Pages[i].Name })
+	names := uniqueNames(c, "pages", "page", len(sp.Pages), func(i int) string { return sp.Pages[i].Name })
+	for i, p := range sp.Pages {
+		if p.Name == "status.css" || p.Name == "status.json" || p.Name == "index.html" {
+			c.errorf(fmt.Sprintf("pages[%d].name", i), "%q is the name of a file beside the pages; choose another", p.Name)
+		}
+	}
+	if len(sp.Pages) > 0 && !names["main"] {
+		c.errorf("pages", "needs a page named main: it is served at /status and exported as index.html")
+	}
 	for i, p := range sp.Publish {
 		f := fmt.Sprintf("publish[%d]", i)
 		switch {

@@ -97,3 +97,10 @@ status:
 		`bulwark.yaml:23: status.publish[1]: says nowhere to publish: set dir or s3`,
 	})
 }
+
+func TestStatusPageNames(t *testing.T) {
+	wantParseErrors(t, "status:\n  pages:\n    - name: status.css\n    - name: ops\n", []string{
+		`bulwark.yaml:2: status.pages: needs a page named main: it is served at /status and exported as index.html`,
+		`bulwark.yaml:3: status.pages[0].name: "status.css" is the name of a file beside the pages; choose another`,
+	})
+}

@@ -90,10 +90,18 @@ type Series struct {
 	Series     string  `json:"series"`
 	Resolution int     `json:"resolution_seconds"`
 	Points     []Point `json:"points"`
+	// Truncated says the range held more than MaxPoints points: the
+	// newest are returned; ask for a coarser resolution or a shorter
+	// range.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
-// MaxPoints bounds the points one query returns per series.
-const MaxPoints = 5000
+// MaxPoints bounds the points one query returns per series, MaxSeries the
+// series.
+const (
+	MaxPoints = 5000
+	MaxSeries = 200
+)
 
 // Resolution picks the finest resolution that covers [from, to) in at most
 // MaxPoints points and is still kept that far back.
@@ -134,12 +142,28 @@ func (h *History) Query(ctx context.Context, prefix string, from, to time.Time, 
 		if len(out) == 0 || out[len(out)-1].Series != name {
 			out = append(out, Series{Series: name, Resolution: res})
 		}
+		if len(out) > MaxSeries {
+			return nil, fmt.Errorf("%w: %q selects more than %d series; name one series", ErrInvalid, prefix, MaxSeries)
+		}
 		s := &out[len(out)-1]
-		if len(s.Points) < MaxPoints {
-			s.Points = append(s.Points, p)
+		if len(s.Points) == 2*MaxPoints {
+			// Keep the newest, in at most twice MaxPoints: drop the
+			// oldest MaxPoints at once.
+			s.Points = append(s.Points[:0], s.Points[MaxPoints:]...)
+			s.Truncated = true
+		}
+		s.Points = append(s.Points, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if s := &out[i]; len(s.Points) > MaxPoints {
+			s.Points = s.Points[len(s.Points)-MaxPoints:]
+			s.Truncated = true
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // likePrefix escapes LIKE's wildcards.

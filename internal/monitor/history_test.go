@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
@@ -61,6 +62,20 @@ func TestHistory(t *testing.T) {
 		mins, _ = h.Query(ctx, "load1", t0, t0.Add(time.Hour), ResMinute)
 		if len(raw) != 0 || len(mins) != 1 {
 			t.Errorf("after 48h raw should be gone and minutes kept: %d %d", len(raw), len(mins))
+		}
+		// A range of more than MaxPoints samples returns the newest.
+		must(t, db.Tx(ctx, func(tx *sql.Tx) error {
+			for i := range MaxPoints + 10 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_samples(res, series, ts, total, n, lo, hi) VALUES (0, 'x', $1, $2, 1, $2, $2)`,
+					store.Micros(t0.Add(time.Duration(i)*time.Second)), float64(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		xs, err := h.Query(ctx, "x", t0, t0.Add(3*time.Hour), ResRaw)
+		if err != nil || len(xs) != 1 || !xs[0].Truncated || len(xs[0].Points) != MaxPoints || xs[0].Points[MaxPoints-1].Mean != MaxPoints+9 || xs[0].Points[0].Mean != 10 {
+			t.Errorf("truncated query: %v %d points, truncated %v", err, len(xs[0].Points), xs[0].Truncated)
 		}
 		list, _ := h.SeriesList(ctx, t0)
 		if len(list) != 3 {

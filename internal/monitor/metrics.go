@@ -42,7 +42,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(checkUpDesc, prometheus.GaugeValue, up, cs.Name, cs.Kind)
 		ch <- prometheus.MustNewConstMetric(checkDurationDesc, prometheus.GaugeValue, r.DurationSeconds, cs.Name, cs.Kind)
 		for k, v := range r.Values {
-			ch <- prometheus.MustNewConstMetric(checkValueDesc, prometheus.GaugeValue, v, cs.Name, k)
+			// Values come from plugins too: a value a label cannot
+			// carry is left out rather than failing the scrape.
+			if m, err := prometheus.NewConstMetric(checkValueDesc, prometheus.GaugeValue, v, cs.Name, k); err == nil {
+				ch <- m
+			}
 		}
 	}
 	counts := map[[2]string]int{}

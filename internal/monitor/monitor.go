@@ -27,12 +27,14 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,7 +72,17 @@ type Options struct {
 	ReadFile func(string) ([]byte, error)
 	// HTTPClient sends the watchdog's pings (default: a 10 s timeout).
 	HTTPClient *http.Client
+	// GroupWait holds notices to group them (0: DefaultGroupWait;
+	// negative: send at once).
+	GroupWait time.Duration
 }
+
+// DefaultGroupWait is how long notices wait to be grouped: alerts of one
+// rule firing within it go out as one message.
+const DefaultGroupWait = 10 * time.Second
+
+// maxDeliveries bounds the notices being delivered at once.
+const maxDeliveries = 16
 
 // Service is the running monitor.
 type Service struct {
@@ -85,6 +97,14 @@ type Service struct {
 	states   map[string]*CheckState
 	last     *host.Sample
 	points   []alert.Point
+	held     []events.Event // published by release
+	loadOnce sync.Once
+	loadErr  error
+	// Deliveries run on dctx, cancelled shortly after Run ends, at most
+	// maxDeliveries at a time.
+	dctx     context.Context
+	dcancel  context.CancelFunc
+	dsem     chan struct{}
 	changes  chan struct{}
 	saveMu   sync.Mutex // guards saved
 	saved    []byte     // the alert state last saved
@@ -102,7 +122,9 @@ func New(o Options) (*Service, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	s := &Service{o: o, history: NewHistory(o.DB), host: o.Host, states: map[string]*CheckState{}, started: o.Now(), changes: make(chan struct{}, 1)}
+	s := &Service{o: o, history: NewHistory(o.DB), host: o.Host, states: map[string]*CheckState{}, started: o.Now(), changes: make(chan struct{}, 1),
+		dsem: make(chan struct{}, maxDeliveries)}
+	s.dctx, s.dcancel = context.WithCancel(context.Background())
 	if s.host == nil {
 		s.host = host.New(host.Options{Processes: o.Monitor.Processes, Now: o.Now})
 	}
@@ -120,7 +142,14 @@ func New(o Options) (*Service, error) {
 			return nil, fmt.Errorf("alerts.rules[%d] (%s).check: %q is not a check in monitor.checks", i, r.Name, r.Check)
 		}
 	}
-	if s.engine, err = alert.New(o.Alerts.Rules, alert.Options{Now: o.Now, Sink: sink{s}}); err != nil {
+	gw := o.GroupWait
+	switch {
+	case gw == 0:
+		gw = DefaultGroupWait
+	case gw < 0:
+		gw = 0
+	}
+	if s.engine, err = alert.New(o.Alerts.Rules, alert.Options{Now: o.Now, Sink: sink{s}, GroupWait: gw}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -170,7 +199,12 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Wait()
 	close(results)
 	<-collected
+	// Deliveries under way get 15 s more, then are cancelled (their
+	// attempts are recorded as failed), so a dead mail server cannot hold
+	// up shutdown past a service manager's stop timeout.
+	stop := time.AfterFunc(15*time.Second, s.dcancel)
 	s.delivers.Wait()
+	stop.Stop()
 	// The final alert state and alive mark, past the cancellation.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -182,9 +216,15 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Load restores the last check results and the alert state from the
-// store: Run does it first, and a process that only reads (bulwark status
-// export) calls it to show what the running monitor recorded.
+// store, once: Run does it first (app calls it before starting the status
+// publisher), and a process that only reads (bulwark status export) calls
+// it to show what the running monitor recorded.
 func (s *Service) Load(ctx context.Context) error {
+	s.loadOnce.Do(func() { s.loadErr = s.load(ctx) })
+	return s.loadErr
+}
+
+func (s *Service) load(ctx context.Context) error {
 	last, err := s.history.LastResults(ctx)
 	if err != nil {
 		return err
@@ -201,6 +241,8 @@ func (s *Service) Load(ctx context.Context) error {
 			s.states[c.Name()] = &st
 		}
 	}
+	// Alerts of checks no longer configured would never resolve.
+	alerts = slices.DeleteFunc(alerts, func(a alert.Alert) bool { return a.Check != "" && !s.HasCheck(a.Check) })
 	s.engine.Restore(alerts, silences)
 	return nil
 }
@@ -215,7 +257,8 @@ func Offset(name string, interval time.Duration) time.Duration {
 
 func (s *Service) schedule(ctx context.Context, c *check.Check, out chan<- check.Result) {
 	every := c.Config().Interval.D()
-	t := time.NewTimer(Offset(c.Name(), every))
+	next := time.Now().Add(Offset(c.Name(), every))
+	t := time.NewTimer(time.Until(next))
 	defer t.Stop()
 	for {
 		select {
@@ -232,7 +275,14 @@ func (s *Service) schedule(ctx context.Context, c *check.Check, out chan<- check
 		case <-ctx.Done():
 			return
 		}
-		t.Reset(every)
+		// Keep the cadence: the next run is an interval after this one
+		// was due, not after it ended; runs missed by a slow one are
+		// skipped, not bunched.
+		next = next.Add(every)
+		if now := time.Now(); next.Before(now) {
+			next = next.Add((now.Sub(next)/every + 1) * every)
+		}
+		t.Reset(time.Until(next))
 	}
 }
 
@@ -278,17 +328,30 @@ func (s *Service) observe(ctx context.Context, r check.Result) {
 	}
 	s.states[r.Name] = st
 	s.engine.ObserveCheck(ctx, alert.CheckResult{Check: r.Name, OK: r.OK, Message: r.Message})
-	s.mu.Unlock()
+	var first []events.Event
+	switch {
+	case !r.OK && (prev == nil || prev.Result.OK):
+		first = append(first, events.Event{Type: events.TypeCheckFailed, Severity: events.SeverityError, Resource: "check/" + r.Name,
+			Message: fmt.Sprintf("check %s failed: %s", r.Name, r.Message), Data: resultData(r)})
+	case r.OK && prev != nil && !prev.Result.OK:
+		first = append(first, events.Event{Type: events.TypeCheckRecovered, Severity: events.SeverityInfo, Resource: "check/" + r.Name,
+			Message: fmt.Sprintf("check %s recovered after %s: %s", r.Name, r.Time.Sub(prev.Since).Round(time.Second), r.Message), Data: resultData(r)})
+	}
+	s.release(ctx, first...)
 	if prev == nil || prev.Result.OK != r.OK {
 		s.pagesChanged()
 	}
-	switch {
-	case !r.OK && (prev == nil || prev.Result.OK):
-		s.publish(ctx, events.Event{Type: events.TypeCheckFailed, Severity: events.SeverityError, Resource: "check/" + r.Name,
-			Message: fmt.Sprintf("check %s failed: %s", r.Name, r.Message), Data: resultData(r)})
-	case r.OK && prev != nil && !prev.Result.OK:
-		s.publish(ctx, events.Event{Type: events.TypeCheckRecovered, Severity: events.SeverityInfo, Resource: "check/" + r.Name,
-			Message: fmt.Sprintf("check %s recovered after %s: %s", r.Name, r.Time.Sub(prev.Since).Round(time.Second), r.Message), Data: resultData(r)})
+}
+
+// release unlocks s.mu, then publishes first and the events the alert
+// engine produced while it was held: the bus writes to the store, which
+// must not hold up everyone waiting for the lock.
+func (s *Service) release(ctx context.Context, first ...events.Event) {
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	for _, e := range append(first, held...) {
+		s.publish(ctx, e)
 	}
 }
 
@@ -323,7 +386,7 @@ func (s *Service) Sample(ctx context.Context) (*host.Sample, error) {
 	pts := Derive(smp, s.last)
 	s.last, s.points = smp, pts
 	s.engine.ObserveMetrics(ctx, pts)
-	s.mu.Unlock()
+	s.release(ctx)
 	if err := s.history.Record(ctx, smp.Time, pts); err != nil && ctx.Err() == nil {
 		s.o.Logger.Warn("monitor: record metrics", "err", err)
 	}
@@ -377,7 +440,7 @@ func (s *Service) tickLoop(ctx context.Context) {
 func (s *Service) Tick(ctx context.Context) {
 	s.mu.Lock()
 	s.engine.Tick(ctx)
-	s.mu.Unlock()
+	s.release(ctx)
 	s.saveAlerts(ctx)
 }
 
@@ -404,7 +467,9 @@ func (s *Service) saveAlerts(ctx context.Context) {
 // their own goroutine), events to the bus.
 type sink struct{ s *Service }
 
-func (k sink) Publish(ctx context.Context, e events.Event) { k.s.publish(ctx, e) }
+// Publish holds the event until the engine's caller releases s.mu (the
+// engine calls its sink only with s.mu held).
+func (k sink) Publish(_ context.Context, e events.Event) { k.s.held = append(k.s.held, e) }
 
 func (k sink) Notify(ctx context.Context, n alert.Notice) {
 	s := k.s
@@ -416,7 +481,13 @@ func (k sink) Notify(ctx context.Context, n alert.Notice) {
 	s.delivers.Add(1)
 	go func() {
 		defer s.delivers.Done()
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+		select {
+		case s.dsem <- struct{}{}:
+		case <-s.dctx.Done():
+			return
+		}
+		defer func() { <-s.dsem }()
+		dctx, cancel := context.WithTimeout(s.dctx, 10*time.Minute)
 		defer cancel()
 		if err := s.o.Notifier.DeliverAll(dctx, n.Channels, msg); err != nil {
 			s.o.Logger.Warn("monitor: deliver notice", "rule", n.Rule, "state", n.State, "err", err)
@@ -484,7 +555,8 @@ func (s *Service) ping(ctx context.Context, url string) error {
 	req.Header.Set("User-Agent", "bulwark-watchdog")
 	resp, err := s.o.HTTPClient.Do(req)
 	if err != nil {
-		return err
+		// The URL's path is often its secret: keep it out of events.
+		return errors.New(strings.ReplaceAll(err.Error(), url, redactURL(url)))
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -556,7 +628,7 @@ func (s *Service) Points() []alert.Point {
 func (s *Service) Ack(ctx context.Context, key, by, comment string) (*alert.Alert, error) {
 	s.mu.Lock()
 	a, err := s.engine.Ack(ctx, key, by, comment)
-	s.mu.Unlock()
+	s.release(ctx)
 	if err != nil {
 		return nil, err
 	}

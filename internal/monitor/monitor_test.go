@@ -104,7 +104,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	mon := config.Default().Monitor
 	mon.Interval = config.Duration(time.Second)
 	mon.Checks = []config.Check{{Name: "web", Interval: config.Duration(time.Second), HTTP: config.HTTPCheck{URL: site.URL, Status: 200, Contains: "ok"}}}
-	svc, err := New(Options{Monitor: mon, DB: db, Events: bus, Notifier: n, Status: config.StatusPages{Title: "Status"},
+	svc, err := New(Options{Monitor: mon, DB: db, Events: bus, Notifier: n, Status: config.StatusPages{Title: "Status"}, GroupWait: -1,
 		Alerts: config.Alerts{
 			Channels: []config.Channel{cfgCh},
 			Rules:    []config.AlertRule{{Name: "web-down", Check: "web", Failures: 2, Channels: []string{"hook"}}},

@@ -21,9 +21,20 @@ type PageData struct {
 	Generated   time.Time `json:"generated"`
 	// Overall is operational, degraded (some checks down) or outage (all
 	// down); unknown before any check ran.
-	Overall   string      `json:"overall"`
-	Checks    []PageCheck `json:"checks"`
-	Incidents []Incident  `json:"incidents"`
+	Overall   string           `json:"overall"`
+	Checks    []PageCheck      `json:"checks"`
+	Incidents []PublicIncident `json:"incidents"`
+}
+
+// PublicIncident is an incident note as the public sees it: without who
+// wrote it.
+type PublicIncident struct {
+	ID      int64     `json:"id"`
+	Title   string    `json:"title"`
+	Body    string    `json:"body"`
+	Status  string    `json:"status"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 }
 
 // PageCheck is one check on a status page.
@@ -126,9 +137,9 @@ func (s *Service) Page(ctx context.Context, name string) (*PageData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("monitor: incidents: %w", err)
 	}
-	pd.Incidents = inc
-	if pd.Incidents == nil {
-		pd.Incidents = []Incident{}
+	pd.Incidents = make([]PublicIncident, len(inc))
+	for i, in := range inc {
+		pd.Incidents[i] = PublicIncident{ID: in.ID, Title: in.Title, Body: in.Body, Status: in.Status, Created: in.Created, Updated: in.Updated}
 	}
 	return pd, nil
 }

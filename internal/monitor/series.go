@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"math"
+	"regexp"
 
 	"github.com/bulwarkhq/bulwark/internal/monitor/alert"
 	"github.com/bulwarkhq/bulwark/internal/monitor/host"
@@ -20,6 +21,12 @@ var SeriesNames = []string{
 	"processes", "processes_blocked", "process_up", "process_restarts",
 	"updates_pending", "security_updates_pending", "smart_healthy",
 }
+
+// virtualNet matches the interfaces containers and VMs come and go with
+// (veth pairs, bridges, tunnels): their rates would make a series, kept
+// 400 days, for every container ever started. /metrics still has them,
+// as node_exporter does.
+var virtualNet = regexp.MustCompile(`^(veth|br-|docker|virbr|vnet|cali|flannel|cni|tap|tun|ifb|lxc|kube)`)
 
 // Derive derives the monitor's series from a sample and the one before it
 // (nil on the first: no rates then).
@@ -78,7 +85,9 @@ func Derive(s, prev *host.Sample) []alert.Point {
 			}
 			add("disk_read_bytes_per_second", float64(d.ReadBytes-p.ReadBytes)/dt, "device", d.Device)
 			add("disk_write_bytes_per_second", float64(d.WrittenBytes-p.WrittenBytes)/dt, "device", d.Device)
-			add("disk_busy_percent", math.Min(100, 100*(d.IOTimeSeconds-p.IOTimeSeconds)/dt), "device", d.Device)
+			if d.IOTimeSeconds >= p.IOTimeSeconds {
+				add("disk_busy_percent", math.Min(100, 100*(d.IOTimeSeconds-p.IOTimeSeconds)/dt), "device", d.Device)
+			}
 		}
 		nets := map[string]host.NetInterface{}
 		for _, n := range prev.Network {
@@ -86,7 +95,7 @@ func Derive(s, prev *host.Sample) []alert.Point {
 		}
 		for _, n := range s.Network {
 			p, ok := nets[n.Device]
-			if !ok || n.RxBytes < p.RxBytes || n.TxBytes < p.TxBytes {
+			if !ok || n.RxBytes < p.RxBytes || n.TxBytes < p.TxBytes || virtualNet.MatchString(n.Device) {
 				continue
 			}
 			add("network_receive_bytes_per_second", float64(n.RxBytes-p.RxBytes)/dt, "device", n.Device)

@@ -86,10 +86,14 @@ type Alert struct {
 	AckedAt    time.Time `json:"acked_at,omitzero"`
 	// Silenced names the silence that holds its notices back.
 	Silenced string `json:"silenced,omitempty"`
-	// Notified lists the channels told it fired; LastNotified is when.
-	Notified     []string  `json:"notified,omitempty"`
-	LastNotified time.Time `json:"last_notified,omitzero"`
-	Escalated    bool      `json:"escalated,omitempty"`
+	// Notified lists the channels told it fired; FirstNotified and
+	// LastNotified are when it was first and last told (escalation counts
+	// from the first notice, so a maintenance window that outlasts the
+	// escalation delay does not escalate the moment it ends).
+	Notified      []string  `json:"notified,omitempty"`
+	FirstNotified time.Time `json:"first_notified,omitzero"`
+	LastNotified  time.Time `json:"last_notified,omitzero"`
+	Escalated     bool      `json:"escalated,omitempty"`
 }
 
 // Silence holds back the notices of the alerts it matches between Start
@@ -205,8 +209,9 @@ type Engine struct {
 	alerts   map[string]*Alert
 	silences map[string]Silence
 	// failing tracks each check's current run of failures.
-	failing map[string]*streak
-	pending []Notice
+	failing   map[string]*streak
+	pending   []Notice
+	groupWait time.Duration
 }
 
 type streak struct {
@@ -219,6 +224,11 @@ type streak struct {
 type Options struct {
 	Now  func() time.Time
 	Sink Sink
+	// GroupWait holds notices this long so that those of one rule, state
+	// and channels arriving apart (twenty checks failing within seconds of
+	// each other under a "*" rule) go out as one; Tick sends them. 0 sends
+	// at the end of each call.
+	GroupWait time.Duration
 }
 
 // New compiles the rules. Errors name the rule.
@@ -226,7 +236,7 @@ func New(rules []config.AlertRule, o Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	e := &Engine{now: o.Now, sink: o.Sink, alerts: map[string]*Alert{}, silences: map[string]Silence{}, failing: map[string]*streak{}}
+	e := &Engine{now: o.Now, sink: o.Sink, alerts: map[string]*Alert{}, silences: map[string]Silence{}, failing: map[string]*streak{}, groupWait: o.GroupWait}
 	for i, r := range rules {
 		rr := rule{cfg: r}
 		if r.Metric != "" {
@@ -376,7 +386,7 @@ func (e *Engine) evaluate(rl *rule, a *Alert, now time.Time) {
 	case a.Notified == nil:
 		e.queue("firing", rl.cfg.Name, a, rl.cfg.Channels, now)
 		a.Notified = slices.Clone(rl.cfg.Channels)
-		a.LastNotified = now
+		a.FirstNotified, a.LastNotified = now, now
 	case a.AckedBy != "":
 		// Someone has it: no repeats, no escalation.
 	default:
@@ -384,7 +394,7 @@ func (e *Engine) evaluate(rl *rule, a *Alert, now time.Time) {
 			e.queue("repeat", rl.cfg.Name, a, rl.cfg.Channels, now)
 			a.LastNotified = now
 		}
-		if esc := rl.cfg.Escalate; !a.Escalated && esc.After != 0 && now.Sub(a.FiredAt) >= esc.After.D() {
+		if esc := rl.cfg.Escalate; !a.Escalated && esc.After != 0 && now.Sub(a.FirstNotified) >= esc.After.D() {
 			a.Escalated = true
 			e.queue("escalated", rl.cfg.Name, a, esc.Channels, now)
 			a.Notified = union(a.Notified, esc.Channels)
@@ -485,8 +495,14 @@ func (e *Engine) Alerts() []Alert {
 
 // Restore puts alerts saved by an earlier process back, so that a restart
 // neither fires again what had fired nor forgets what was acknowledged.
+//
+// Alerts of rules no longer configured are dropped: nothing would ever
+// resolve them.
 func (e *Engine) Restore(alerts []Alert, silences []Silence) {
 	for _, a := range alerts {
+		if !slices.ContainsFunc(e.rules, func(r rule) bool { return r.cfg.Name == a.Rule }) {
+			continue
+		}
 		c := a
 		e.alerts[a.Key] = &c
 	}
@@ -549,6 +565,10 @@ func (e *Engine) queue(state, ruleName string, a *Alert, channels []string, now 
 	for i := range e.pending {
 		n := &e.pending[i]
 		if n.State == state && n.Rule == ruleName && slices.Equal(n.Channels, channels) {
+			if i := slices.IndexFunc(n.Alerts, func(x Alert) bool { return x.Key == c.Key }); i >= 0 {
+				n.Alerts[i] = c // a repeat while waiting: one line, the latest
+				return
+			}
 			n.Alerts = append(n.Alerts, c)
 			return
 		}
@@ -556,16 +576,22 @@ func (e *Engine) queue(state, ruleName string, a *Alert, channels []string, now 
 	e.pending = append(e.pending, Notice{State: state, Rule: ruleName, Severity: a.Severity, Channels: slices.Clone(channels), Alerts: []Alert{c}, Time: now})
 }
 
+// flush sends the notices whose group wait is over (all of them without
+// one). A notice's Time is when its first alert was queued.
 func (e *Engine) flush(ctx context.Context) {
-	pending := e.pending
-	e.pending = nil
-	if e.sink == nil {
-		return
+	now := e.now()
+	var keep []Notice
+	for _, n := range e.pending {
+		if e.groupWait > 0 && now.Sub(n.Time) < e.groupWait {
+			keep = append(keep, n)
+			continue
+		}
+		if e.sink != nil {
+			sort.Slice(n.Alerts, func(i, j int) bool { return n.Alerts[i].Key < n.Alerts[j].Key })
+			e.sink.Notify(ctx, n)
+		}
 	}
-	for _, n := range pending {
-		sort.Slice(n.Alerts, func(i, j int) bool { return n.Alerts[i].Key < n.Alerts[j].Key })
-		e.sink.Notify(ctx, n)
-	}
+	e.pending = keep
 }
 
 func union(a, b []string) []string {

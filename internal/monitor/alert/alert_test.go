@@ -290,3 +290,66 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("bad metric: %v", err)
 	}
 }
+
+// TestEscalationCountsFromFirstNotice: an alert held back by a maintenance
+// window longer than the escalation delay is sent when the window ends,
+// and escalates only escalate.after later.
+func TestEscalationCountsFromFirstNotice(t *testing.T) {
+	e, c, rec := setup(t, config.AlertRule{Name: "web-down", Check: "web", Channels: []string{"mail"},
+		Escalate: config.Escalation{After: dur(30 * time.Minute), Channels: []string{"pager"}}})
+	must(t, e.AddSilence(Silence{ID: "m", Check: "web", Start: c.now(), End: c.now().Add(2 * time.Hour), Author: "bob", Reason: "migration"}))
+	fail(e, "web")
+	c.add(2 * time.Hour)
+	e.Tick(ctx)
+	expect(t, "the window ended", rec.take(), "firing web-down mail web-down/web")
+	c.add(5 * time.Second)
+	e.Tick(ctx)
+	expect(t, "5 s later: no escalation yet", rec.take())
+	c.add(30 * time.Minute)
+	e.Tick(ctx)
+	expect(t, "30 min after the first notice", rec.take(), "escalated web-down pager web-down/web")
+}
+
+// TestRestoreDropsRemovedRules: alerts of a rule no longer configured
+// would never resolve; a restart forgets them.
+func TestRestoreDropsRemovedRules(t *testing.T) {
+	e, _, _ := setup(t, config.AlertRule{Name: "old", Check: "web", Channels: []string{"mail"}})
+	fail(e, "web")
+	saved := e.Alerts()
+	e2, _, _ := setup(t, config.AlertRule{Name: "new", Check: "web", Channels: []string{"mail"}})
+	e2.Restore(saved, nil)
+	if got := e2.Alerts(); len(got) != 0 {
+		t.Errorf("restored %+v", got)
+	}
+}
+
+// TestGroupWait: under a "*" rule, checks failing seconds apart go out as
+// one notice when the group wait is over.
+func TestGroupWait(t *testing.T) {
+	c, rec := newClock(), &recorder{}
+	e, err := New([]config.AlertRule{{Name: "down", Check: "*", Channels: []string{"mail"}}}, Options{Now: c.now, Sink: rec, GroupWait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		fail(e, fmt.Sprintf("site%02d", i))
+		c.add(300 * time.Millisecond)
+	}
+	e.Tick(ctx)
+	expect(t, "6 s after the first", rec.take())
+	c.add(4 * time.Second)
+	e.Tick(ctx)
+	if len(rec.notices) != 1 || len(rec.notices[0].Alerts) != 20 {
+		t.Fatalf("%d notices, want one of 20 alerts", len(rec.notices))
+	}
+	if got := rec.notices[0].Title(); got != "down firing: 20 alerts" {
+		t.Errorf("title %q", got)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

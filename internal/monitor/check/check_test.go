@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"golang.org/x/net/dns/dnsmessage"
@@ -133,6 +134,13 @@ func TestHTTP(t *testing.T) {
 	t.Run("server down", func(t *testing.T) {
 		r := run(t, config.Check{HTTP: config.HTTPCheck{URL: "http://" + closedAddr(t) + "/"}}, Options{})
 		want(t, r, false, StatusCritical, "connection refused")
+		// Credentials in the URL never reach the message (events,
+		// notices and the API carry it).
+		r = run(t, config.Check{HTTP: config.HTTPCheck{URL: "http://user:s3cr3tpw@" + closedAddr(t) + "/x?token=t0ps3cr3t&a=1"}}, Options{})
+		want(t, r, false, StatusCritical, "connection refused")
+		if strings.Contains(r.Message, "s3cr3tpw") || strings.Contains(r.Message, "t0ps3cr3t") || !strings.Contains(r.Message, "token=xxxxx") {
+			t.Errorf("message %q", r.Message)
+		}
 	})
 	t.Run("retries", func(t *testing.T) {
 		var n atomic.Int64
@@ -470,14 +478,33 @@ func TestNagios(t *testing.T) {
 	}
 	r = run(t, config.Check{Nagios: config.NagiosCheck{Command: []string{plugin(t, "LOAD WARNING", 1)}, WarningIsFailure: true}}, Options{})
 	want(t, r, false, StatusWarning, "LOAD WARNING")
-	// A plugin that hangs is killed with its children at the timeout.
-	hang := filepath.Join(t.TempDir(), "check_hang")
-	os.WriteFile(hang, []byte("#!/bin/sh\nsleep 30 &\nsleep 30\n"), 0o755)
+	// A plugin that hangs is killed with its children at the timeout: the
+	// child it started (its PID written to a file) is gone too.
+	dir := t.TempDir()
+	hang := filepath.Join(dir, "check_hang")
+	os.WriteFile(hang, []byte("#!/bin/sh\nsleep 30 &\necho $! > "+dir+"/child.pid\nsleep 30\n"), 0o755)
 	start := time.Now()
-	r = run(t, config.Check{Timeout: config.Duration(300 * time.Millisecond), Nagios: config.NagiosCheck{Command: []string{hang}}}, Options{})
+	r = run(t, config.Check{Timeout: config.Duration(500 * time.Millisecond), Nagios: config.NagiosCheck{Command: []string{hang}}}, Options{})
 	want(t, r, false, StatusUnknown, "did not finish in time")
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("a hanging plugin held the run for %s", time.Since(start))
+	}
+	pidText, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(pidText), &pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// A killed child may linger as a zombie until reaped by init:
+		// gone or a zombie are both dead.
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin's child %d outlived the timeout: %s", pid, stat)
+		}
 	}
 	r = run(t, config.Check{Nagios: config.NagiosCheck{Command: []string{"/nonexistent/check_x"}}}, Options{})
 	want(t, r, false, StatusUnknown, "no such file")
@@ -495,6 +522,7 @@ func TestParsePerfData(t *testing.T) {
 		{"c=5c users=-3", []Perf{{Label: "c", Value: 5, Unit: "c"}, {Label: "users", Value: -3}}},
 		{"garbage noequals x=notanumber y=2", []Perf{{Label: "y", Value: 2}}},
 		{"'unterminated=3", nil},
+		{"'\xffbad'=1", []Perf{{Label: "\uFFFDbad", Value: 1}}},
 		{"", nil},
 	}
 	for _, tt := range tests {
@@ -533,6 +561,11 @@ func FuzzParsePluginOutput(f *testing.F) {
 		msg, perf := ParsePluginOutput(s)
 		if len(perf) > MaxPerf || strings.Contains(msg, "\n") {
 			t.Fatalf("%d items, message %q", len(perf), msg)
+		}
+		for _, p := range perf {
+			if !utf8.ValidString(p.Label) || len(p.Label) > MaxPerfLabel {
+				t.Fatalf("label %q", p.Label)
+			}
 		}
 	})
 }

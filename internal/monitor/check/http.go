@@ -97,6 +97,7 @@ func newHTTP(h config.HTTPCheck, o Options) (func(context.Context) outcome, erro
 		certExpiry = config.DefaultCertExpiry
 	}
 	readBody := h.Contains != "" || re != nil || jc != nil
+	shown := RedactURL(h.URL)
 	return func(ctx context.Context) outcome {
 		var body io.Reader
 		if h.Body != "" {
@@ -117,7 +118,7 @@ func newHTTP(h config.HTTPCheck, o Options) (func(context.Context) outcome, erro
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return fail("%s %s: %s", method, h.URL, errText(err))
+			return fail("%s %s: %s", method, shown, strings.ReplaceAll(errText(err), h.URL, shown))
 		}
 		defer resp.Body.Close()
 		var data []byte
@@ -182,4 +183,25 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%.0f hours", d.Hours())
 	}
 	return fmt.Sprintf("%.0f days", d.Hours()/24)
+}
+
+// RedactURL is a URL as messages may show it: without a password, and
+// with the values of its query masked (tokens travel there).
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment = ""
+	return u.String()
 }

@@ -106,8 +106,12 @@ func ParsePluginOutput(out string) (string, []Perf) {
 	return strings.TrimSpace(first), perf
 }
 
-// MaxPerf bounds the items parsed from one output.
-const MaxPerf = 100
+// MaxPerf bounds the items parsed from one output, MaxPerfLabel a label's
+// bytes.
+const (
+	MaxPerf      = 100
+	MaxPerfLabel = 128
+)
 
 // ParsePerfData parses performance data; malformed items are skipped.
 func ParsePerfData(s string) []Perf {
@@ -174,6 +178,12 @@ func ParsePerfData(s string) []Perf {
 		v, err := strconv.ParseFloat(valText, 64)
 		if err != nil || label == "" {
 			continue
+		}
+		// A label becomes a metric's label value and a JSON key: valid
+		// UTF-8, bounded.
+		label = strings.ToValidUTF8(label, "\uFFFD")
+		if len(label) > MaxPerfLabel {
+			label = strings.ToValidUTF8(label[:MaxPerfLabel], "")
 		}
 		p := Perf{Label: label, Value: v, Unit: unit}
 		get := func(i int) string {
