@@ -48,6 +48,11 @@ run firewall ./internal/firewall 'Sync10k' 5x
 echo "bench: integrity vs AIDE" >&2
 BENCH_RUNS=${BENCH_INTEGRITY_RUNS:-3} scripts/bench-integrity.sh "$tmp/integrity.md" "$tmp/integrity.json" >&2 || echo "(bench-integrity failed; see above)" > "$tmp/integrity.md"
 
+# Supervision beside node_exporter (scripts/bench-monitor.sh): 1,000 HTTP checks
+# every 30 s, one host sample, the idle footprint (MONITOR_BENCH_WINDOW seconds).
+echo "bench: monitor vs node_exporter" >&2
+scripts/bench-monitor.sh "$tmp/monitor.md" "$tmp/monitor.json" >&2 || echo "(bench-monitor failed; see above)" > "$tmp/monitor.md"
+
 # Where a first backup spends its CPU (a profile of one run on the corpus).
 profile_backup() {
 	local corpus=${BENCH_CORPUS:-${BENCH_DIR:-/var/tmp/bulwark-bench}/corpus} bin="$tmp/bulwark"
@@ -176,5 +181,10 @@ table() { # turns `go test -bench` lines into markdown rows
 	echo "watch mode < 1% of a core idle and p99 change-to-event < 1 s in a burst of 10,000 changes)"
 	echo
 	cat "$tmp/integrity.md"
+	echo
+	echo "## Supervision (targets, issue 7: 1,000 HTTP checks every 30 s < 10% of one core and < 100 MB;"
+	echo "one host-metrics sample and the idle footprint beside node_exporter's)"
+	echo
+	cat "$tmp/monitor.md"
 } > "$out"
 echo "wrote $out" >&2

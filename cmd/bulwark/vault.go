@@ -168,22 +168,26 @@ vault sees changes at its next request: a revoked token is refused at once.`,
 
 func vaultTokenAddCommand() *Command {
 	var data, repoName, quota string
-	var appendOnly bool
+	var appendOnly, status bool
 	return &Command{
 		Name:    "add",
 		Summary: "create a token and print it (once)",
-		Usage:   "bulwark vault token add NAME --data DIR [--append-only] [--repo NAME] [--quota SIZE]",
+		Usage:   "bulwark vault token add NAME --data DIR [--append-only | --status] [--repo NAME] [--quota SIZE]",
 		Long: `A full token may read, write and delete; an --append-only token may create objects and
 read them, never overwrite, rename or delete (except its own locks), so a compromised
 client cannot destroy its backups. --repo limits the token to one repository;
---quota limits the bytes stored through it (507 beyond).`,
+--quota limits the bytes stored through it (507 beyond). A --status token may only
+publish status pages (status.publish's vault destination), which the vault serves to
+anyone at https://VAULT/_status/ (docs/monitor.md).`,
 		Examples: []string{
 			"bulwark vault token add web1 --data /srv/vault --append-only --repo web1 --quota 500GiB",
 			"bulwark vault token add admin --data /srv/vault",
+			"bulwark vault token add status-web1 --data /srv/vault --status",
 		},
 		Flags: func(fs *flag.FlagSet) {
 			dataFlag(fs, &data)
 			fs.BoolVar(&appendOnly, "append-only", false, "the token may add but never delete or overwrite")
+			fs.BoolVar(&status, "status", false, "the token may only publish status pages")
 			fs.StringVar(&repoName, "repo", "", "limit the token to repository `NAME` (default: every repository)")
 			fs.StringVar(&quota, "quota", "", "most bytes stored through the token, `SIZE` (e.g. 100GiB; default no limit)")
 		},
@@ -196,8 +200,14 @@ client cannot destroy its backups. --repo limits the token to one repository;
 				return err
 			}
 			spec := vault.TokenSpec{Name: args[0], Repo: repoName, Mode: vault.ModeFull}
+			if appendOnly && status {
+				return usageError("--append-only and --status are exclusive")
+			}
 			if appendOnly {
 				spec.Mode = vault.ModeAppendOnly
+			}
+			if status {
+				spec.Mode = vault.ModeStatus
 			}
 			if quota != "" {
 				q, err := config.ParseSize(quota)

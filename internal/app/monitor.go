@@ -3,11 +3,15 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
@@ -18,6 +22,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/monitor"
 	"github.com/bulwarkhq/bulwark/internal/monitor/host"
 	"github.com/bulwarkhq/bulwark/internal/notify"
+	"github.com/bulwarkhq/bulwark/internal/vault"
 )
 
 // OpenNotifier builds the notification channels of alerts.channels (their
@@ -141,6 +146,8 @@ func (a *App) PublishStatus(ctx context.Context) error {
 			err = statuspage.Export(d.Dir, files)
 		case d.S3.Bucket != "":
 			err = a.publishS3(ctx, d.S3, files)
+		case d.Vault.URL != "":
+			err = a.publishVault(ctx, d.Vault, files)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("status.publish[%d]: %w", i, err))
@@ -167,6 +174,46 @@ func (a *App) publishS3(ctx context.Context, c config.StatusS3, files []statuspa
 		if _, err := cl.PutObject(ctx, c.Bucket, name, bytes.NewReader(f.Data), int64(len(f.Data)),
 			minio.PutObjectOptions{ContentType: f.Type, CacheControl: "no-cache"}); err != nil {
 			return fmt.Errorf("upload %s to %s: %w", name, c.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// publishVault PUTs the files to a vault's /_status/ with a status token.
+func (a *App) publishVault(ctx context.Context, c config.StatusVault, files []statuspage.File) error {
+	token, err := c.Token.Resolve(a.getenv, os.ReadFile)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CACert != "" {
+		pem, err := os.ReadFile(c.CACert)
+		if err != nil {
+			return fmt.Errorf("ca_cert: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("ca_cert: %s holds no PEM certificate", c.CACert)
+		}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	defer client.CloseIdleConnections()
+	base := strings.TrimSuffix(c.URL, "/") + vault.StatusPrefix
+	for _, f := range files {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+f.Path, bytes.NewReader(f.Data))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", f.Type)
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", f.Path, err)
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("upload %s: the vault answered %s: %s", f.Path, resp.Status, strings.TrimSpace(string(msg)))
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/api"
@@ -112,6 +113,9 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 	if err := a.Bootstrap(ctx, so.Out); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	// The first administrator's password hash took argon2id's 64 MiB: give
+	// it back now rather than when the scavenger gets round to it.
+	debug.FreeOSMemory()
 	if err := a.AuditConfigLoad(ctx); err != nil {
 		return fmt.Errorf("audit configuration: %w", err)
 	}

@@ -627,13 +627,28 @@ type StatusPage struct {
 }
 
 // StatusPublish is one destination of the exported pages. Exactly one of
-// Dir and S3 is set.
+// Dir, S3 and Vault is set.
 type StatusPublish struct {
 	// Dir is a directory (a mounted share, a web server's root on another
 	// disk) the files are written to.
 	Dir string `yaml:"dir"`
 	// S3 is a bucket served as a static site.
 	S3 StatusS3 `yaml:"s3"`
+	// Vault is a Bulwark vault, which serves the pages to anyone at
+	// https://HOST:PORT/_status/.
+	Vault StatusVault `yaml:"vault"`
+}
+
+// StatusVault is a vault the pages are pushed to.
+type StatusVault struct {
+	// URL is the vault's https://HOST:PORT.
+	URL string `yaml:"url"`
+	// Token is a status token of the vault (bulwark vault token add NAME
+	// --status).
+	Token Secret `yaml:"token"`
+	// CACert is a PEM file of certificates to trust for the vault (its
+	// DATA/tls/cert.pem when self-signed); empty: the system's roots.
+	CACert string `yaml:"ca_cert"`
 }
 
 // StatusS3 is an S3 bucket (or prefix) the pages are uploaded to.
@@ -671,9 +686,23 @@ func (sp StatusPages) validate(c *checker) {
 	}
 	for i, p := range sp.Publish {
 		f := fmt.Sprintf("publish[%d]", i)
+		set := 0
+		for _, b := range []bool{p.Dir != "", p.S3.Bucket != "", p.Vault.URL != ""} {
+			if b {
+				set++
+			}
+		}
 		switch {
-		case p.Dir != "" && p.S3.Bucket != "":
-			c.errorf(f, "sets both dir and s3; one destination per entry")
+		case set > 1:
+			c.errorf(f, "sets more than one of dir, s3 and vault; one destination per entry")
+		case p.Vault.URL != "":
+			if u, err := url.Parse(p.Vault.URL); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				c.errorf(f+".vault.url", "%q: give the vault's https://HOST:PORT", p.Vault.URL)
+			}
+			if !p.Vault.Token.IsSet() {
+				c.errorf(f+".vault.token", "required: a status token of the vault (bulwark vault token add NAME --status)")
+			}
+			c.absPath(f+".vault.ca_cert", p.Vault.CACert)
 		case p.Dir != "":
 			c.absPath(f+".dir", p.Dir)
 		case p.S3.Bucket != "":
@@ -684,7 +713,7 @@ func (sp StatusPages) validate(c *checker) {
 				c.errorf(f+".s3", "needs access_key and secret_key")
 			}
 		default:
-			c.errorf(f, "says nowhere to publish: set dir or s3")
+			c.errorf(f, "says nowhere to publish: set dir, s3 or vault")
 		}
 	}
 }

@@ -94,7 +94,7 @@ status:
 		`bulwark.yaml:17: status.title: required: the heading of the status pages`,
 		`bulwark.yaml:20: status.pages[0].checks[1]: "gone" is not a check in monitor.checks`,
 		`bulwark.yaml:22: status.publish[0].dir: "rel" is not an absolute path; give the full path starting with /`,
-		`bulwark.yaml:23: status.publish[1]: says nowhere to publish: set dir or s3`,
+		`bulwark.yaml:23: status.publish[1]: says nowhere to publish: set dir, s3 or vault`,
 	})
 }
 

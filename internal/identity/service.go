@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/access"
@@ -109,6 +110,8 @@ type Service struct {
 	// dummyHash is verified when a username is unknown so that the response
 	// time does not reveal which accounts exist.
 	dummyHash string
+	dummyErr  error
+	dummyOnce sync.Once
 	// hashSlots bounds concurrent argon2id work: each hash holds
 	// Argon2.Memory while it runs, so a flood of logins must queue rather
 	// than exhaust memory.
@@ -164,11 +167,18 @@ func New(db *store.DB, acc *access.Store, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "Bulwark"
 	}
-	dummy, err := HashPassword("bulwark-timing-equaliser", cfg.Argon2, cfg.Rand)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	return &Service{db: db, access: acc, cfg: cfg, now: cfg.Now, rand: cfg.Rand, dummyHash: dummy, hashSlots: make(chan struct{}, MaxConcurrentHashes)}, nil
+	return &Service{db: db, access: acc, cfg: cfg, now: cfg.Now, rand: cfg.Rand, hashSlots: make(chan struct{}, MaxConcurrentHashes)}, nil
+}
+
+// dummy returns the hash verified for unknown usernames, made on first use:
+// an argon2id hash costs its memory (64 MiB by default) and a fraction of
+// a second, which every process opening the store (each CLI command) would
+// otherwise pay at start.
+func (s *Service) dummy() (string, error) {
+	s.dummyOnce.Do(func() {
+		s.dummyHash, s.dummyErr = HashPassword("bulwark-timing-equaliser", s.cfg.Argon2, s.rand)
+	})
+	return s.dummyHash, s.dummyErr
 }
 
 // Config returns the service's configuration.

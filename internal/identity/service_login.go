@@ -205,7 +205,11 @@ func (s *Service) Login(ctx context.Context, l Login) (LoginResult, error) {
 	var disabled, locked int
 	err = s.db.QueryRowContext(ctx, `SELECT id, password_hash, disabled, locked FROM users WHERE username = $1`, l.Username).Scan(&uid, &hash, &disabled, &locked)
 	if errors.Is(err, sql.ErrNoRows) || len(l.Password) > 4096 {
-		if _, _, err := s.verifyPassword(ctx, s.dummyHash, l.Password); err != nil && ctx.Err() != nil {
+		dummy, err := s.dummy()
+		if err != nil {
+			return LoginResult{}, fmt.Errorf("identity: %w", err)
+		}
+		if _, _, err := s.verifyPassword(ctx, dummy, l.Password); err != nil && ctx.Err() != nil {
 			return LoginResult{}, err
 		}
 		return LoginResult{}, s.fail(ctx, a, 0, l.Source, ErrBadCredentials)

@@ -128,7 +128,9 @@ func New(o Options) (*Service, error) {
 	if s.host == nil {
 		s.host = host.New(host.Options{Processes: o.Monitor.Processes, Now: o.Now})
 	}
-	checks, err := check.Compile(o.Monitor.Checks, check.Options{Getenv: o.Getenv, ReadFile: o.ReadFile})
+	// One set of HTTP transports for every check: a thousand checks of
+	// one server reuse a few idle connections instead of holding one each.
+	checks, err := check.Compile(o.Monitor.Checks, check.Options{Getenv: o.Getenv, ReadFile: o.ReadFile, Now: o.Now, Transports: check.NewTransports()})
 	if err != nil {
 		return nil, fmt.Errorf("monitor.checks: %w", err)
 	}

@@ -25,6 +25,7 @@
 //	DATA/repos/NAME/                 repository NAME, in the local backend's layout
 //	DATA/meta/NAME/received.jsonl    when the vault received each snapshot
 //	DATA/meta/NAME/lockowners/LOCK   the token that created lock LOCK
+//	DATA/status/                     status pages pushed by a control plane (status.go)
 //
 // Repositories use internal/repo/backend/local's layout and are read,
 // listed and cleaned through it. Uploads are streamed to disk by the vault
@@ -51,6 +52,9 @@
 //	PUT    /NAME/TYPE/OBJ              create, never overwrite (201; 409 if it exists)
 //	PUT    /NAME/TYPE/OBJ?replace=1    overwrite (full tokens only)
 //	DELETE /NAME/TYPE/OBJ              remove (204)
+//
+// Status pages (status.go) live apart, under /_status/: anyone may GET
+// them, only a status token (or an unlimited full one) may PUT them.
 //
 // TYPE is config, keys, data, index, snapshots, locks or parity; the
 // config object is /NAME/config and its list /NAME/config/. Data and

@@ -61,6 +61,8 @@ type Server struct {
 
 	usageMu sync.Mutex
 	usage   map[string]*tokenUsage // by token hash, loaded lazily (usage.go)
+
+	statusMu sync.Mutex // serialises status page writes (status.go)
 }
 
 // repoState is one open repository.
@@ -242,25 +244,20 @@ func (s *Server) refuse(rp reply, status int, reason string) {
 
 // ServeHTTP implements the API in the package documentation.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, StatusPrefix) {
+		s.serveStatus(w, r) // public pages (status.go)
+		return
+	}
 	rp := reply{w: w, r: r}
-	auth := r.Header.Get("Authorization")
-	secret, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || secret == "" {
-		s.refuse(rp, http.StatusUnauthorized, "no token: send Authorization: Bearer TOKEN")
-		return
-	}
-	s.tokMu.Lock()
-	tok, found, err := s.toks.lookup(secret)
-	s.tokMu.Unlock()
-	if err != nil {
-		s.refuse(rp, http.StatusInternalServerError, "token store: "+err.Error())
-		return
-	}
-	if !found {
-		s.refuse(rp, http.StatusUnauthorized, "token rejected (revoked or wrong)")
+	tok, ok := s.authorise(rp)
+	if !ok {
 		return
 	}
 	rp.tok = tok.Name
+	if tok.Mode == ModeStatus {
+		s.refuse(rp, http.StatusForbidden, fmt.Sprintf("token %q may only publish status pages", tok.Name))
+		return
+	}
 	rt, err := ParsePath(r.URL.EscapedPath())
 	if err != nil {
 		s.refuse(rp, http.StatusBadRequest, err.Error())
@@ -318,6 +315,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.refuse(rp, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
 	}
+}
+
+// authorise finds the request's token; it answers the request itself and
+// returns false when there is none or it is unknown.
+func (s *Server) authorise(rp reply) (Token, bool) {
+	secret, ok := strings.CutPrefix(rp.r.Header.Get("Authorization"), "Bearer ")
+	if !ok || secret == "" {
+		s.refuse(rp, http.StatusUnauthorized, "no token: send Authorization: Bearer TOKEN")
+		return Token{}, false
+	}
+	s.tokMu.Lock()
+	tok, found, err := s.toks.lookup(secret)
+	s.tokMu.Unlock()
+	if err != nil {
+		s.refuse(rp, http.StatusInternalServerError, "token store: "+err.Error())
+		return Token{}, false
+	}
+	if !found {
+		s.refuse(rp, http.StatusUnauthorized, "token rejected (revoked or wrong)")
+		return Token{}, false
+	}
+	return tok, true
 }
 
 func allowedQuery(method string) []string {

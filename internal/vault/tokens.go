@@ -193,8 +193,11 @@ func AddToken(data string, spec TokenSpec, now time.Time) (string, error) {
 	if spec.Mode == "" {
 		spec.Mode = ModeFull
 	}
-	if spec.Mode != ModeFull && spec.Mode != ModeAppendOnly {
-		return "", fmt.Errorf("token mode %q: use %q or %q", spec.Mode, ModeFull, ModeAppendOnly)
+	if spec.Mode != ModeFull && spec.Mode != ModeAppendOnly && spec.Mode != ModeStatus {
+		return "", fmt.Errorf("token mode %q: use %q, %q or %q", spec.Mode, ModeFull, ModeAppendOnly, ModeStatus)
+	}
+	if spec.Mode == ModeStatus && spec.Repo != "" {
+		return "", errors.New("a status token publishes status pages only: it takes no repository")
 	}
 	if spec.Quota < 0 {
 		return "", fmt.Errorf("quota %d: must not be negative", spec.Quota)

@@ -100,7 +100,8 @@ type Options struct {
 	// ProcPath is where /proc is mounted (default /proc).
 	ProcPath string
 	// Transports shares HTTP connections between HTTP checks; nil gives
-	// each check its own.
+	// each check its own (Compile shares one set between the checks it
+	// compiles).
 	Transports *Transports
 }
 
@@ -247,6 +248,9 @@ func errText(err error) string {
 
 // Compile compiles every configured check, stopping at the first error.
 func Compile(cfgs []config.Check, o Options) ([]*Check, error) {
+	if o.Transports == nil {
+		o.Transports = NewTransports()
+	}
 	out := make([]*Check, 0, len(cfgs))
 	for _, cfg := range cfgs {
 		c, err := New(cfg, o)
