@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,8 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
+	"github.com/bulwarkhq/bulwark/internal/firewall/netnstest"
 	"golang.org/x/net/dns/dnsmessage"
-	"golang.org/x/sys/unix"
 )
 
 func run(t *testing.T, cfg config.Check, o Options) Result {
@@ -338,22 +337,48 @@ func TestPing(t *testing.T) {
 	// In a network namespace of its own, whose loopback is down, nothing
 	// answers: the check fails. (The sandbox this runs in may answer
 	// pings to any address, so an unrouted address proves nothing.)
-	done := make(chan Result)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare: %v", err)
-			close(done)
-			return
-		}
-		c, _ := New(config.Check{Name: "t", Timeout: config.Duration(time.Second), Ping: config.PingCheck{Host: "127.0.0.1", Count: 2}}, Options{})
-		done <- c.Run(context.Background())
-	}()
-	if r, ok := <-done; ok && r.OK {
-		t.Errorf("ping with the network down passed: %+v", r)
-	} else if ok {
-		t.Logf("network down: %s", r.Message)
+	ns := netnstest.New(t)
+	ns.IP(t, "link", "set", "lo", "down")
+	if err := ns.Do(func() error {
+		r = run(t, config.Check{Timeout: config.Duration(time.Second), Ping: config.PingCheck{Host: "127.0.0.1", Count: 2}}, Options{})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
+	if r.OK {
+		t.Errorf("ping with the network down passed: %+v", r)
+	}
+}
+
+// TestPingUnprivileged: without a raw socket, the check uses a datagram
+// ping socket where net.ipv4.ping_group_range allows this process's group,
+// and says so where it does not. The range is per network namespace: the
+// test sets it in one of its own.
+func TestPingUnprivileged(t *testing.T) {
+	netnstest.RequireRoot(t)
+	forceDatagram = true
+	defer func() { forceDatagram = false }()
+	ns := netnstest.New(t)
+	ns.IP(t, "link", "set", "lo", "up")
+	sysctl := func(v string) {
+		netnstest.Command(t, "", "ip", "netns", "exec", ns.Name, "sysctl", "-qw", "net.ipv4.ping_group_range="+v)
+	}
+	var r Result
+	ping := func() {
+		t.Helper()
+		if err := ns.Do(func() error {
+			r = run(t, config.Check{Timeout: config.Duration(2 * time.Second), Ping: config.PingCheck{Host: "127.0.0.1", Count: 2}}, Options{})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sysctl("1 0") // nobody: the kernel's default
+	ping()
+	want(t, r, false, StatusUnknown, "ping_group_range")
+	sysctl("0 2147483647")
+	ping()
+	want(t, r, true, StatusOK, "2 of 2 answered")
 }
 
 func TestPostgres(t *testing.T) {
