@@ -144,7 +144,7 @@ func barText(d monitor.Day) string {
 	if d.UptimePercent == nil {
 		s = d.Date + ": no data"
 	} else {
-		s = fmt.Sprintf("%s: %s up (%d of %d checks passed)", d.Date, pct(d.UptimePercent), d.Runs-d.Failures, d.Runs)
+		s = fmt.Sprintf("%s: %s up (%d of %d runs passed)", d.Date, pct(d.UptimePercent), d.Runs-d.Failures, d.Runs)
 	}
 	if d.MonitoredPercent > 0 && d.MonitoredPercent < 99.5 {
 		s += fmt.Sprintf("; not monitored %.0f%% of the day (not counted)", 100-d.MonitoredPercent)
