@@ -81,7 +81,7 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 			repoCommand(), backupCommand(), snapshotsCommand(), restoreCommand(), lsCommand(), diffCommand(),
 			catCommand(), forgetCommand(), copyCommand(), vaultCommand(), policyCommand(), restoreTestCommand(), drpCommand(),
 			guardCommand(), banCommand(), listCommand(rules.Allow), listCommand(rules.Deny), shapeCommand(), integrityCommand(),
-			monitorCommand(), alertCommand(), statusCommand(),
+			monitorCommand(), alertCommand(), statusCommand(), postureCommand(),
 			versionCommand(), completionCommand(),
 		},
 	}
