@@ -21,7 +21,9 @@ var checks = []check{
 	{id: "ssh.root_login", title: "SSH does not accept root logins with a password", severity: High,
 		remediation: "Set PermitRootLogin no (or prohibit-password, keys only) in /etc/ssh/sshd_config and reload sshd; log in as a user and use sudo.",
 		run: func(a *Auditor) (Status, []string) {
-			return a.sshdValue("permitrootlogin", "prohibit-password", func(v string) bool { return v == "no" || v == "prohibit-password" || v == "without-password" || v == "forced-commands-only" })
+			return a.sshdValue("permitrootlogin", "prohibit-password", func(v string) bool {
+				return v == "no" || v == "prohibit-password" || v == "without-password" || v == "forced-commands-only"
+			})
 		}},
 	{id: "ssh.password_auth", title: "SSH accepts keys only, not passwords", severity: Medium,
 		remediation: "Set PasswordAuthentication no and KbdInteractiveAuthentication no in /etc/ssh/sshd_config once every user has a key, and reload sshd.",
@@ -35,25 +37,25 @@ var checks = []check{
 		}},
 	{id: "ssh.host_keys", title: "SSH host keys are of strong types (no DSA)", severity: Medium,
 		remediation: "Remove ssh_host_dsa_key* and any HostKey line naming a DSA key; keep ed25519 and RSA of 3072 bits or more.",
-		run: (*Auditor).sshHostKeys},
+		run:         (*Auditor).sshHostKeys},
 	{id: "net.public_listeners", title: "Only expected services listen on public addresses", severity: Medium,
 		remediation: "Bind internal services (databases, caches, admin panels) to 127.0.0.1 or a private address, or firewall them; list the ports meant to be public in the audit's allowed ports.",
-		run: (*Auditor).publicListeners},
+		run:         (*Auditor).publicListeners},
 	{id: "fs.tmp_noexec", title: "/tmp and /dev/shm are mounted noexec,nosuid,nodev", severity: Medium,
 		remediation: "Mount /tmp (tmpfs or its own partition) and /dev/shm with noexec,nosuid,nodev in /etc/fstab, so a dropped file cannot be run from there.",
-		run: (*Auditor).tmpMounts},
+		run:         (*Auditor).tmpMounts},
 	{id: "os.end_of_life", title: "The operating system still receives security updates", severity: High,
 		remediation: "Upgrade to a supported release before its end of life: security fixes stop at that date.",
-		run: (*Auditor).endOfLife},
+		run:         (*Auditor).endOfLife},
 	{id: "accounts.uid0", title: "Only root has user ID 0", severity: High,
 		remediation: "Give the extra account a normal UID, or remove it: a second UID 0 account is a classic backdoor.",
-		run: (*Auditor).uid0},
+		run:         (*Auditor).uid0},
 	{id: "accounts.empty_password", title: "No account has an empty password", severity: High,
 		remediation: "Lock the account (passwd -l NAME) or set a password: an empty one lets anyone log in where passwords are accepted.",
-		run: (*Auditor).emptyPasswords},
+		run:         (*Auditor).emptyPasswords},
 	{id: "time.sync", title: "The clock is synchronised (NTP)", severity: Medium,
 		remediation: "Install and enable a time daemon (systemd-timesyncd, chrony): logs, TOTP codes and certificates need a correct clock.",
-		run: (*Auditor).timeSync},
+		run:         (*Auditor).timeSync},
 }
 
 // sshdConfig reads sshd_config as sshd does: the first value of a keyword

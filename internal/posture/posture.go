@@ -164,4 +164,6 @@ func (a *Auditor) readFile(p string) ([]byte, error) {
 var errMissing = errors.New("missing")
 
 // lines splits text into lines, keeping their numbers (from 1).
-func lines(b []byte) []string { return strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") }
+func lines(b []byte) []string {
+	return strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
+}
