@@ -63,8 +63,9 @@ var checks = []check{
 // /etc/ssh), and settings inside Match blocks apply to some connections
 // only, so they are not the default. It returns keyword -> value and
 // where it was set.
-func (a *Auditor) sshdConfig() (map[string][2]string, error) {
+func (a *Auditor) sshdConfig() (map[string][2]string, [][2]string, error) {
 	out := map[string][2]string{}
+	var hostKeys [][2]string
 	var read func(file string, depth int) error
 	read = func(file string, depth int) error {
 		if depth > 8 {
@@ -104,18 +105,25 @@ func (a *Auditor) sshdConfig() (map[string][2]string, error) {
 				}
 				continue
 			}
+			where := fmt.Sprintf("%s:%d", file, i+1)
+			if key == "hostkey" {
+				// HostKey may be given many times: every one counts.
+				hostKeys = append(hostKeys, [2]string{strings.Trim(val, `"`), where})
+				continue
+			}
 			if _, set := out[key]; !set {
-				out[key] = [2]string{strings.ToLower(strings.Trim(val, `"`)), fmt.Sprintf("%s:%d", file, i+1)}
+				out[key] = [2]string{strings.ToLower(strings.Trim(val, `"`)), where}
 			}
 		}
 		return nil
 	}
-	return out, read("/etc/ssh/sshd_config", 0)
+	err := read("/etc/ssh/sshd_config", 0)
+	return out, hostKeys, err
 }
 
 // sshdValue judges one sshd keyword (def is sshd's default when unset).
 func (a *Auditor) sshdValue(key, def string, ok func(string) bool) (Status, []string) {
-	cfg, err := a.sshdConfig()
+	cfg, _, err := a.sshdConfig()
 	if errors.Is(err, errMissing) {
 		return Skipped, []string{"no /etc/ssh/sshd_config: OpenSSH's server is not installed"}
 	}
@@ -135,7 +143,7 @@ func (a *Auditor) sshdValue(key, def string, ok func(string) bool) (Status, []st
 }
 
 func (a *Auditor) sshHostKeys() (Status, []string) {
-	cfg, err := a.sshdConfig()
+	_, hostKeys, err := a.sshdConfig()
 	if errors.Is(err, errMissing) {
 		return Skipped, []string{"no /etc/ssh/sshd_config: OpenSSH's server is not installed"}
 	}
@@ -143,8 +151,10 @@ func (a *Auditor) sshHostKeys() (Status, []string) {
 		return Unknown, []string{err.Error()}
 	}
 	var bad, ev []string
-	if v, ok := cfg["hostkey"]; ok && strings.Contains(v[0], "dsa") && !strings.Contains(v[0], "ecdsa") {
-		bad = append(bad, fmt.Sprintf("HostKey %s (%s)", v[0], v[1]))
+	for _, v := range hostKeys {
+		if base := strings.ToLower(path.Base(v[0])); strings.Contains(base, "dsa") && !strings.Contains(base, "ecdsa") {
+			bad = append(bad, fmt.Sprintf("HostKey %s (%s)", v[0], v[1]))
+		}
 	}
 	dsa, _ := filepath.Glob(a.path("/etc/ssh/ssh_host_dsa_key*"))
 	for _, f := range dsa {

@@ -70,8 +70,8 @@ func TestSSHD(t *testing.T) {
 			map[string][2]string{"ssh.root_login": {"pass", "default, prohibit-password"}}},
 		{"relative include, case and quotes", "include sshd_config.d/x.conf\n", map[string]string{"etc/ssh/sshd_config.d/x.conf": "PERMITROOTLOGIN \"Without-Password\"\n"},
 			map[string][2]string{"ssh.root_login": {"pass", "permitrootlogin without-password"}}},
-		{"dsa host key", "HostKey /etc/ssh/ssh_host_dsa_key\n", map[string]string{"etc/ssh/ssh_host_dsa_key": "x", "etc/ssh/ssh_host_ed25519_key.pub": "x"},
-			map[string][2]string{"ssh.host_keys": {"fail", "HostKey /etc/ssh/ssh_host_dsa_key"}}},
+		{"dsa host key", "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_dsa_key\n", map[string]string{"etc/ssh/ssh_host_dsa_key": "x", "etc/ssh/ssh_host_ed25519_key.pub": "x"},
+			map[string][2]string{"ssh.host_keys": {"fail", "HostKey /etc/ssh/ssh_host_dsa_key (/etc/ssh/sshd_config:2)"}}},
 		{"ed25519 and ecdsa keys", "HostKey /etc/ssh/ssh_host_ecdsa_key\n", map[string]string{"etc/ssh/ssh_host_ed25519_key.pub": "x", "etc/ssh/ssh_host_ecdsa_key.pub": "x"},
 			map[string][2]string{"ssh.host_keys": {"pass", "ssh_host_ed25519_key.pub"}}},
 	}
