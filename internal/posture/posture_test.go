@@ -2,6 +2,7 @@ package posture
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,4 +222,51 @@ func FuzzProcNetTCP(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSetIDAndWorldWritable(t *testing.T) {
+	root := tree(t, map[string]string{
+		"usr/bin/passwd": "x", "usr/local/bin/rootme": "x", "usr/bin/ls": "x",
+		"etc/cron.d/evil": "* * * * * root sh /tmp/x\n", "etc/hosts": "127.0.0.1 localhost\n",
+		"usr/share/drop/x": "x", "var/lib/shared/x": "x",
+	})
+	chmod := func(p string, m os.FileMode) {
+		t.Helper()
+		if err := os.Chmod(filepath.Join(root, p), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chmod("usr/bin/passwd", 0o755|os.ModeSetuid)
+	chmod("usr/local/bin/rootme", 0o755|os.ModeSetuid)
+	chmod("etc/cron.d/evil", 0o666)
+	chmod("usr/share/drop", 0o777)
+	chmod("var/lib/shared", 0o777|os.ModeSticky)
+	r := Auditor{Root: root}.Audit()
+	expect(t, r, "fs.setid", Fail, "/usr/local/bin/rootme (set-user-ID")
+	if f := finding(t, r, "fs.setid"); len(f.Evidence) != 1 {
+		t.Errorf("the expected /usr/bin/passwd was reported: %q", f.Evidence)
+	}
+	expect(t, r, "fs.world_writable", Fail, "/etc/cron.d/evil (file")
+	expect(t, r, "fs.world_writable", Fail, "/usr/share/drop (directory without the sticky bit")
+	if f := finding(t, r, "fs.world_writable"); len(f.Evidence) != 2 {
+		t.Errorf("a sticky directory was reported: %q", f.Evidence)
+	}
+	chmod("usr/local/bin/rootme", 0o755)
+	chmod("etc/cron.d/evil", 0o644)
+	chmod("usr/share/drop", 0o755)
+	r = Auditor{Root: root}.Audit()
+	expect(t, r, "fs.setid", Pass, "1 set-ID programs, all expected")
+	expect(t, r, "fs.world_writable", Pass, "no world-writable file")
+	// Many findings: the evidence is capped and says how many more.
+	for i := range 25 {
+		p := filepath.Join(root, "etc", fmt.Sprintf("w%02d", i))
+		if err := os.WriteFile(p, nil, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		chmod(filepath.Join("etc", fmt.Sprintf("w%02d", i)), 0o666)
+	}
+	f := finding(t, Auditor{Root: root}.Audit(), "fs.world_writable")
+	if len(f.Evidence) != maxEvidence+1 || f.Evidence[maxEvidence] != "... and 5 more" {
+		t.Errorf("evidence %d lines, last %q", len(f.Evidence), f.Evidence[len(f.Evidence)-1])
+	}
 }
