@@ -87,7 +87,12 @@ func (a *Auditor) sshdConfig() (map[string][2]string, [][2]string, error) {
 			if line == "" || strings.HasPrefix(line, "#") {
 				continue
 			}
-			key, val, _ := strings.Cut(strings.Join(strings.Fields(strings.Replace(line, "=", " ", 1)), " "), " ")
+			// "Key value" or "Key=value": an '=' is the separator only
+			// before the first blank.
+			if eq, sp := strings.IndexByte(line, '='), strings.IndexAny(line, " \t"); eq >= 0 && (sp < 0 || eq < sp) {
+				line = line[:eq] + " " + line[eq+1:]
+			}
+			key, val, _ := strings.Cut(strings.Join(strings.Fields(line), " "), " ")
 			key = strings.ToLower(key)
 			switch {
 			case key == "match":

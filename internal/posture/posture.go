@@ -104,8 +104,9 @@ func (a *Auditor) defaults() {
 	}
 }
 
-// path is a file of the audited system.
-func (a *Auditor) path(p string) string { return filepath.Join(a.Root, p) }
+// path is a file of the audited system: p is cleaned as an absolute path
+// first, so "/../../x" (an Include of an audited image) stays below Root.
+func (a *Auditor) path(p string) string { return filepath.Join(a.Root, filepath.Clean("/"+p)) }
 
 // check is one registered check.
 type check struct {

@@ -69,6 +69,8 @@ func TestSSHD(t *testing.T) {
 			map[string][2]string{"ssh.root_login": {"fail", "permitrootlogin yes (/etc/ssh/sshd_config.d/50-cloud.conf:1)"}, "ssh.password_auth": {"pass", "passwordauthentication no"}}},
 		{"match blocks are not the default", "PasswordAuthentication no\nMatch Address 10.0.0.0/8\n  PermitRootLogin yes\n", nil,
 			map[string][2]string{"ssh.root_login": {"pass", "default, prohibit-password"}}},
+		{"an include cannot leave the root", "Include /../../../etc/ssh/other.conf\nBanner /etc/a=b\n", map[string]string{"etc/ssh/other.conf": "PermitRootLogin no\n"},
+			map[string][2]string{"ssh.root_login": {"pass", "permitrootlogin no (/etc/ssh/other.conf:1)"}}},
 		{"relative include, case and quotes", "include sshd_config.d/x.conf\n", map[string]string{"etc/ssh/sshd_config.d/x.conf": "PERMITROOTLOGIN \"Without-Password\"\n"},
 			map[string][2]string{"ssh.root_login": {"pass", "permitrootlogin without-password"}}},
 		{"dsa host key", "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_dsa_key\n", map[string]string{"etc/ssh/ssh_host_dsa_key": "x", "etc/ssh/ssh_host_ed25519_key.pub": "x"},
