@@ -44,6 +44,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/monitor/check"
 	"github.com/bulwarkhq/bulwark/internal/monitor/host"
 	"github.com/bulwarkhq/bulwark/internal/notify"
+	"github.com/bulwarkhq/bulwark/internal/redact"
 	"github.com/bulwarkhq/bulwark/internal/store"
 )
 
@@ -558,23 +559,13 @@ func (s *Service) ping(ctx context.Context, url string) error {
 	resp, err := s.o.HTTPClient.Do(req)
 	if err != nil {
 		// The URL's path is often its secret: keep it out of events.
-		return errors.New(strings.ReplaceAll(err.Error(), url, redactURL(url)))
+		return errors.New(strings.ReplaceAll(err.Error(), url, redact.String(url, true)))
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %d", redactURL(url), resp.StatusCode)
+		return fmt.Errorf("%s answered %d", redact.String(url, true), resp.StatusCode)
 	}
 	return nil
-}
-
-// redactURL keeps a ping URL's path (often its secret) out of messages.
-func redactURL(u string) string {
-	for i := len("https://"); i < len(u); i++ {
-		if u[i] == '/' {
-			return u[:i] + "/..."
-		}
-	}
-	return u
 }
 
 // Status is the monitor's state for the API and the status page.

@@ -3,14 +3,15 @@ package notify
 import (
 	"cmp"
 	"errors"
-	"maps"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/bulwarkhq/bulwark/internal/redact"
 )
 
 // redacted replaces a secret wherever it would be shown.
-const redacted = "REDACTED"
+const redacted = redact.Mark
 
 // minSecretBytes is the shortest value scrubbed from error texts: shorter
 // query values ("v=2") are not credentials, and replacing them would
@@ -71,44 +72,6 @@ type redactedError struct {
 
 func (e *redactedError) Error() string        { return e.msg }
 func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
-
-// redactURL shows u without its credentials: user information and query
-// values are REDACTED, the fragment dropped, and with hidePath (a Slack
-// URL, whose path is the token) the path too.
-func redactURL(u *url.URL, hidePath bool) string {
-	if u == nil {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString(u.Scheme)
-	b.WriteString("://")
-	if u.User != nil {
-		b.WriteString(redacted + "@")
-	}
-	b.WriteString(u.Host)
-	if hidePath {
-		if u.Path != "" && u.Path != "/" {
-			b.WriteString("/" + redacted)
-		}
-		if u.RawQuery != "" {
-			b.WriteString("?" + redacted)
-		}
-		return b.String()
-	}
-	b.WriteString(u.EscapedPath())
-	if u.RawQuery != "" {
-		q := u.Query()
-		for i, k := range slices.Sorted(maps.Keys(q)) {
-			if i == 0 {
-				b.WriteByte('?')
-			} else {
-				b.WriteByte('&')
-			}
-			b.WriteString(url.QueryEscape(k) + "=" + redacted)
-		}
-	}
-	return b.String()
-}
 
 // urlSecrets lists the parts of u that may be credentials: the user
 // information and the query values, and with wholePath the path and its

@@ -23,6 +23,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/redact"
 )
 
 // slackText is an incoming webhook's request body.
@@ -148,7 +149,7 @@ func newSlack(c config.SlackChannel, getenv func(string) string, readFile func(s
 	}
 	secrets := append(urlSecrets(u, true), raw)
 	return &slack{
-		poster: poster{client: newHTTPClient(), url: u.String(), shown: redactURL(u, true), red: newRedactor(secrets...)},
+		poster: poster{client: newHTTPClient(), url: u.String(), shown: redact.URL(u, true), red: newRedactor(secrets...)},
 		now:    time.Now,
 	}, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/events"
+	"github.com/bulwarkhq/bulwark/internal/redact"
 )
 
 // PayloadVersion is the version of the webhook document; it changes only
@@ -135,7 +136,7 @@ func newWebhook(c config.WebhookChannel, getenv func(string) string, readFile fu
 			secrets = append(secrets, value)
 		}
 	}
-	w.poster = poster{client: newHTTPClient(), url: u.String(), shown: redactURL(u, false), red: newRedactor(secrets...)}
+	w.poster = poster{client: newHTTPClient(), url: u.String(), shown: redact.URL(u, false), red: newRedactor(secrets...)}
 	return w, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/monitor/cond"
+	"github.com/bulwarkhq/bulwark/internal/redact"
 )
 
 // MaxBody is the most of a response body read for contains, regex and
@@ -97,7 +98,7 @@ func newHTTP(h config.HTTPCheck, o Options) (func(context.Context) outcome, erro
 		certExpiry = config.DefaultCertExpiry
 	}
 	readBody := h.Contains != "" || re != nil || jc != nil
-	shown := RedactURL(h.URL)
+	shown := redact.String(h.URL, false)
 	return func(ctx context.Context) outcome {
 		var body io.Reader
 		if h.Body != "" {
@@ -183,25 +184,4 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%.0f hours", d.Hours())
 	}
 	return fmt.Sprintf("%.0f days", d.Hours()/24)
-}
-
-// RedactURL is a URL as messages may show it: without a password, and
-// with the values of its query masked (tokens travel there).
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an unparsable URL)"
-	}
-	if u.User != nil {
-		u.User = url.User(u.User.Username())
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"xxxxx"}
-		}
-		u.RawQuery = q.Encode()
-	}
-	u.Fragment = ""
-	return u.String()
 }
