@@ -29,6 +29,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/bulwarkhq/bulwark/internal/signkey"
 )
 
 // StatusPrefix is the URL path under which status pages live.
@@ -160,28 +162,14 @@ func (s *Server) putStatus(file string, body io.Reader, n int64) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
+	err := signkey.WriteAtomic(file, 0o644, func(w io.Writer) error {
+		written, err := io.Copy(w, io.LimitReader(body, MaxStatusFile+1))
+		if err == nil && written != n {
+			err = fmt.Errorf("the body has %d bytes, Content-Length says %d", written, n)
+		}
 		return err
-	}
-	written, err := io.Copy(tmp, io.LimitReader(body, MaxStatusFile+1))
-	if err == nil && written != n {
-		err = fmt.Errorf("the body has %d bytes, Content-Length says %d", written, n)
-	}
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
+	})
 	if err != nil {
-		os.Remove(tmp.Name())
 		return fmt.Errorf("store status file: %w", err)
 	}
 	return nil

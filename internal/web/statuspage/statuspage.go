@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/monitor"
+	"github.com/bulwarkhq/bulwark/internal/signkey"
 )
 
 //go:embed assets/*
@@ -98,28 +99,8 @@ func Export(dir string, files []File) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-		if err != nil {
-			return err
-		}
-		_, werr := tmp.Write(f.Data)
-		cerr := tmp.Close()
-		if err := firstErr(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-			os.Remove(tmp.Name())
-			return fmt.Errorf("export %s: %w", p, err)
-		}
-		if err := os.Rename(tmp.Name(), p); err != nil {
-			os.Remove(tmp.Name())
-			return fmt.Errorf("export %s: %w", p, err)
-		}
-	}
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
+		if err := signkey.WriteFileAtomic(p, f.Data, 0o644); err != nil {
+			return fmt.Errorf("export: %w", err)
 		}
 	}
 	return nil

@@ -91,7 +91,7 @@ func TestFiles(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "internal", "status.json")); err != nil || !strings.Contains(string(b), `"name": "internal"`) {
 		t.Errorf("exported json: %v %s", err, b)
 	}
-	left, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
