@@ -375,7 +375,11 @@ func (ch Check) WithDefaults() Check {
 	return ch
 }
 
-var objectNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var (
+	objectNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	methodRE     = regexp.MustCompile(`^[A-Z]+$`)
+	headerNameRE = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
+)
 
 func (m Monitor) validate(c *checker) {
 	c.durRange("interval", m.Interval, Duration(time.Second), Duration(time.Hour))
@@ -438,7 +442,7 @@ func (ch Check) validate(c *checker) {
 		if h.Status != 0 {
 			c.intRange("http.status", h.Status, 100, 599)
 		}
-		if h.Method != "" && !regexp.MustCompile(`^[A-Z]+$`).MatchString(h.Method) {
+		if h.Method != "" && !methodRE.MatchString(h.Method) {
 			c.errorf("http.method", "%q is not an HTTP method such as GET, HEAD or POST", h.Method)
 		}
 		headers(c, "http.headers", h.Headers)
@@ -496,7 +500,7 @@ func (ch Check) validate(c *checker) {
 func headers(c *checker, field string, hs []string) {
 	for i, h := range hs {
 		name, _, ok := strings.Cut(h, ":")
-		if !ok || !regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`).MatchString(strings.TrimSpace(name)) || strings.ContainsAny(h, "\r\n") {
+		if !ok || !headerNameRE.MatchString(strings.TrimSpace(name)) || strings.ContainsAny(h, "\r\n") {
 			c.errorf(fmt.Sprintf("%s[%d]", field, i), "%q is not a header line \"Name: value\"", h)
 		}
 	}
