@@ -511,13 +511,25 @@ func (e *Engine) Restore(alerts []Alert, silences []Silence) {
 	}
 }
 
+// silencedBy names the silence holding a's notices back: of those in force
+// that match, the earliest to start (then the smallest id), as Silences
+// orders them, found without copying and sorting them all at every
+// evaluation.
 func (e *Engine) silencedBy(a *Alert, now time.Time) string {
-	for _, s := range e.Silences() {
-		if s.Active(now) && s.Matches(a) {
-			return s.ID
+	var best *Silence
+	for id := range e.silences {
+		s := e.silences[id]
+		if !s.Active(now) || !s.Matches(a) {
+			continue
+		}
+		if best == nil || s.Start.Before(best.Start) || s.Start.Equal(best.Start) && s.ID < best.ID {
+			best = &s
 		}
 	}
-	return ""
+	if best == nil {
+		return ""
+	}
+	return best.ID
 }
 
 // Severity maps a rule's severity word to an event severity (error when
