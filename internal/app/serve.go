@@ -17,6 +17,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/certs"
 	"github.com/bulwarkhq/bulwark/internal/events"
 	"github.com/bulwarkhq/bulwark/internal/integrity"
+	"github.com/bulwarkhq/bulwark/internal/web/console"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -95,6 +96,12 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 	})
 }
 
+// Console is the web console in front of the API: the console's pages,
+// and every other path served by the API.
+func (a *App) Console(reg *prometheus.Registry) http.Handler {
+	return console.New(console.Options{API: a.Handler(reg), Now: a.now, Logger: a.Logger})
+}
+
 // integrityIfEnabled is the integrity service when the configuration
 // enables it, for the API (nil answers 503).
 func (a *App) integrityIfEnabled() *integrity.Service {
@@ -141,7 +148,7 @@ func (a *App) Serve(ctx context.Context, so ServeOptions) error {
 		reg.MustRegister(m.Host(), m.Collector())
 	}
 	srv := &http.Server{
-		Handler:           a.Handler(reg),
+		Handler:           a.Console(reg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       a.Config.API.ReadTimeout.D(),
 		WriteTimeout:      a.Config.API.WriteTimeout.D(),
