@@ -114,6 +114,6 @@ func (a *answer) decode(out any) error {
 
 // list is the API's page of items.
 type list[T any] struct {
-	Items []T  `json:"items"`
+	Items []T    `json:"items"`
 	Next  string `json:"next,omitempty"`
 }

@@ -27,17 +27,17 @@ const (
 
 // user is the signed-in account as GET /api/v1/me shows it.
 type user struct {
-	ID           int64             `json:"id"`
-	Username     string            `json:"username"`
-	DisplayName  string            `json:"display_name"`
-	Email        string            `json:"email"`
-	CreatedAt    time.Time         `json:"created_at"`
-	Disabled     bool              `json:"disabled"`
-	Locked       bool              `json:"locked"`
-	LockedReason string            `json:"locked_reason,omitempty"`
-	TOTPEnabled  bool              `json:"totp_enabled"`
-	WebAuthnKeys int               `json:"webauthn_keys"`
-	Tags         map[string]string `json:"tags"`
+	ID           int64                `json:"id"`
+	Username     string               `json:"username"`
+	DisplayName  string               `json:"display_name"`
+	Email        string               `json:"email"`
+	CreatedAt    time.Time            `json:"created_at"`
+	Disabled     bool                 `json:"disabled"`
+	Locked       bool                 `json:"locked"`
+	LockedReason string               `json:"locked_reason,omitempty"`
+	TOTPEnabled  bool                 `json:"totp_enabled"`
+	WebAuthnKeys int                  `json:"webauthn_keys"`
+	Tags         map[string]string    `json:"tags"`
 	Roles        []access.RoleBinding `json:"roles"`
 }
 
