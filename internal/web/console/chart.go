@@ -100,6 +100,8 @@ func lineChart(title, unit string, pts []monitor.Point, from, to time.Time) char
 	flush()
 	b.WriteString(band.String())
 	b.WriteString(line.String())
+	last := pts[len(pts)-1]
+	fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="#0969da"/>`, x(last.Time), y(last.Mean))
 	b.WriteString(`</svg>`)
 	c.SVG = b.String()
 	c.Last = trimFloat(pts[len(pts)-1].Mean) + unit

@@ -101,7 +101,7 @@ continuity:
 		t.Fatal(err)
 	}
 	s := &stack{t: t, url: fmt.Sprintf("http://localhost:%d", port), data: data, config: cfg,
-		env:   map[string]string{"BULWARK_ADMIN_PASSWORD": adminPassword, "REPO_PW": repotest.Password, "BULWARK_CACHE_DIR": filepath.Join(base, "cache")},
+		env:   map[string]string{"BULWARK_ADMIN_PASSWORD": adminPassword, "REPO_PW": repotest.Password, "BULWARK_PASSWORD": repotest.Password, "BULWARK_CACHE_DIR": filepath.Join(base, "cache")},
 		clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Open(ctx, app.Options{ConfigPath: cfg, DataDir: data, Listen: "127.0.0.1:0", LogLevel: "error",
@@ -234,7 +234,7 @@ func (s *stack) bulwark(args ...string) string {
 	if buildErr != nil {
 		s.t.Fatal(buildErr)
 	}
-	cmd := exec.Command(binPath, append(args, "--config", s.config, "--data", s.data)...)
+	cmd := exec.Command(binPath, args...)
 	for k, v := range s.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
