@@ -2,7 +2,8 @@
 # Installs and starts what `make test` needs, idempotently: PostgreSQL (the
 # store's second engine, database dumps), MariaDB (database dumps) and
 # versitygw (the S3 server the S3 backend is tested against), iproute2 and
-# nftables (firewall tests in network namespaces). Safe to run as
+# nftables (firewall tests in network namespaces), Chromium (the web
+# console's browser tests and the report's PDF). Safe to run as
 # often as you like; on a machine that already has them running it does
 # nothing but check.
 set -euo pipefail
@@ -23,6 +24,9 @@ command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # Supervision: Debian's node_exporter, the reference the host metrics are
 # compared with (internal/monitor/host), started by that test on loopback.
 command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
+# The web console's end-to-end tests (internal/web/console) and the
+# report's PDF (internal/report): Debian's Chromium, driven headless.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
 if ((${#need_apt[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		log "missing ${need_apt[*]} and not root: install them or run as root"
