@@ -53,6 +53,11 @@ BENCH_RUNS=${BENCH_INTEGRITY_RUNS:-3} scripts/bench-integrity.sh "$tmp/integrity
 echo "bench: monitor vs node_exporter" >&2
 scripts/bench-monitor.sh "$tmp/monitor.md" "$tmp/monitor.json" >&2 || echo "(bench-monitor failed; see above)" > "$tmp/monitor.md"
 
+# The web console's pages and the report with 10,000 events and 1,000
+# snapshots (scripts/bench-console.sh).
+echo "bench: console pages" >&2
+scripts/bench-console.sh "$tmp/console.md" >&2 || true
+
 # Where a first backup spends its CPU (a profile of one run on the corpus).
 profile_backup() {
 	local corpus=${BENCH_CORPUS:-${BENCH_DIR:-/var/tmp/bulwark-bench}/corpus} bin="$tmp/bulwark"
@@ -186,5 +191,10 @@ table() { # turns `go test -bench` lines into markdown rows
 	echo "one host-metrics sample and the idle footprint beside node_exporter's)"
 	echo
 	cat "$tmp/monitor.md"
+	echo
+	echo "## Web console and report (targets, issue 8: every page < 100 ms on the server with 10,000 events"
+	echo "and 1,000 snapshots; the report < 1 s)"
+	echo
+	cat "$tmp/console.md"
 } > "$out"
 echo "wrote $out" >&2

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/bulwarkhq/bulwark/internal/access"
 )
 
 // postForm posts a console form and returns the response (not followed).
@@ -124,5 +126,40 @@ func TestOperatorCannotDelete(t *testing.T) {
 	// The operator may operate: lifting a ban is offered and works.
 	if !strings.Contains(s.get(op, "/guard", 200), "Ban an address or network") {
 		t.Error("the operator has no ban form")
+	}
+}
+
+// A user whose role requires a second factor and who has none reaches the
+// Account page only, until one is enrolled.
+func TestRestrictedUntilEnrolled(t *testing.T) {
+	s := startStack(t)
+	if _, err := s.app.Access.CreateRole(context.Background(), access.Role{Name: "staff", Require2FA: true,
+		Grants: []access.Grant{{Effect: access.EffectAllow, Module: access.ModuleAll, Level: access.LevelOperate}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.mkuser("rita", "rita's password 8 long", "staff")
+	c := s.client()
+	form := field(s.get(c, "/login", 200), "form")
+	res := postForm(t, c, s.url+"/login", url.Values{"form": {form}, "username": {"rita"}, "password": {"rita's password 8 long"}, "next": {"/backups"}}, nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/account" {
+		t.Fatalf("restricted sign-in: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	for _, p := range []string{"/", "/backups", "/guard"} {
+		r, err := c.Get(s.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/account" {
+			t.Errorf("GET %s while restricted: %d to %q", p, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	page := s.get(c, "/account", 200)
+	if !strings.Contains(page, "must have a second factor") || strings.Contains(page, `href="/backups"`) {
+		t.Errorf("restricted account page:\n%.3000s", page)
+	}
+	tok := field(page, "csrf")
+	if res := postForm(t, c, s.url+"/guard/bans", url.Values{"csrf": {tok}, "net": {"192.0.2.5"}, "duration": {"1h"}, "reason": {"x"}}, nil); res.StatusCode != http.StatusForbidden {
+		t.Errorf("restricted POST: %d", res.StatusCode)
 	}
 }

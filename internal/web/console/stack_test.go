@@ -60,6 +60,14 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	_, repoDir := repotest.New(t, repotest.Options{})
+	return startStackOn(t, repoDir)
+}
+
+// startStackOn starts the stack with its policy backing up into the
+// repository at repoDir (password repotest.Password).
+func startStackOn(t *testing.T, repoDir string) *stack {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +84,6 @@ func startStack(t *testing.T) *stack {
 			t.Fatal(err)
 		}
 	}
-	_, repoDir := repotest.New(t, repotest.Options{})
 	cfg := filepath.Join(base, "bulwark.yaml")
 	yaml := fmt.Sprintf(`auth:
   webauthn:
