@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // ExpectedSetID lists the set-user-ID and set-group-ID programs a Debian
@@ -25,6 +26,7 @@ var ExpectedSetID = []string{
 
 // setIDRoots and writableRoots are the trees scanned: where programs and
 // system configuration live. /tmp, /var/tmp, /home and /proc are not.
+// Every set-ID root is a writable root: one walk serves both checks.
 var (
 	setIDRoots    = []string{"/usr", "/bin", "/sbin", "/lib", "/lib64", "/opt", "/etc", "/boot", "/srv", "/var/www"}
 	writableRoots = []string{"/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/opt", "/srv", "/var/www", "/var/lib", "/var/spool/cron"}
@@ -65,47 +67,69 @@ func capEvidence(list []string) []string {
 	return list
 }
 
-func (a *Auditor) setIDFiles() (Status, []string) {
-	var bad []string
-	found := 0
-	a.walk(setIDRoots, func(rel string, d fs.DirEntry, info fs.FileInfo) {
-		m := info.Mode()
-		if !m.IsRegular() || m&(fs.ModeSetuid|fs.ModeSetgid) == 0 {
-			return
-		}
-		found++
-		if slices.Contains(ExpectedSetID, rel) || slices.Contains(ExpectedSetID, strings.Replace(rel, "/bin/", "/usr/bin/", 1)) ||
-			slices.Contains(ExpectedSetID, strings.Replace(rel, "/sbin/", "/usr/sbin/", 1)) {
-			return
-		}
-		kind := "set-user-ID"
-		if m&fs.ModeSetuid == 0 {
-			kind = "set-group-ID"
-		}
-		bad = append(bad, fmt.Sprintf("%s (%s, %s)", rel, kind, m))
+// treeScan is the one walk of the system trees that both file checks
+// read (setIDRoots are all within writableRoots), made by whichever runs
+// first: walking /usr twice would double the audit's longest part.
+type treeScan struct {
+	once        sync.Once
+	setIDFound  int
+	badSetID    []string
+	badWritable []string
+}
+
+func (a *Auditor) scanTrees() *treeScan {
+	s := a.scan
+	s.once.Do(func() {
+		a.walk(writableRoots, func(rel string, d fs.DirEntry, info fs.FileInfo) {
+			m := info.Mode()
+			if m.Perm()&0o002 != 0 {
+				switch {
+				case m.IsRegular():
+					s.badWritable = append(s.badWritable, fmt.Sprintf("%s (file, %s)", rel, m))
+				case m.IsDir() && m&fs.ModeSticky == 0:
+					s.badWritable = append(s.badWritable, fmt.Sprintf("%s (directory without the sticky bit, %s)", rel, m))
+				}
+			}
+			if !m.IsRegular() || m&(fs.ModeSetuid|fs.ModeSetgid) == 0 || !below(rel, setIDRoots) {
+				return
+			}
+			s.setIDFound++
+			if slices.Contains(ExpectedSetID, rel) || slices.Contains(ExpectedSetID, strings.Replace(rel, "/bin/", "/usr/bin/", 1)) ||
+				slices.Contains(ExpectedSetID, strings.Replace(rel, "/sbin/", "/usr/sbin/", 1)) {
+				return
+			}
+			kind := "set-user-ID"
+			if m&fs.ModeSetuid == 0 {
+				kind = "set-group-ID"
+			}
+			s.badSetID = append(s.badSetID, fmt.Sprintf("%s (%s, %s)", rel, kind, m))
+		})
 	})
-	if len(bad) > 0 {
-		return Fail, capEvidence(bad)
+	return s
+}
+
+// below reports whether rel is one of roots or inside one.
+func below(rel string, roots []string) bool {
+	for _, r := range roots {
+		if rel == r || strings.HasPrefix(rel, r+"/") {
+			return true
+		}
 	}
-	return Pass, []string{fmt.Sprintf("%d set-ID programs, all expected", found)}
+	return false
+}
+
+func (a *Auditor) setIDFiles() (Status, []string) {
+	s := a.scanTrees()
+	if len(s.badSetID) > 0 {
+		return Fail, capEvidence(slices.Clone(s.badSetID))
+	}
+	return Pass, []string{fmt.Sprintf("%d set-ID programs, all expected", s.setIDFound)}
 }
 
 func (a *Auditor) worldWritable() (Status, []string) {
-	var bad []string
-	a.walk(writableRoots, func(rel string, d fs.DirEntry, info fs.FileInfo) {
-		m := info.Mode()
-		if m.Perm()&0o002 == 0 {
-			return
-		}
-		switch {
-		case m.IsRegular():
-			bad = append(bad, fmt.Sprintf("%s (file, %s)", rel, m))
-		case m.IsDir() && m&fs.ModeSticky == 0:
-			bad = append(bad, fmt.Sprintf("%s (directory without the sticky bit, %s)", rel, m))
-		}
-	})
-	if len(bad) > 0 {
-		return Fail, capEvidence(bad)
+	s := a.scanTrees()
+	if len(s.badWritable) > 0 {
+		return Fail, capEvidence(slices.Clone(s.badWritable))
 	}
 	return Pass, []string{"no world-writable file, nor directory without the sticky bit, in " + strings.Join(writableRoots, " ")}
 }

@@ -1,9 +1,11 @@
 // Package posture audits a host's hardening: each check has an id, a
 // severity, the evidence it found and what to do about a failure. The
 // checks read files (sshd_config and what it includes, /proc/net/tcp,
-// /proc/self/mounts, os-release, passwd and shadow) below a root that
-// tests point at prepared trees, and system calls only where there is no
-// file to read (the clock's synchronisation), through injectable functions.
+// /proc/self/mounts, os-release, passwd and shadow, apt's configuration)
+// below a root that tests point at prepared trees, and system calls only
+// where there is no file to read (the clock's synchronisation), through
+// injectable functions, as are the commands that read the running system
+// (nft's ruleset, apt's simulated upgrade).
 //
 // A check passes, fails, or is skipped with the reason (a file it needs is
 // missing, it does not apply). A missing piece of evidence is never a
@@ -12,6 +14,7 @@
 package posture
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -87,6 +91,26 @@ type Auditor struct {
 	// AllowedPorts are the TCP ports that may listen on public addresses
 	// (default 22, 80, 443).
 	AllowedPorts []int
+
+	// The commands below read the running system. Left nil, they are
+	// this host's when Root is "/", and their checks are skipped for
+	// another root (an image has no running firewall, and apt cannot be
+	// run in it). Tests feed prepared output.
+
+	// NFT returns `nft -j list ruleset`: the running firewall. An error
+	// wrapping exec.ErrNotFound says nft is not installed, and the check
+	// falls back to IPTablesSave.
+	NFT func(ctx context.Context) ([]byte, error)
+	// IPTablesSave returns the output of iptables-save, or of
+	// ip6tables-save when v6 is set (an error wrapping exec.ErrNotFound
+	// when it is not installed).
+	IPTablesSave func(ctx context.Context, v6 bool) ([]byte, error)
+	// AptSimulation returns `apt-get --just-print dist-upgrade`: the
+	// pending upgrades, as the package lists know them.
+	AptSimulation func(ctx context.Context) ([]byte, error)
+
+	// scan is the walk of the system trees, shared by the file checks.
+	scan *treeScan
 }
 
 func (a *Auditor) defaults() {
@@ -101,6 +125,18 @@ func (a *Auditor) defaults() {
 	}
 	if a.AllowedPorts == nil {
 		a.AllowedPorts = []int{22, 80, 443}
+	}
+	a.scan = &treeScan{}
+	if filepath.Clean(a.Root) == "/" {
+		if a.NFT == nil {
+			a.NFT = hostNFT
+		}
+		if a.IPTablesSave == nil {
+			a.IPTablesSave = hostIPTablesSave
+		}
+		if a.AptSimulation == nil {
+			a.AptSimulation = hostAptSimulation
+		}
 	}
 }
 
@@ -130,15 +166,25 @@ func (a Auditor) Audit() *Report {
 	a.defaults()
 	host, _ := os.Hostname()
 	r := &Report{Host: host, Root: a.Root, Time: a.Now().UTC(), Counts: map[Status]int{}, Failed: map[Severity]int{}}
-	for _, c := range checks {
-		st, ev := c.run(&a)
-		if ev == nil {
-			ev = []string{}
-		}
-		r.Findings = append(r.Findings, Finding{ID: c.id, Title: c.title, Severity: c.severity, Status: st, Evidence: ev, Remediation: c.remediation})
-		r.Counts[st]++
-		if st == Fail {
-			r.Failed[c.severity]++
+	// The checks only read, and each waits on something different (the
+	// tree walks on the disk, apt's simulation on the CPU): they run
+	// concurrently, so the audit takes as long as its slowest check.
+	r.Findings = make([]Finding, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() {
+			st, ev := c.run(&a)
+			if ev == nil {
+				ev = []string{}
+			}
+			r.Findings[i] = Finding{ID: c.id, Title: c.title, Severity: c.severity, Status: st, Evidence: ev, Remediation: c.remediation}
+		})
+	}
+	wg.Wait()
+	for _, f := range r.Findings {
+		r.Counts[f.Status]++
+		if f.Status == Fail {
+			r.Failed[f.Severity]++
 		}
 	}
 	// Failures first, by severity; then the rest, in check order.

@@ -208,6 +208,13 @@ func TestThisHost(t *testing.T) {
 		}
 	}
 	expect(t, r, "os.end_of_life", Pass, "Debian")
+	// This host's running firewall and apt are read, not skipped as for
+	// an audit of another root.
+	for _, id := range []string{"net.firewall_policy", "updates.security", "updates.automatic"} {
+		if f := finding(t, r, id); f.Status == Skipped {
+			t.Errorf("%s skipped on this host: %q", id, f.Evidence)
+		}
+	}
 }
 
 // FuzzProcNetTCP: /proc/net/tcp of an audited image is untrusted text.

@@ -8,11 +8,11 @@ package host
 // update) and takes a second or two, hence the cache.
 
 import (
-	"bytes"
 	"context"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/aptsim"
 )
 
 // Updates is the host's pending package updates.
@@ -59,52 +59,17 @@ func (c *Collector) checkUpdates(ctx context.Context) *Updates {
 	return &parsed
 }
 
-// parseAptSimulation counts the "Inst" lines of apt-get --just-print:
-//
-//	Inst bash [5.2.15-2+b8] (5.2.15-2+b13 Debian:12.15/oldstable [amd64])
-//	Inst jq [1.6-2.1] (1.6-2.1+deb12u1 Debian:12.15/oldstable, Debian-Security:12/oldstable-security [amd64]) []
-//
-// The origin is what follows the new version inside the parentheses, with
-// spaces removed; the architecture is in brackets. Lines it does not
-// understand are counted under an empty origin, as apt.sh would.
+// parseAptSimulation counts the upgrades of apt-get --just-print, read by
+// aptsim.Parse (shared with the hardening audit), by origin and
+// architecture. Lines aptsim does not understand are counted under an
+// empty origin, as apt.sh would.
 func parseAptSimulation(data []byte) Updates {
 	counts := map[[2]string]int{}
 	u := Updates{ByOrigin: []UpgradeOrigin{}}
-	lr := lineReader{rest: data}
-	for {
-		line, ok := lr.next()
-		if !ok {
-			break
-		}
-		if !bytes.HasPrefix(line, []byte("Inst ")) {
-			continue
-		}
-		var origin, arch string
-		if open := bytes.IndexByte(line, '('); open >= 0 {
-			inner := line[open+1:]
-			if end := bytes.IndexAny(inner, "()"); end >= 0 {
-				inner = inner[:end]
-			}
-			// Drop the version, then the spaces between origins.
-			if sp := bytes.IndexByte(inner, ' '); sp >= 0 {
-				inner = inner[sp+1:]
-			} else {
-				inner = nil
-			}
-			s := strings.ReplaceAll(string(inner), " ", "")
-			if lb := strings.IndexByte(s, '['); lb >= 0 {
-				origin = s[:lb]
-				arch = strings.TrimSuffix(s[lb+1:], "]")
-				if rb := strings.IndexByte(arch, ']'); rb >= 0 {
-					arch = arch[:rb]
-				}
-			} else {
-				origin = s
-			}
-		}
-		counts[[2]string{origin, arch}]++
+	for _, up := range aptsim.Parse(data) {
+		counts[[2]string{up.Origin, up.Arch}]++
 		u.Upgradable++
-		if strings.Contains(strings.ToLower(origin), "security") {
+		if up.Security {
 			u.Security++
 		}
 	}
