@@ -16,9 +16,11 @@ func postureCommand() *Command {
 		Summary: "hardening audit of the host",
 		Usage:   "bulwark posture audit [--json] [--root DIR]",
 		Long: `Checks the host's hardening: sshd (root login, password authentication, port,
-host key types), services listening on public addresses, /tmp and /dev/shm
-mount options, the operating system's end of life, accounts with UID 0 or an
-empty password, and time synchronisation (docs/posture.md).`,
+host key types), services listening on public addresses, the firewall's
+default policy for incoming traffic, /tmp and /dev/shm mount options, pending
+security updates and automatic updates, the operating system's end of life,
+set-ID and world-writable files, accounts with UID 0 or an empty password, and
+time synchronisation (docs/posture.md).`,
 		Subs: []*Command{postureAuditCommand()},
 	}
 }
@@ -35,7 +37,8 @@ severity (high, medium, low, info), its status (pass, fail, unknown when the
 evidence could not be read, skipped when it does not apply), the evidence
 found (files with line numbers, sockets) and, for failures, what to do.
 --json prints the report as one JSON object. --root audits a system mounted
-elsewhere (an image, a container's root); the clock check is then skipped.
+elsewhere (an image, a container's root); the clock, firewall and pending
+updates checks, which read the running host, are then skipped.
 Run as root: /etc/shadow is readable by root only (the check says unknown
 otherwise). Exit status 1 when a high-severity check fails, 0 otherwise,
 2 on errors.`,
