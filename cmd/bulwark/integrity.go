@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -363,7 +362,7 @@ in the audit log of the data directory's store (--data DIR).`,
 				return err
 			}
 			if signkey.ID(key.Public().(ed25519.PublicKey)) != b.Header.KeyID {
-				return errors.New("the baseline was signed by another key than this data directory's integrity.key")
+				return integrity.ErrOtherKey
 			}
 			paths := make([]string, len(args))
 			for i, p := range args {
@@ -371,28 +370,25 @@ in the audit log of the data directory's store (--data DIR).`,
 					return usageError("%q: %v", p, err)
 				}
 			}
-			res, err := integrityScan(ctx, e, b.Header.Policy, len(b.Entries))
+			// The same accept as the API's (integrity.Service.Accept).
+			res, err := integrity.AcceptFile(ctx, f.baseline, b, key, integrity.AcceptOptions{Paths: paths, By: cliActor(), Comment: comment,
+				Scan: func(ctx context.Context, p integrity.Policy, expect int) (*integrity.Result, error) {
+					return integrityScan(ctx, e, p, expect)
+				}})
 			if err != nil {
 				return err
 			}
-			next, n := integrity.Accept(b.Entries, res.Entries, paths)
-			h := b.Header
-			h.Created = time.Now().UTC()
-			h.Accepted = &integrity.Acceptance{By: cliActor(), Time: h.Created, Paths: paths, Changes: n, Comment: comment}
-			digest, err := integrity.WriteFile(f.baseline, h, next, key)
-			if err != nil {
-				return err
-			}
+			n, digest := res.Accepted, res.Digest
 			if _, err := a.Audit.Append(ctx, audit.Entry{Actor: cliActor(), Action: "integrity.accept", Resource: "integrity", Result: "ok",
 				Details: map[string]any{"baseline": f.baseline, "paths": paths, "changes": n, "comment": comment,
 					"previous_digest": b.Digest, "digest": digest}}); err != nil {
 				return fmt.Errorf("the new baseline is written but the audit log refused the record: %w", err)
 			}
-			out := map[string]any{"baseline": f.baseline, "accepted": n, "entries": len(next), "digest": digest}
+			out := map[string]any{"baseline": f.baseline, "accepted": n, "entries": res.Entries, "digest": digest}
 			if f.asJSON {
 				return writeJSON(e.Stdout, out)
 			}
-			fmt.Fprintf(e.Stdout, "accepted %d change(s); baseline %s now holds %d entries\n", n, f.baseline, len(next))
+			fmt.Fprintf(e.Stdout, "accepted %d change(s); baseline %s now holds %d entries\n", n, f.baseline, res.Entries)
 			return nil
 		},
 	}

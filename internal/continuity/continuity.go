@@ -36,13 +36,16 @@ type Opener func(ctx context.Context, r config.Repository) (*repo.Repository, er
 
 // Service runs the policies of one configuration.
 type Service struct {
-	Config  config.Continuity
-	Open    Opener
-	History *History    // nil: runs are not recorded
-	Bus     *events.Bus // nil: no events
-	Logger  *slog.Logger
-	Now     func() time.Time
-	Getenv  func(string) string
+	Config config.Continuity
+	Open   Opener
+	// OpenList opens a repository to list its snapshots only (readers.go);
+	// nil: Open.
+	OpenList Opener
+	History  *History    // nil: runs are not recorded
+	Bus      *events.Bus // nil: no events
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Getenv   func(string) string
 	// ReadFile reads secret files (default os.ReadFile).
 	ReadFile func(string) ([]byte, error)
 	// Actor is who starts the jobs, for events (default system:scheduler).
@@ -51,6 +54,7 @@ type Service struct {
 	mu      sync.Mutex
 	running map[string]bool // policy/kind in progress
 	rpo     map[string]bool // policy/repository currently in breach
+	readers readers         // repositories open for listing snapshots (readers.go)
 }
 
 // ErrRunning is returned when a job of the policy is already running.

@@ -54,6 +54,17 @@ func OpenBackend(ctx context.Context, rc config.Repository, getenv func(string) 
 // RepositoryOpener opens configured repositories with their password
 // secrets, keeping each one's cache under cacheDir ("" or "-": no cache).
 func RepositoryOpener(getenv func(string) string, readFile func(string) ([]byte, error), cacheDir string) Opener {
+	return opener(getenv, readFile, cacheDir, true)
+}
+
+// RepositoryLister opens them as RepositoryOpener does, without loading
+// the index: enough to list snapshots (Service.OpenList), and it keeps
+// no index in memory while the repository stays open for that.
+func RepositoryLister(getenv func(string) string, readFile func(string) ([]byte, error), cacheDir string) Opener {
+	return opener(getenv, readFile, cacheDir, false)
+}
+
+func opener(getenv func(string) string, readFile func(string) ([]byte, error), cacheDir string, index bool) Opener {
 	if readFile == nil {
 		readFile = os.ReadFile
 	}
@@ -74,6 +85,9 @@ func RepositoryOpener(getenv func(string) string, readFile func(string) ([]byte,
 		if err != nil {
 			be.Close()
 			return nil, err
+		}
+		if !index {
+			return r, nil
 		}
 		if err := r.LoadIndex(ctx); err != nil {
 			r.Close()

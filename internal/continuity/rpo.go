@@ -54,8 +54,8 @@ func (s *Service) rpoOf(ctx context.Context, p config.Policy, repoName string, n
 		return RPOStatus{Policy: p.Name, Repository: repoName, Source: src, RPOSeconds: p.RPO.D().Seconds(), Basis: "snapshots"}
 	}
 	var out []RPOStatus
-	r, err := s.openNamed(ctx, repoName)
-	if err != nil {
+	all, canRead, err := s.readSnapshots(ctx, repoName)
+	if err != nil && !canRead {
 		for i, src := range p.Sources {
 			st := mk(SourceName(src, i))
 			st.Error, st.Breached = err.Error(), true
@@ -63,20 +63,18 @@ func (s *Service) rpoOf(ctx context.Context, p config.Policy, repoName string, n
 		}
 		return out
 	}
-	defer r.Close()
 	var fallback time.Time
-	if !r.CanRead() && s.History != nil {
+	if !canRead && s.History != nil {
 		if run, ok, err := s.History.Last(ctx, p.Name, KindBackup, true); err == nil && ok {
 			fallback = run.Started
 		}
 	}
 	for i, src := range p.Sources {
 		st := mk(SourceName(src, i))
-		if r.CanRead() {
-			snaps, err := snapshotsOf(ctx, r, p.Name, st.Source)
+		if canRead {
 			if err != nil {
 				st.Error = err.Error()
-			} else if len(snaps) > 0 {
+			} else if snaps := ofPolicy(all, p.Name, st.Source); len(snaps) > 0 {
 				st.Newest = snaps[len(snaps)-1].Time
 			}
 		} else {

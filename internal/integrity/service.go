@@ -38,7 +38,33 @@ type Service struct {
 	fails  failLimit // of login_failed events per source
 	mu     sync.Mutex
 	status Status
-	differ map[string]string // path -> severity, of what differs now
+	// differ holds every path that differs from the baseline now, with
+	// its last finding in full for at most MaxFindingDetails of them
+	// (detailed counts those).
+	differ   map[string]*differing
+	detailed int
+	// base is the baseline being watched (nil when not watching), and
+	// rebase hands a new one to the watch until watchDone is closed.
+	base      *Baseline
+	rebase    chan *rebaseRequest
+	watchDone chan struct{}
+	// acceptMu serialises accepts.
+	acceptMu sync.Mutex
+}
+
+// MaxFindingDetails bounds how many of the paths that differ from the
+// baseline are kept with their last finding in full (type, attributes,
+// reasons, package: a few hundred bytes each); beyond it the others are
+// kept with their kind, severity and time only, so memory stays bounded
+// when a whole tree changes. A detail is kept again for a path reported
+// once there is room.
+const MaxFindingDetails = 10000
+
+// differing is what is known of a path that differs now.
+type differing struct {
+	kind, severity, source string
+	time                   time.Time
+	f                      *Finding // nil beyond MaxFindingDetails; without Changes
 }
 
 // Status is the evidence of the integrity control.
@@ -94,7 +120,7 @@ func (s *Service) Status() Status {
 func (s *Service) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.status = Status{Baseline: s.BaselinePath()}
-	s.differ = map[string]string{}
+	s.differ, s.detailed = map[string]*differing{}, 0
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, l := range s.Config.AuthLogs {
@@ -129,8 +155,10 @@ func (s *Service) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rebase, done := make(chan *rebaseRequest), make(chan struct{})
 	s.mu.Lock()
 	s.status.Watching, s.status.Entries, s.status.Digest = true, len(b.Entries), b.Digest
+	s.base, s.rebase, s.watchDone = b, rebase, done
 	s.mu.Unlock()
 	rescan := s.Config.Rescan.D()
 	if rescan == 0 {
@@ -138,9 +166,11 @@ func (s *Service) run(ctx context.Context) error {
 	}
 	g := b.Grading()
 	err = Watch(ctx, b.Header.Policy, b.Entries, WatchOptions{Rescan: rescan, Packages: g.Packages, Since: g.Since,
-		Events: func(ev WatchEvent) { s.handle(ctx, ev) }})
+		Events: func(ev WatchEvent) { s.handle(ctx, ev) }, rebase: rebase})
+	close(done)
 	s.mu.Lock()
 	s.status.Watching = false
+	s.base, s.rebase = nil, nil
 	s.mu.Unlock()
 	return err
 }
@@ -258,6 +288,15 @@ var findingType = map[string]events.Type{
 // handle turns a watch event into an event of the bus.
 func (s *Service) handle(ctx context.Context, ev WatchEvent) {
 	switch ev.Kind {
+	case KindAccepted:
+		// An accept folded the path into the baseline: it is audited
+		// (who, which paths, how many changes), not an event per path.
+		if ev.Finding != nil {
+			s.mu.Lock()
+			s.forget(ev.Path)
+			s.status.Differences, s.status.High = s.counts()
+			s.mu.Unlock()
+		}
 	case KindWarning:
 		s.publish(ctx, events.Event{Type: events.TypeIntegrityWarning, Severity: events.SeverityWarning, Message: events.OneLine(ev.Message)})
 	case KindScan:
@@ -279,9 +318,9 @@ func (s *Service) handle(ctx context.Context, ev WatchEvent) {
 		f := ev.Finding
 		s.mu.Lock()
 		if ev.Kind == KindRestored {
-			delete(s.differ, f.Path)
+			s.forget(f.Path)
 		} else {
-			s.differ[f.Path] = f.Severity
+			s.remember(ev)
 		}
 		s.status.Differences, s.status.High = s.counts()
 		s.mu.Unlock()
@@ -322,12 +361,43 @@ func (s *Service) handle(ctx context.Context, ev WatchEvent) {
 // s.mu is held.
 func (s *Service) counts() (int, int) {
 	high := 0
-	for _, sev := range s.differ {
-		if sev == SeverityHigh {
+	for _, d := range s.differ {
+		if d.severity == SeverityHigh {
 			high++
 		}
 	}
 	return len(s.differ), high
+}
+
+// remember keeps the finding of ev as its path's last. s.mu is held.
+func (s *Service) remember(ev WatchEvent) {
+	f := ev.Finding
+	d := s.differ[f.Path]
+	if d == nil {
+		d = &differing{}
+		s.differ[f.Path] = d
+	}
+	d.kind, d.severity, d.source, d.time = ev.Kind, f.Severity, ev.Source, ev.Time
+	if d.f == nil && s.detailed >= MaxFindingDetails {
+		return
+	}
+	if d.f == nil {
+		s.detailed++
+	}
+	// The changes' old and new values (up to 64 KiB each) are in the
+	// event; what is kept here is a few names.
+	d.f = &Finding{Path: f.Path, Type: f.Type, Attributes: slices.Clone(f.Attributes), Severity: f.Severity,
+		Reasons: slices.Clone(f.Reasons), Package: f.Package, Expected: f.Expected}
+}
+
+// forget drops path from what differs. s.mu is held.
+func (s *Service) forget(path string) {
+	if d, ok := s.differ[path]; ok {
+		if d.f != nil {
+			s.detailed--
+		}
+		delete(s.differ, path)
+	}
 }
 
 // clip keeps an attribute's value within 1 KiB in an event (an extended

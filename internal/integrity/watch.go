@@ -12,7 +12,8 @@ type WatchEvent struct {
 	*Finding
 	// Source says what found a difference: inotify (an event of the
 	// kernel, seconds after the change at most) or scan (a full scan: at
-	// the start, after the kernel's event queue overflowed, on schedule).
+	// the start, after the kernel's event queue overflowed, on schedule);
+	// accept when a path still differs from a baseline an accept replaced.
 	Source string `json:"source,omitempty"`
 	// DelayMS is how long after the change (the entry's ctime, or its
 	// mtime when ctime is not recorded) it was reported; inotify findings
@@ -57,6 +58,17 @@ type WatchOptions struct {
 	Since    time.Time
 
 	pauseRead <-chan struct{} // tests: events are read once it is closed
+	// rebase replaces the baseline being watched (Service.Accept): the
+	// watching goroutine takes each request between two examinations.
+	rebase <-chan *rebaseRequest
+}
+
+// rebaseRequest asks a watch to compare with a new baseline from now on;
+// done is closed once it does, every event of the change emitted.
+type rebaseRequest struct {
+	base  []Entry // sorted by path
+	since time.Time
+	done  chan struct{}
 }
 
 // DefaultRescan is the period of a watch's full scans.
@@ -74,6 +86,9 @@ const (
 	KindRestored = "restored"
 	KindScan     = "scan"
 	KindWarning  = "warning"
+	// KindAccepted is a path that no longer differs because an accept
+	// folded it into the baseline being watched (Service.Accept).
+	KindAccepted = "accepted"
 )
 
 // The reasons of a full scan (ScanSummary.Reason).

@@ -113,14 +113,10 @@ func Watch(ctx context.Context, p Policy, baseline []Entry, o WatchOptions) erro
 	if err != nil {
 		return err
 	}
-	w := &watcher{ctx: ctx, p: &p, o: o, base: baseline, in: in, wds: map[int]string{}, dirs: map[string]int{},
-		notify: make(chan struct{}, 1), reported: map[string]*Entry{}, links: map[uint64][]int{},
+	w := &watcher{ctx: ctx, p: &p, o: o, in: in, wds: map[int]string{}, dirs: map[string]int{},
+		notify: make(chan struct{}, 1), reported: map[string]*Entry{},
 		grading: Grading{Root: p.Root, Packages: o.Packages, Since: o.Since}, deferred: map[string][]*Entry{}}
-	for i := range baseline {
-		if e := &baseline[i]; e.Type == TypeFile && e.Links > 1 && e.Attrs&AttrInode != 0 {
-			w.links[e.Inode] = append(w.links[e.Inode], i)
-		}
-	}
+	w.setBase(baseline)
 	readerDone := make(chan struct{})
 	go func() { defer close(readerDone); w.read() }()
 	defer func() {
@@ -145,6 +141,9 @@ func Watch(ctx context.Context, p Policy, baseline []Entry, o WatchOptions) erro
 			if err := w.fullScan(ReasonSchedule); err != nil {
 				return ignoreCanceled(err)
 			}
+		case req := <-o.rebase:
+			w.rebase(req.base, req.since)
+			close(req.done)
 		case <-w.notify:
 			select {
 			case <-time.After(o.Settle):
@@ -565,6 +564,87 @@ func (w *watcher) linked(inode uint64, set map[string]bool) {
 
 func (w *watcher) baseEntry(path string) *Entry { return findEntry(w.base, path) }
 
+// setBase makes base the baseline compared with, and indexes its files
+// with more than one link.
+func (w *watcher) setBase(base []Entry) {
+	w.base = base
+	w.links = map[uint64][]int{}
+	for i := range base {
+		if e := &base[i]; e.Type == TypeFile && e.Links > 1 && e.Attrs&AttrInode != 0 {
+			w.links[e.Inode] = append(w.links[e.Inode], i)
+		}
+	}
+}
+
+// rebase compares with base from now on (an accept wrote it; since is its
+// time). Every reported path whose baseline entry the accept changed is
+// examined again as it is now: one that no longer differs is reported
+// accepted (not restored: it did not go back), one that still does is
+// reported afresh against the new entry. The other reported paths are
+// as they were: their baseline entry is the same.
+func (w *watcher) rebase(base []Entry, since time.Time) {
+	old := w.base
+	w.setBase(base)
+	w.grading.Since = since
+	again := map[string]bool{}
+	for p := range w.reported {
+		ob, nb := findEntry(old, p), findEntry(base, p)
+		if ob == nil && nb == nil || ob != nil && nb != nil && sameState(ob, nb) {
+			continue
+		}
+		again[p] = true
+	}
+	if len(again) == 0 {
+		return
+	}
+	prev := map[string]*Entry{}
+	for p := range again {
+		prev[p] = w.reported[p]
+		delete(w.reported, p)
+	}
+	settle := func(path string, e *Entry) {
+		delete(prev, path)
+		if kind, _ := difference(w.baseEntry(path), e); kind != "" {
+			w.evaluate(path, e, sourceAccept) // not reported any more: reported now
+			return
+		}
+		f := &Finding{Path: path, Severity: SeverityLow}
+		if e != nil {
+			f.Type = typeName(e)
+		}
+		w.emit(WatchEvent{Kind: KindAccepted, Finding: f, Source: sourceAccept})
+	}
+	if w.scan != nil { // (requests are taken after the first scan)
+		w.examine(again, settle)
+	}
+	// A path that could not be examined now is judged by what was last
+	// reported of it (the next event or scan examines it again).
+	for _, p := range slices.Sorted(maps.Keys(prev)) {
+		settle(p, prev[p])
+	}
+}
+
+// sourceAccept is the Source of what a rebase reports.
+const sourceAccept = "accept"
+
+// difference tells how cur (nil: absent) differs from the baseline's
+// entry base (nil: none): the kind of finding ("" when it does not) and
+// the changes.
+func difference(base, cur *Entry) (string, []Change) {
+	switch {
+	case base == nil && cur == nil:
+		return "", nil
+	case base == nil:
+		return KindAdded, nil
+	case cur == nil:
+		return KindRemoved, nil
+	}
+	if ch := compare(base, cur); len(ch) > 0 {
+		return KindChanged, ch
+	}
+	return "", nil
+}
+
 // packageOwned reports whether dpkg owns path (a package's file, or its
 // own database).
 func (w *watcher) packageOwned(path string) bool {
@@ -694,19 +774,7 @@ func (w *watcher) capture(paths []string) (entries []*Entry, covered []bool) {
 // and with what was last reported of it, and reports what is new.
 func (w *watcher) evaluate(path string, cur *Entry, source string) {
 	base := w.baseEntry(path)
-	kind := ""
-	var changes []Change
-	switch {
-	case base == nil && cur == nil:
-	case base == nil:
-		kind = KindAdded
-	case cur == nil:
-		kind = KindRemoved
-	default:
-		if changes = compare(base, cur); len(changes) > 0 {
-			kind = KindChanged
-		}
-	}
+	kind, changes := difference(base, cur)
 	prev, had := w.reported[path]
 	if kind == "" {
 		if had {
