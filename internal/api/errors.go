@@ -12,6 +12,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/guard/rules"
 	"github.com/bulwarkhq/bulwark/internal/identity"
+	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/bulwarkhq/bulwark/internal/monitor"
 	"github.com/bulwarkhq/bulwark/internal/notify"
 	"github.com/bulwarkhq/bulwark/internal/store"
@@ -45,9 +46,22 @@ func errorFor(err error) *Error {
 	}
 	var te *identity.ThrottledError
 	var ri *rules.InvalidError
+	var ia *integrity.InvalidAcceptError
 	switch {
 	case errors.As(err, &ri):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid", Field: ri.Field, Message: ri.Error()}
+	case errors.As(err, &ia):
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Field: ia.Field, Message: ia.Error()}
+	case errors.Is(err, integrity.ErrNotWatching):
+		return &Error{Status: http.StatusConflict, Code: "not_watching", Message: err.Error()}
+	case errors.Is(err, integrity.ErrOtherKey), errors.Is(err, integrity.ErrNoKey), errors.Is(err, integrity.ErrBaselineChanged):
+		return &Error{Status: http.StatusConflict, Code: "baseline_refused", Message: "nothing accepted: " + err.Error()}
+	case errors.Is(err, continuity.ErrNotPolicyRepository):
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Field: "repo", Message: err.Error()}
+	case errors.Is(err, continuity.ErrWriteOnly):
+		return &Error{Status: http.StatusConflict, Code: "write_only", Message: err.Error()}
+	case errors.Is(err, continuity.ErrUnavailable):
+		return &Error{Status: http.StatusBadGateway, Code: "repository_unavailable", Message: err.Error()}
 	case errors.Is(err, rules.ErrFull):
 		return &Error{Status: http.StatusConflict, Code: "full", Message: err.Error()}
 	case errors.As(err, &te):

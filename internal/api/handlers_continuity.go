@@ -160,6 +160,43 @@ func (s *Server) getPolicyRun(w http.ResponseWriter, r *http.Request, c *Call) e
 	return nil
 }
 
+// listPolicySnapshots lists the policy's snapshots in its primary
+// repository, or in ?repo=NAME (one of its offsite repositories), newest
+// first: ?limit (default 100), ?after=ID (the next field of the previous
+// page).
+func (s *Server) listPolicySnapshots(w http.ResponseWriter, r *http.Request, c *Call) error {
+	p, _, err := s.loadPolicy(r, c, access.ModuleBackups, access.LevelRead)
+	if err != nil {
+		return err
+	}
+	after, limit, err := s.page(r)
+	if err != nil {
+		return err
+	}
+	repoName := r.URL.Query().Get("repo")
+	if repoName != "" && repoName != p.Repository && !slices.Contains(p.Offsite, repoName) {
+		return badRequest("repo", "repo must be the policy's repository %q or one of its offsite repositories %q", p.Repository, p.Offsite)
+	}
+	snaps, err := s.d.Continuity.Snapshots(r.Context(), p.Name, repoName)
+	if err != nil {
+		return err
+	}
+	if after != "" {
+		i := slices.IndexFunc(snaps, func(sn continuity.SnapshotInfo) bool { return sn.ID == after })
+		if i < 0 {
+			return badRequest("after", "after must be the id of a snapshot of the policy (the next field of the previous page)")
+		}
+		snaps = snaps[i+1:]
+	}
+	out := List[continuity.SnapshotInfo]{Items: snaps}
+	if len(snaps) > limit {
+		out.Items = snaps[:limit]
+		out.Next = snaps[limit-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 // startJob returns the handler that starts a job of kind now: 202 with the
 // run as recorded at its start and its address in Location.
 func (s *Server) startJob(kind continuity.Kind) func(http.ResponseWriter, *http.Request, *Call) error {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,6 +265,163 @@ func TestPolicyAPIAccess(t *testing.T) {
 		tok := stopped.login("admin", adminPassword)
 		if r := stopped.do("POST", "/api/v1/policies/db/run", tok, nil); r.Status != 503 || r.errCode() != "unavailable" || r.Header.Get("Retry-After") == "" {
 			t.Errorf("start without a scheduler: %d %s", r.Status, r.Body)
+		}
+	}, migrations()...)
+}
+
+// snapshotEnv is an API server over two policies backing up into a real
+// local repository: "db" (one paths source, copied offsite to a second
+// real repository, "copy") and "web" (tagged env=prod, whose offsite
+// repository "gone" does not exist).
+func snapshotEnv(t *testing.T, db *store.DB) *env {
+	t.Helper()
+	_, primary := repotest.New(t, repotest.Options{})
+	_, copyDir := repotest.New(t, repotest.Options{})
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "data.txt"), []byte("rows\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pw := config.EnvSecret("REPO_PW")
+	cfg := config.Continuity{
+		Repositories: []config.Repository{{Name: "primary", Location: primary, Password: pw}, {Name: "copy", Location: copyDir, Password: pw},
+			{Name: "gone", Location: filepath.Join(t.TempDir(), "nothing-here"), Password: pw}},
+		Policies: []config.Policy{
+			{Name: "db", Repository: "primary", Offsite: []string{"copy"}, Sources: []config.Source{{Name: "files", Paths: []string{src}}}},
+			{Name: "web", Repository: "primary", Offsite: []string{"gone"}, Tags: []string{"env=prod"}, Sources: []config.Source{{Command: []string{"echo", "web"}}}},
+		},
+	}
+	getenv := func(k string) string { return map[string]string{"REPO_PW": repotest.Password}[k] }
+	return newEnvWith(t, db, func(e *env, d *api.Deps) {
+		svc := &continuity.Service{Config: cfg, History: continuity.NewHistory(db), Bus: e.events, Now: time.Now, Logger: slog.New(slog.DiscardHandler),
+			Getenv: getenv, Open: continuity.RepositoryOpener(getenv, os.ReadFile, t.TempDir())}
+		sc := &continuity.Scheduler{Service: svc, Tick: time.Hour}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); sc.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		d.Continuity, d.Scheduler = svc, sc
+	})
+}
+
+// TestPolicySnapshotsAPI: a policy's snapshots from its real repository
+// after real backup runs, newest first, only the policy's own, with their
+// source, paths, tags and summary; pages; an offsite repository; an
+// unknown repository (400 naming repo), one that cannot be opened (502),
+// an unknown policy (404); and grants scoped by the policy's tags.
+func TestPolicySnapshotsAPI(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := snapshotEnv(t, db)
+		admin := e.login("admin", adminPassword)
+		var runs []string
+		for range 2 {
+			var run continuity.Run
+			e.want(e.do("POST", "/api/v1/policies/db/run", admin, nil), 202).json(t, &run)
+			got := e.waitRun(admin, "db", run.ID)
+			var rep continuity.BackupReport
+			if err := json.Unmarshal(got.Evidence, &rep); err != nil || got.Status != continuity.StatusOK || len(rep.Sources) != 1 || len(rep.Copies) != 1 {
+				t.Fatalf("backup run: %+v %v", got, err)
+			}
+			runs = append(runs, rep.Sources[0].Snapshot)
+		}
+
+		type snapshot struct {
+			ID       string    `json:"id"`
+			ShortID  string    `json:"short_id"`
+			Time     time.Time `json:"time"`
+			Hostname string    `json:"hostname"`
+			Paths    []string  `json:"paths"`
+			Tags     []string  `json:"tags"`
+			Source   string    `json:"source"`
+			Summary  *struct {
+				TotalFiles int64 `json:"total_files"`
+				TotalBytes int64 `json:"total_bytes"`
+			} `json:"summary"`
+		}
+		var list struct {
+			Items []snapshot `json:"items"`
+			Next  string     `json:"next"`
+		}
+		r := e.want(e.do("GET", "/api/v1/policies/db/snapshots", admin, nil), 200)
+		r.json(t, &list)
+		if len(list.Items) != 2 || list.Next != "" || list.Items[0].ID != runs[1] || list.Items[1].ID != runs[0] || list.Items[0].Time.Before(list.Items[1].Time) {
+			t.Fatalf("snapshots, newest first: %s (runs %v)", r.Body, runs)
+		}
+		sn := list.Items[0]
+		if len(sn.ID) != 64 || sn.ShortID != sn.ID[:8] || sn.Hostname == "" || len(sn.Paths) != 1 || sn.Source != "files" ||
+			!slices.Contains(sn.Tags, "policy=db") || !slices.Contains(sn.Tags, "source=files") || sn.Summary == nil || sn.Summary.TotalFiles != 1 || sn.Summary.TotalBytes != 5 {
+			t.Errorf("snapshot: %+v", sn)
+		}
+
+		// Pages of one.
+		var page struct {
+			Items []snapshot `json:"items"`
+			Next  string     `json:"next"`
+		}
+		e.want(e.do("GET", "/api/v1/policies/db/snapshots?limit=1", admin, nil), 200).json(t, &page)
+		if len(page.Items) != 1 || page.Items[0].ID != runs[1] || page.Next != runs[1] {
+			t.Fatalf("first page: %+v", page)
+		}
+		next := page.Next
+		page.Items, page.Next = nil, ""
+		e.want(e.do("GET", "/api/v1/policies/db/snapshots?limit=1&after="+next, admin, nil), 200).json(t, &page)
+		if len(page.Items) != 1 || page.Items[0].ID != runs[0] || page.Next != "" {
+			t.Fatalf("second page: %+v", page)
+		}
+
+		// The offsite copy holds both; the primary's snapshots of db are
+		// not web's.
+		var off struct{ Items []snapshot }
+		e.want(e.do("GET", "/api/v1/policies/db/snapshots?repo=copy", admin, nil), 200).json(t, &off)
+		if len(off.Items) != 2 || off.Items[0].Source != "files" || off.Items[0].Time.Before(off.Items[1].Time) {
+			t.Errorf("offsite snapshots: %+v", off.Items)
+		}
+		r = e.want(e.do("GET", "/api/v1/policies/web/snapshots", admin, nil), 200)
+		if !strings.Contains(string(r.Body), `"items": []`) {
+			t.Errorf("web's snapshots: %s", r.Body)
+		}
+
+		for _, c := range []struct {
+			path, field string
+			status      int
+		}{
+			{"/api/v1/policies/db/snapshots?repo=gone", "repo", 400},     // another policy's repository
+			{"/api/v1/policies/db/snapshots?repo=nope", "repo", 400},     // no such repository
+			{"/api/v1/policies/db/snapshots?limit=100000", "limit", 400}, // over PageSizeMax
+			{"/api/v1/policies/db/snapshots?limit=0", "limit", 400},
+			{"/api/v1/policies/db/snapshots?after=" + strings.Repeat("0", 64), "after", 400},
+			{"/api/v1/policies/nope/snapshots", "", 404},
+		} {
+			if r := e.do("GET", c.path, admin, nil); r.Status != c.status || r.errField() != c.field {
+				t.Errorf("GET %s: %d %s, want %d naming %q", c.path, r.Status, r.Body, c.status, c.field)
+			}
+		}
+		r = e.want(e.do("GET", "/api/v1/policies/web/snapshots?repo=gone", admin, nil), 502)
+		if r.errCode() != "repository_unavailable" || !strings.Contains(string(r.Body), "gone") {
+			t.Errorf("an unreachable repository: %s", r.Body)
+		}
+
+		// Grants: scoped to web, a backups reader sees web's only; a
+		// continuity reader may see the policy but not list its
+		// snapshots; an auditor reads both.
+		e.want(e.do("POST", "/api/v1/roles", admin, map[string]any{"name": "prod-backups", "grants": []map[string]any{
+			{"module": "backups", "level": "read", "scope": "env=prod"}}}), 201)
+		e.want(e.do("POST", "/api/v1/roles", admin, map[string]any{"name": "rpo-view", "grants": []map[string]any{
+			{"module": "continuity", "level": "read"}}}), 201)
+		prod := e.mkuser(admin, "prod1", "prod-backups")
+		rpo := e.mkuser(admin, "rpo1", "rpo-view")
+		aud := e.mkuser(admin, "aud1", "auditor")
+		for _, c := range []struct {
+			who, token, path string
+			status           int
+		}{
+			{"prod", prod, "/api/v1/policies/db/snapshots", 404},
+			{"prod", prod, "/api/v1/policies/web/snapshots", 200},
+			{"rpo", rpo, "/api/v1/policies/db/snapshots", 403},
+			{"auditor", aud, "/api/v1/policies/db/snapshots?repo=copy", 200},
+		} {
+			if r := e.do("GET", c.path, c.token, nil); r.Status != c.status {
+				t.Errorf("%s GET %s: %d %s, want %d", c.who, c.path, r.Status, r.Body, c.status)
+			}
 		}
 	}, migrations()...)
 }
