@@ -27,6 +27,8 @@ command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-nod
 # The web console's end-to-end tests (internal/web/console) and the
 # report's PDF (internal/report): Debian's Chromium, driven headless.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
+# The report's PDF test reads the printed text with pdftotext.
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 if ((${#need_apt[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		log "missing ${need_apt[*]} and not root: install them or run as root"

@@ -82,6 +82,7 @@ Start it with 'bulwark up'; manage it with 'bulwark login' then the other comman
 			catCommand(), forgetCommand(), copyCommand(), vaultCommand(), policyCommand(), restoreTestCommand(), drpCommand(),
 			guardCommand(), banCommand(), listCommand(rules.Allow), listCommand(rules.Deny), shapeCommand(), integrityCommand(),
 			monitorCommand(), alertCommand(), statusCommand(), postureCommand(),
+			reportCommand(),
 			versionCommand(), completionCommand(),
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/monitor"
 	"github.com/bulwarkhq/bulwark/internal/monitor/alert"
 	"github.com/bulwarkhq/bulwark/internal/notify"
+	"github.com/bulwarkhq/bulwark/internal/report"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -87,9 +88,12 @@ func (s *Server) routeTable() []Route {
 		// tests, scrubs and the recovery-point watch.
 		// File integrity (handlers_integrity.go): the control's evidence.
 		{Method: "GET", Pattern: "/api/v1/integrity/status", Auth: Perm, Module: access.ModuleIntegrity, Level: R, Summary: "File integrity's evidence: watching or not (and why), the baseline, the last complete scan with its coverage, and how many paths differ from the baseline now, how many of them high.", Handler: s.integrityStatus, Response: integrity.Status{}},
+		{Method: "GET", Pattern: "/api/v1/integrity/findings", Unscoped: true, Auth: Perm, Module: access.ModuleIntegrity, Level: R, Summary: "The paths that differ from the baseline now (not accepted), each with its last finding: kind, severity, type, changed attributes, reasons, package, time; high severity first, then by path (?severity=high|medium|low, ?limit, default 500).", Handler: s.integrityFindings, Response: integrityFindingsResponse{}},
+		{Method: "POST", Pattern: "/api/v1/integrity/accept", Unscoped: true, Auth: Perm, Module: access.ModuleIntegrity, Level: W, Action: "integrity.accept", Summary: "Fold reviewed changes under paths (none: every change) into the baseline, with a required comment: scans again, signs a new baseline with the data directory's integrity.key and watches with it at once; audited with both digests.", Handler: s.integrityAccept, Request: integrityAcceptRequest{}, Response: integrity.AcceptResult{}},
 		{Method: "GET", Pattern: "/api/v1/policies", Auth: Perm, Module: B, Level: R, Summary: "List the backup policies you may read: definition without secrets, last and next runs, jobs running now.", Handler: s.listPolicies, Response: List[continuity.PolicySummary]{}},
 		{Method: "GET", Pattern: "/api/v1/policies/{name}", Auth: Perm, Module: B, Level: R, Summary: "Show one backup policy.", Handler: s.getPolicy, Response: continuity.PolicySummary{}},
 		{Method: "GET", Pattern: "/api/v1/policies/{name}/runs", Auth: Perm, Module: B, Level: R, Summary: "A policy's runs, latest first, each with its evidence (?kind=backup|restore_test|scrub, ?limit, ?after). Restore tests and scrubs are listed to callers who may read continuity.", Handler: s.listPolicyRuns, Response: List[continuity.Run]{}},
+		{Method: "GET", Pattern: "/api/v1/policies/{name}/snapshots", Auth: Perm, Module: B, Level: R, Summary: "The policy's snapshots in its repository, or in ?repo=NAME (one of its offsite repositories), newest first, each with its source, paths, tags and summary (?limit, ?after). 502 when the repository cannot be read.", Handler: s.listPolicySnapshots, Response: List[continuity.SnapshotInfo]{}},
 		{Method: "GET", Pattern: "/api/v1/policies/{name}/runs/{id}", Auth: Perm, Module: B, Level: R, Summary: "One run of a policy with its evidence (snapshot ids, bytes, durations, data age, result).", Handler: s.getPolicyRun, Response: continuity.Run{}},
 		{Method: "POST", Pattern: "/api/v1/policies/{name}/run", Auth: Perm, Module: B, Level: O, Action: "policy.run", Summary: "Start the policy's backup now (every source, offsite copies, retention). 202 with the run; 409 while one runs. Follow it at Location.", Handler: s.startJob(continuity.KindBackup), Response: continuity.Run{}},
 		{Method: "POST", Pattern: "/api/v1/policies/{name}/restore-test", Auth: Perm, Module: C, Level: O, Action: "policy.restore_test", Summary: "Start a restore test of the policy now. 202 with the run; its evidence appears when it ends.", Handler: s.startJob(continuity.KindRestoreTest), Response: continuity.Run{}},
@@ -131,6 +135,10 @@ func (s *Server) routeTable() []Route {
 		// Events.
 		{Method: "GET", Pattern: "/api/v1/events", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Search events of the modules you may read.", Handler: s.listEvents},
 		{Method: "GET", Pattern: "/api/v1/events/{id}", Auth: Perm, Module: ModuleAny, Level: R, Summary: "Show one event.", Handler: s.getEvent},
+
+		// The security-practices report (handlers_report.go).
+		{Method: "GET", Pattern: "/api/v1/report", Auth: Perm, Module: ModuleAny, Level: R, Summary: "The security-practices report: each practice's status with its controls' evidence and what to do, limited to the controls of the modules (and policy tags) you may read (?format=json|html).", Handler: s.getReport, Response: report.Report{}},
+		{Method: "GET", Pattern: "/trust", Auth: Public, Summary: "The public security-practices page: the practices of report.publish with their status, the date of their evidence and a public summary (HTML; JSON with Accept: application/json). 404 when none is published.", Handler: s.trust, Response: report.Public{}},
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/bulwarkhq/bulwark/internal/monitor"
 	"github.com/bulwarkhq/bulwark/internal/notify"
+	"github.com/bulwarkhq/bulwark/internal/report"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -82,6 +83,11 @@ type Deps struct {
 	Notifier *notify.Notifier
 	// StatusPages serves the public status pages at /status (nil: 404).
 	StatusPages http.Handler
+	// Report makes the security-practices report (nil: 503), and Trust
+	// is the public page of the practices published at /trust (nil or
+	// none published: 404).
+	Report func(ctx context.Context) (report.Report, error)
+	Trust  *TrustPage
 }
 
 // Server is the API's http.Handler.

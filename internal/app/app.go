@@ -96,6 +96,9 @@ type App struct {
 	getenv   func(string) string
 	stderr   io.Writer
 	version  string
+
+	// protection is the edge's enforcement, for the report (report.go).
+	protection protectionState
 }
 
 // DefaultDataDir is used when neither --data nor data_dir is given.
@@ -258,13 +261,14 @@ func (a *App) build() error {
 		return err
 	}
 	a.Continuity = &continuity.Service{
-		Config:  cfg.Continuity,
-		Open:    continuity.RepositoryOpener(a.getenv, os.ReadFile, filepath.Join(a.DataDir, "cache")),
-		History: continuity.NewHistory(a.DB),
-		Bus:     a.Events,
-		Logger:  a.Logger,
-		Now:     a.now,
-		Getenv:  a.getenv,
+		Config:   cfg.Continuity,
+		Open:     continuity.RepositoryOpener(a.getenv, os.ReadFile, filepath.Join(a.DataDir, "cache")),
+		OpenList: continuity.RepositoryLister(a.getenv, os.ReadFile, filepath.Join(a.DataDir, "cache")),
+		History:  continuity.NewHistory(a.DB),
+		Bus:      a.Events,
+		Logger:   a.Logger,
+		Now:      a.now,
+		Getenv:   a.getenv,
 	}
 	a.Scheduler = &continuity.Scheduler{Service: a.Continuity}
 	if _, err := integrity.PolicyFromConfig(cfg.Integrity); err != nil {
@@ -294,6 +298,9 @@ func (a *App) Close() error {
 	}
 	if a.Audit != nil {
 		errs = append(errs, a.Audit.Close())
+	}
+	if a.Continuity != nil {
+		a.Continuity.CloseReaders()
 	}
 	if a.DB != nil {
 		errs = append(errs, a.DB.Close())

@@ -63,7 +63,10 @@ func (a *App) mirrorBans(ctx context.Context, fw *firewall.Firewall, reconcile t
 	for {
 		// A change to the bans or to the allow list (runtime rules).
 		if v := [2]uint64{a.Bans.Version(), a.Rules.Snapshot().Version}; v != seen || time.Since(last) >= reconcile {
-			st, err := fw.Sync(firewallElements(a.Bans.Active(), a.exemptNets()))
+			active := a.Bans.Active()
+			want := firewallElements(active, a.exemptNets())
+			st, err := fw.Sync(want)
+			a.firewallSynced(len(active), len(want), st, err)
 			switch {
 			case err != nil && !failing:
 				log.Error("firewall: sync", "err", err)

@@ -80,6 +80,11 @@ func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometh
 	}()
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stops = append(stops, cancel)
+	// The edge's state, for the report: in memory and in the data
+	// directory, until everything below has stopped.
+	rctx, stopRecord := context.WithCancel(context.WithoutCancel(ctx))
+	recorded := a.recordProtection(rctx)
+	stops = append(stops, func() { stopRecord(); <-recorded })
 	if wantsDetection(a.Config) {
 		p.engine, err = detect.NewEngine(a.Config.Detect, a.Bans, detect.EngineOptions{Logger: a.Logger, Exempt: a.exemptFunc(), Now: a.now})
 		if err != nil {
@@ -88,7 +93,8 @@ func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometh
 		reg.MustRegister(p.engine)
 		done := make(chan struct{})
 		go func() { defer close(done); p.engine.Run(ectx) }()
-		stops = append(stops, func() { cancel(); <-done })
+		a.detectStarted(true)
+		stops = append(stops, func() { cancel(); <-done; a.detectStarted(false) })
 		if len(a.Config.Detect.Logs) > 0 {
 			lf, err := detect.NewLogFollower(a.Config.Detect, a.DB, p.engine, a.Logger)
 			if err != nil {
@@ -127,7 +133,9 @@ func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometh
 		if err := g.Start(); err != nil {
 			return nil, err
 		}
+		a.guardStarted(true)
 		stops = append(stops, func() {
+			defer a.guardStarted(false)
 			gctx, cancel := context.WithTimeout(context.Background(), 10e9)
 			defer cancel()
 			if err := g.Shutdown(gctx); err != nil {

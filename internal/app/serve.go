@@ -93,6 +93,8 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		StatusPages:    a.statusHandler(),
 		Rules:          a.Rules,
 		GuardHost:      a.Config.Guard.HasHost,
+		Report:         a.reportForAPI,
+		Trust:          &api.TrustPage{Publish: a.Config.Report.Publish},
 	})
 }
 

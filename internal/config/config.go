@@ -68,6 +68,8 @@ type Config struct {
 	Alerts Alerts `yaml:"alerts"`
 	// Status configures the public status pages.
 	Status StatusPages `yaml:"status"`
+	// Report chooses the practices the public page /trust shows.
+	Report Report `yaml:"report"`
 }
 
 // Log configures logging.
@@ -224,5 +226,6 @@ func Default() Config {
 		Integrity: defaultIntegrity(),
 		Monitor:   defaultMonitor(),
 		Status:    defaultStatus(),
+		Report:    Report{Publish: []string{}},
 	}
 }

@@ -104,7 +104,14 @@ func TestBrowserPasswordAndTOTP(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[action="/account/totp"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("#totp-secret")))
 	// The QR code is the API's PNG, shown by the page under its CSP.
-	if w := eval[int](t, ctx, `document.querySelector('img[alt^="QR code"]').naturalWidth`); w < 100 {
+	w := 0
+	for range 100 { // bounded: 10 s
+		if w = eval[int](t, ctx, `document.querySelector('img[alt^="QR code"]').naturalWidth`); w > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if w < 100 {
 		t.Errorf("the QR code did not load (width %d)", w)
 	}
 	secret, err := identity.DecodeTOTPSecret(text(t, ctx, "#totp-secret"))
@@ -170,6 +177,16 @@ func TestBrowserRunBackupAndBan(t *testing.T) {
 	s := startStack(t)
 	ctx := browser(t, 1280, 900)
 	do(t, ctx, "sign in", append(signInSteps(s, "admin", adminPassword), chromedp.WaitVisible(chromedp.CSS("#practices")))...)
+	// The report page: the policy's backup is failed before any run.
+	rpo := func() []string {
+		do(t, ctx, "report", chromedp.Navigate(s.url+"/report"), chromedp.WaitVisible(chromedp.CSS("h1")))
+		return eval[[]string](t, ctx, `Array.from(document.querySelectorAll('section.practice li'))
+			.filter(li => li.textContent.includes('(policy/web)') && li.textContent.includes('Newest backup within the RPO'))
+			.map(li => li.querySelector('.badge').textContent)`)
+	}
+	if got := rpo(); len(got) != 1 || got[0] != "failed" {
+		t.Fatalf("the policy's RPO control before any backup: %v", got)
+	}
 	do(t, ctx, "run backup", chromedp.Navigate(s.url+"/backups"),
 		chromedp.Click(chromedp.CSS(`form[action="/backups/web/run"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`p[role="status"]`)))
@@ -189,6 +206,9 @@ func TestBrowserRunBackupAndBan(t *testing.T) {
 		t.Fatalf("%d snapshots shown after the run", rows)
 	}
 	id := text(t, ctx, `section[aria-labelledby="snaps"] tbody code`)
+	if got := rpo(); len(got) != 1 || got[0] != "ok" {
+		t.Errorf("the policy's RPO control after the backup: %v", got)
+	}
 	out := s.bulwark("snapshots", "--repo", s.app.Config.Continuity.Repositories[0].Location, "--json")
 	if !strings.Contains(out, id) {
 		t.Errorf("snapshot %s shown in the console is not in the repository:\n%s", id, out)

@@ -17,6 +17,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/bulwarkhq/bulwark/internal/monitor"
 	"github.com/bulwarkhq/bulwark/internal/monitor/alert"
+	"github.com/bulwarkhq/bulwark/internal/report"
 )
 
 // part is one API read of a page: Off when the capability is not
@@ -43,7 +44,7 @@ func (c *Console) get(r *http.Request, s *session, path string, out any) part {
 // ---- Overview ----
 
 type overviewData struct {
-	Report     *reportDoc
+	Report     *report.Report
 	ReportPart part
 	Policies   []continuity.PolicySummary
 	Backups    part
@@ -59,7 +60,7 @@ type overviewData struct {
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) error {
 	d := overviewData{}
-	var rep reportDoc
+	var rep report.Report
 	if d.ReportPart = c.get(r, s, "/api/v1/report", &rep); d.ReportPart.Err == "" {
 		d.Report = &rep
 	}
