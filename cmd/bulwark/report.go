@@ -5,13 +5,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/report"
+	"github.com/bulwarkhq/bulwark/internal/signkey"
 )
 
 func reportCommand() *Command {
@@ -37,13 +36,15 @@ A missing piece of evidence is a failure.
 
 --format text (the default) prints a summary; json the whole report; html a
 self-contained page; pdf that page printed by headless Chromium (install
-chromium). --out writes to FILE instead of standard output.
+chromium). --out writes to FILE (mode 0600) instead of standard output.
+The report is internal: it names accounts, policies and errors. What may be
+public is the /trust page of 'bulwark up' (report.publish).
 
 Exit status 1 when a practice failed, 0 when every practice is met or at
 risk, 2 on errors.`,
 		Examples: []string{
 			"bulwark report",
-			"bulwark report --format pdf --out /srv/www/security-report.pdf",
+			"bulwark report --format pdf --out security-report.pdf",
 			"bulwark report --format json --no-posture | jq '.practices[] | {id, status}'",
 			"bulwark report --format html --out report.html --data /var/lib/bulwark",
 		},
@@ -94,7 +95,7 @@ risk, 2 on errors.`,
 				return &ExitError{Code: 2, Err: err}
 			}
 			if out != "" {
-				if err := writeReportFile(out, b.Bytes()); err != nil {
+				if err := signkey.WriteFileAtomic(out, b.Bytes(), 0o600); err != nil {
 					return &ExitError{Code: 2, Err: err}
 				}
 			} else if _, err := e.Stdout.Write(b.Bytes()); err != nil {
@@ -146,28 +147,4 @@ func evidenceTime(t time.Time) string {
 		return "no evidence"
 	}
 	return t.Local().Format("2006-01-02 15:04")
-}
-
-// writeReportFile replaces path with data (a temporary file renamed).
-func writeReportFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("--out: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("--out: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	return nil
 }

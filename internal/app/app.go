@@ -99,6 +99,8 @@ type App struct {
 
 	// protection is the edge's enforcement, for the report (report.go).
 	protection protectionState
+	// reportCache is the API's last report (report.go).
+	reportCache reportCache
 }
 
 // DefaultDataDir is used when neither --data nor data_dir is given.

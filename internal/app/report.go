@@ -289,8 +289,41 @@ func (a *App) Report(ctx context.Context, withPosture bool) (report.Report, erro
 	return report.Generate(ctx, src, a.now())
 }
 
+// ReportReuseFor bounds how long the API reuses a report it made. Making
+// one verifies the whole audit chain (about 2 µs an entry), and the
+// console's overview asks for it every 15 s in every open tab; any new
+// audit entry (every event and every change is one) makes a new report at
+// once, so only the passing of time goes unseen, for at most this long.
+const ReportReuseFor = 30 * time.Second
+
+// reportCache is the API's last report and the audit head it was made at.
+type reportCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	head int64
+	rep  *report.Report
+}
+
 // reportForAPI is the API's report: the last recorded posture audit, not
-// a new one (it would take seconds and read the host on every request).
+// a new one (it would take seconds and read the host on every request),
+// reused while nothing was audited for up to ReportReuseFor. Callers of
+// the same moment wait for one report rather than each making one.
 func (a *App) reportForAPI(ctx context.Context) (report.Report, error) {
-	return a.Report(ctx, false)
+	head, _, herr := a.Audit.Head(ctx)
+	c := &a.reportCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := a.now()
+	if herr == nil && c.rep != nil && c.head == head && !now.Before(c.at) && now.Sub(c.at) < ReportReuseFor {
+		return *c.rep, nil
+	}
+	rep, err := a.Report(ctx, false)
+	if err != nil {
+		return rep, err
+	}
+	c.rep, c.at, c.head = &rep, now, head
+	if herr != nil {
+		c.rep = nil
+	}
+	return rep, nil
 }

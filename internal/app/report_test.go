@@ -185,3 +185,35 @@ func TestProtectionRecorded(t *testing.T) {
 		t.Errorf("firewall control after stop: %s (%s), want failed", c.Status, c.Detail)
 	}
 }
+
+// The API's report is reused while nothing is audited, for at most
+// ReportReuseFor; a new audit entry or the passing of that time makes a
+// new one.
+func TestReportReusedForAPI(t *testing.T) {
+	clk := &reportClock{t: time.Now().UTC().Truncate(time.Second)}
+	ctx := context.Background()
+	a, err := Open(ctx, Options{DataDir: t.TempDir(), Stderr: &bytes.Buffer{}, Now: clk.Now, LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	first, err := a.reportForAPI(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(10 * time.Second)
+	if again, _ := a.reportForAPI(ctx); !again.GeneratedAt.Equal(first.GeneratedAt) {
+		t.Errorf("a report 10 s later with nothing audited was made again (%v, %v)", first.GeneratedAt, again.GeneratedAt)
+	}
+	if err := a.auditSystem(ctx, "test.change", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := a.reportForAPI(ctx)
+	if second.GeneratedAt.Equal(first.GeneratedAt) {
+		t.Error("a new audit entry did not make a new report")
+	}
+	clk.Advance(ReportReuseFor)
+	if third, _ := a.reportForAPI(ctx); third.GeneratedAt.Equal(second.GeneratedAt) {
+		t.Errorf("a report older than %v was reused", ReportReuseFor)
+	}
+}

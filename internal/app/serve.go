@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -101,7 +103,20 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 // Console is the web console in front of the API: the console's pages,
 // and every other path served by the API.
 func (a *App) Console(reg *prometheus.Registry) http.Handler {
-	return console.New(console.Options{API: a.Handler(reg), Now: a.now, Logger: a.Logger})
+	return console.New(console.Options{API: a.Handler(reg), Now: a.now, Logger: a.Logger, Key: a.consoleKey()})
+}
+
+// consoleKey is the key the console signs its form tokens with: derived
+// from the data directory's audit signing key, so that every process
+// serving the same store (replicas, a restart) accepts the forms of the
+// others, and nobody without the data directory can make one.
+func (a *App) consoleKey() []byte {
+	if len(a.AuditKey) == 0 {
+		return nil // the console draws a random one
+	}
+	m := hmac.New(sha256.New, a.AuditKey.Seed())
+	m.Write([]byte("bulwark console form key v1"))
+	return m.Sum(nil)
 }
 
 // integrityIfEnabled is the integrity service when the configuration

@@ -39,13 +39,15 @@ type Service struct {
 	Config config.Continuity
 	Open   Opener
 	// OpenList opens a repository to list its snapshots only (readers.go);
-	// nil: Open.
-	OpenList Opener
-	History  *History    // nil: runs are not recorded
-	Bus      *events.Bus // nil: no events
-	Logger   *slog.Logger
-	Now      func() time.Time
-	Getenv   func(string) string
+	// nil: Open. ReaderIdle is how long such a repository stays open after
+	// its last listing (0: ReaderIdle, 5 minutes).
+	OpenList   Opener
+	ReaderIdle time.Duration
+	History    *History    // nil: runs are not recorded
+	Bus        *events.Bus // nil: no events
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Getenv     func(string) string
 	// ReadFile reads secret files (default os.ReadFile).
 	ReadFile func(string) ([]byte, error)
 	// Actor is who starts the jobs, for events (default system:scheduler).

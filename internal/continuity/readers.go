@@ -23,15 +23,24 @@ import (
 // Backups, restore tests, scrubs and copies open their own repository, as
 // before: they write, or must see the repository as it is.
 
-// ReaderIdle is how long a reader stays open after its last use.
+// ReaderIdle is how long a reader stays open after its last use, unless
+// Service.ReaderIdle says otherwise.
 const ReaderIdle = 5 * time.Minute
 
+func (s *Service) readerIdle() time.Duration {
+	if s.ReaderIdle > 0 {
+		return s.ReaderIdle
+	}
+	return ReaderIdle
+}
+
 type reader struct {
-	mu    sync.Mutex // one listing at a time
-	r     *repo.Repository
-	loc   string
-	used  time.Time
-	snaps map[repo.ID]*repo.Snapshot
+	mu     sync.Mutex // one listing at a time
+	r      *repo.Repository
+	loc    string
+	snaps  map[repo.ID]*repo.Snapshot
+	closed bool        // retired: the next use takes a new reader
+	idle   *time.Timer // retires it ReaderIdle after its last use
 }
 
 type readers struct {
@@ -39,46 +48,45 @@ type readers struct {
 	m  map[string]*reader
 }
 
-// reader returns the open reader of the repository called name, opening
-// it when needed, and closes those idle for longer than ReaderIdle.
+// reader returns the reader of the repository called name, locked, with
+// its repository open; the caller unlocks rd.mu.
 func (s *Service) reader(ctx context.Context, name string) (*reader, error) {
 	rc, _ := s.Config.RepositoryByName(name)
-	now := time.Now()
-	s.readers.mu.Lock()
-	if s.readers.m == nil {
-		s.readers.m = map[string]*reader{}
-	}
-	var idle []*reader
-	for n, rd := range s.readers.m {
-		if n != name && now.Sub(rd.used) > ReaderIdle {
-			idle = append(idle, rd)
-			delete(s.readers.m, n)
+	for range 3 { // a reader retired between the two locks is replaced
+		s.readers.mu.Lock()
+		if s.readers.m == nil {
+			s.readers.m = map[string]*reader{}
 		}
-	}
-	rd := s.readers.m[name]
-	if rd != nil && rd.loc != rc.Location {
-		idle = append(idle, rd) // the configuration moved it
-		rd = nil
-	}
-	if rd == nil {
-		rd = &reader{loc: rc.Location, snaps: map[repo.ID]*repo.Snapshot{}}
-		s.readers.m[name] = rd
-	}
-	rd.used = now
-	s.readers.mu.Unlock()
-	for _, o := range idle {
-		o.close()
-	}
-	rd.mu.Lock()
-	defer rd.mu.Unlock()
-	if rd.r == nil {
-		r, err := s.openList(ctx, name)
-		if err != nil {
-			return nil, err
+		rd := s.readers.m[name]
+		if rd != nil && rd.loc != rc.Location { // the configuration moved it
+			delete(s.readers.m, name)
+			go rd.retire()
+			rd = nil
 		}
-		rd.r = r
+		if rd == nil {
+			rd = &reader{loc: rc.Location, snaps: map[repo.ID]*repo.Snapshot{}}
+			s.readers.m[name] = rd
+			rd.idle = time.AfterFunc(s.readerIdle(), func() { s.retire(name, rd) })
+		} else {
+			rd.idle.Reset(s.readerIdle())
+		}
+		s.readers.mu.Unlock()
+		rd.mu.Lock()
+		if rd.closed {
+			rd.mu.Unlock()
+			continue
+		}
+		if rd.r == nil {
+			r, err := s.openList(ctx, name)
+			if err != nil {
+				rd.mu.Unlock()
+				return nil, err
+			}
+			rd.r = r
+		}
+		return rd, nil
 	}
-	return rd, nil
+	return nil, fmt.Errorf("repository %s: its reader kept closing", name)
 }
 
 // openList opens the repository called name with OpenList (else Open).
@@ -97,14 +105,27 @@ func (s *Service) openList(ctx context.Context, name string) (*repo.Repository, 
 	return r, nil
 }
 
-func (rd *reader) close() {
+// retire removes rd from the readers (unless another took its place) and
+// closes it, after any listing in progress.
+func (s *Service) retire(name string, rd *reader) {
+	s.readers.mu.Lock()
+	if s.readers.m[name] == rd {
+		delete(s.readers.m, name)
+	}
+	s.readers.mu.Unlock()
+	rd.retire()
+}
+
+func (rd *reader) retire() {
+	rd.idle.Stop()
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
+	rd.closed = true
 	if rd.r != nil {
 		rd.r.Close()
 		rd.r = nil
 	}
-	rd.snaps = map[repo.ID]*repo.Snapshot{}
+	rd.snaps = nil
 }
 
 // CloseReaders closes the repositories kept open for reading.
@@ -114,7 +135,7 @@ func (s *Service) CloseReaders() {
 	s.readers.m = nil
 	s.readers.mu.Unlock()
 	for _, rd := range m {
-		rd.close()
+		rd.retire()
 	}
 }
 
@@ -127,13 +148,7 @@ func (s *Service) readSnapshots(ctx context.Context, name string) (snaps []*repo
 	if err != nil {
 		return nil, false, err
 	}
-	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	if rd.r == nil { // closed meanwhile
-		if rd.r, err = s.openList(ctx, name); err != nil {
-			return nil, false, err
-		}
-	}
 	if !rd.r.CanRead() {
 		return nil, false, nil
 	}

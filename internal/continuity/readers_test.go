@@ -3,6 +3,7 @@ package continuity
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/repo"
@@ -59,5 +60,25 @@ func TestReaderListsFresh(t *testing.T) {
 	list()
 	if opens != 2 {
 		t.Errorf("after CloseReaders: %d opens, want 2", opens)
+	}
+	// An idle reader closes on its own; the next listing opens again.
+	f.svc.ReaderIdle = 50 * time.Millisecond
+	f.svc.CloseReaders()
+	list()
+	for i := 0; ; i++ {
+		f.svc.readers.mu.Lock()
+		n := len(f.svc.readers.m)
+		f.svc.readers.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the idle reader is still open after 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	list()
+	if opens != 4 {
+		t.Errorf("after the idle reader closed: %d opens, want 4", opens)
 	}
 }

@@ -40,7 +40,7 @@ func TestBenchPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startStackOn(t, dir)
+	s := startStackOn(t, dir, "")
 	if _, err := s.app.Continuity.RunBackup(ctx, "web"); err != nil {
 		t.Fatal(err)
 	}

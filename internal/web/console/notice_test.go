@@ -46,7 +46,8 @@ func TestNoticeRoundTrip(t *testing.T) {
 // Local paths only: no scheme, no other host.
 func TestLocalPath(t *testing.T) {
 	for p, want := range map[string]bool{"/": true, "/backups/web?x=1": true, "//evil": false, "/\\evil": false,
-		"https://evil": false, "": false, "evil": false} {
+		"https://evil": false, "": false, "evil": false, "/\t/evil": false, "/\n/evil": false, "/\r\n//evil": false,
+		"/a\\b": false, "/\x7f/evil": false, "/%2F%2Fevil": false, "/x//y": true, "/?next=//evil": true} {
 		if localPath(p) != want {
 			t.Errorf("localPath(%q) = %v", p, !want)
 		}

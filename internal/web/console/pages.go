@@ -112,6 +112,7 @@ type policyRow struct {
 	// Last restore test.
 	LastTest *continuity.Run
 	Test     *continuity.RestoreTestEvidence
+	TestPart part
 }
 
 type rpoAnswer struct {
@@ -141,7 +142,7 @@ func (c *Console) backups(w http.ResponseWriter, r *http.Request, s *session) er
 		}
 		if s.CanOn("continuity", "read", row.Tags) {
 			var runs list[continuity.Run]
-			if c.get(r, s, "/api/v1/policies/"+url.PathEscape(p.Name)+"/runs?kind=restore_test&limit=1", &runs).Err == "" && len(runs.Items) > 0 {
+			if row.TestPart = c.get(r, s, "/api/v1/policies/"+url.PathEscape(p.Name)+"/runs?kind=restore_test&limit=1", &runs); row.TestPart.Err == "" && len(runs.Items) > 0 {
 				row.LastTest = &runs.Items[0]
 				var ev continuity.RestoreTestEvidence
 				if json.Unmarshal(row.LastTest.Evidence, &ev) == nil {
@@ -293,6 +294,8 @@ type monitoringData struct {
 	Status   monitor.Status
 	Part     part
 	Silences []alert.Silence
+	SilPart  part
+	ChanPart part
 	Channels []struct {
 		Name          string    `json:"name"`
 		LastDelivered time.Time `json:"last_delivered"`
@@ -313,13 +316,13 @@ func (c *Console) monitoring(w http.ResponseWriter, r *http.Request, s *session)
 	d.Part = c.get(r, s, "/api/v1/monitor/status", &d.Status)
 	if d.Part.Err == "" {
 		var sl list[alert.Silence]
-		c.get(r, s, "/api/v1/monitor/silences", &sl)
+		d.SilPart = c.get(r, s, "/api/v1/monitor/silences", &sl)
 		d.Silences = sl.Items
 		var ch list[struct {
 			Name          string    `json:"name"`
 			LastDelivered time.Time `json:"last_delivered"`
 		}]
-		c.get(r, s, "/api/v1/notify/channels", &ch)
+		d.ChanPart = c.get(r, s, "/api/v1/notify/channels", &ch)
 		d.Channels = ch.Items
 		span := 6 * time.Hour
 		for _, cs := range chartSeries {
@@ -377,11 +380,24 @@ func (c *Console) silenceRemove(r *http.Request, s *session) (string, error) {
 
 // ---- Audit and events ----
 
+// nextURL is the link to the page after cursor, with the same filters.
+func nextURL(page string, q url.Values, cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	n := url.Values{}
+	for k, v := range q {
+		n[k] = v
+	}
+	n.Set("after", cursor)
+	return page + "?" + n.Encode()
+}
+
 type auditData struct {
 	Entries []audit.Entry
 	Part    part
 	Q       url.Values
-	Next    string
+	NextURL string
 	Verify  *audit.Report
 	VerErr  string
 	Export  string
@@ -402,7 +418,8 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 	lq.Set("limit", "100")
 	var l list[audit.Entry]
 	d.Part = c.get(r, s, "/api/v1/audit?"+lq.Encode(), &l)
-	d.Entries, d.Next = l.Items, l.Next
+	d.Entries = l.Items
+	d.NextURL = nextURL("/audit", q, l.Next)
 	if r.URL.Query().Get("verify") == "1" {
 		var rep audit.Report
 		if p := c.get(r, s, "/api/v1/audit/verify", &rep); p.Err != "" {
@@ -423,10 +440,10 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 }
 
 type eventsData struct {
-	Events []events.Event
-	Part   part
-	Q      url.Values
-	Next   string
+	Events  []events.Event
+	Part    part
+	Q       url.Values
+	NextURL string
 }
 
 func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -444,7 +461,8 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session)
 	d := eventsData{Q: q}
 	var l list[events.Event]
 	d.Part = c.get(r, s, "/api/v1/events?"+lq.Encode(), &l)
-	d.Events, d.Next = l.Items, l.Next
+	d.Events = l.Items
+	d.NextURL = nextURL("/events", q, l.Next)
 	c.render(w, r, http.StatusOK, "events", &view{Title: "Events", S: s, Data: d})
 	return nil
 }

@@ -138,12 +138,14 @@ type securityKey struct {
 }
 
 type accountData struct {
-	Keys    []securityKey
-	Tokens  []apiToken
-	TOTP    *totpEnrolment
-	Codes   []string
-	Secret  string
-	Created *apiToken
+	Keys     []securityKey
+	KeysPart part
+	Tokens   []apiToken
+	TokPart  part
+	TOTP     *totpEnrolment
+	Codes    []string
+	Secret   string
+	Created  *apiToken
 }
 
 type totpEnrolment struct {
@@ -154,11 +156,11 @@ type totpEnrolment struct {
 func (c *Console) accountData(r *http.Request, s *session) accountData {
 	var d accountData
 	var kl list[securityKey]
-	c.get(r, s, "/api/v1/me/webauthn", &kl)
+	d.KeysPart = c.get(r, s, "/api/v1/me/webauthn", &kl)
 	d.Keys = kl.Items
 	var tl list[apiToken]
 	if !s.Me.Restricted {
-		c.get(r, s, "/api/v1/me/tokens", &tl)
+		d.TokPart = c.get(r, s, "/api/v1/me/tokens", &tl)
 	}
 	d.Tokens = tl.Items
 	return d

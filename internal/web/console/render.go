@@ -130,12 +130,12 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if v.S != nil {
 		v.Nav = c.navFor(v.S)
 	}
-	if v.Notice == nil {
-		v.Notice = takeNotice(w, r)
-	}
 	entry := "layout"
 	if p := r.URL.Query().Get("partial"); p != "" && r.Header.Get("HX-Request") == "true" && pt.t.Lookup(p) != nil && strings.HasPrefix(p, "live-") {
 		entry, v.Partial = p, true
+	}
+	if v.Notice == nil && !v.Partial { // a refresh must not eat the notice of a redirect
+		v.Notice = takeNotice(w, r)
 	}
 	var buf bytes.Buffer
 	if err := pt.t.ExecuteTemplate(&buf, entry, v); err != nil {
@@ -268,9 +268,21 @@ func (c *Console) forbidden(w http.ResponseWriter, r *http.Request, msg string) 
 	c.render(w, r, http.StatusForbidden, "error", &view{Title: "Forbidden", Data: map[string]any{"Status": http.StatusForbidden, "Message": msg}})
 }
 
-// localPath accepts "/x..." but not "//host" or "/\host" (open redirects).
+// localPath accepts a path on this site ("/x..."): no scheme, no host, no
+// "//host" or "/\host", and no control character, which browsers strip
+// before following a Location ("/<TAB>/host" is "//host" to them).
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") && len(p) < 2048
+	if p == "" || len(p) > 2048 || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(p)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil &&
+		strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(u.Path, "//") && !strings.HasPrefix(p, "//")
 }
 
 func ago(t time.Time) string {

@@ -61,12 +61,13 @@ type stack struct {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	_, repoDir := repotest.New(t, repotest.Options{})
-	return startStackOn(t, repoDir)
+	return startStackOn(t, repoDir, "")
 }
 
 // startStackOn starts the stack with its policy backing up into the
-// repository at repoDir (password repotest.Password).
-func startStackOn(t *testing.T, repoDir string) *stack {
+// repository at repoDir (password repotest.Password). With watch set,
+// file integrity runs too, over that one directory.
+func startStackOn(t *testing.T, repoDir, watch string) *stack {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,6 +105,14 @@ continuity:
       repository: primary
       rpo: 1h
 `, port, repoDir, src)
+	if watch != "" {
+		yaml += fmt.Sprintf(`integrity:
+  enabled: true
+  rules: [{path: %s}]
+  default_excludes: false
+  rescan: 0s
+`, watch)
+	}
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +147,16 @@ continuity:
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = srv.Serve(ln) }()
 	go func() { defer wg.Done(); _ = a.Scheduler.Run(ctx) }()
+	if watch != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Integrity.Run(ctx) }()
+		for i := 0; !a.Integrity.Status().Watching; i++ {
+			if i == 200 {
+				t.Fatalf("integrity is not watching after 10 s: %+v", a.Integrity.Status())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	t.Cleanup(func() {
 		_ = srv.Close()
 		cancel()

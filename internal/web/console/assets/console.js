@@ -37,8 +37,9 @@
         var cred = await navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(opts.publicKey)});
         await postJSON("/api/v1/auth/webauthn/finish", {mfa_token: token, response: cred.toJSON()});
         status("Signed in.");
-        var next = login.dataset.next || "/";
-        window.location.assign(next.charAt(0) === "/" && next.charAt(1) !== "/" ? next : "/");
+        // Only a page of this site (the server checked it too).
+        var next = new URL(login.dataset.next || "/", window.location.origin);
+        window.location.assign(next.origin === window.location.origin ? next.pathname + next.search + next.hash : "/");
       } catch (e) {
         status("The security key was not accepted: " + e.message);
         login.disabled = false;
