@@ -7,33 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/clocktest"
 
 	"github.com/bulwarkhq/bulwark/internal/firewall"
 	"github.com/bulwarkhq/bulwark/internal/repo/repotest"
 	"github.com/bulwarkhq/bulwark/internal/report"
 	"github.com/bulwarkhq/bulwark/internal/report/practice"
 )
-
-// reportClock is the app's injected clock, moved by the test.
-type reportClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *reportClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *reportClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func controlIn(t *testing.T, r report.Report, practiceID, controlID string) (report.Practice, report.Control) {
 	t.Helper()
@@ -82,7 +65,7 @@ report:
 `, primary, offsite, src)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clk := &reportClock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := clocktest.New(time.Now().UTC().Truncate(time.Second))
 	ctx := context.Background()
 	a, err := Open(ctx, Options{ConfigPath: cfg, DataDir: data, Stderr: &bytes.Buffer{}, Now: clk.Now, LogLevel: "error",
 		Getenv: func(k string) string { return map[string]string{"REPO_PW": repotest.Password}[k] }})
@@ -142,7 +125,7 @@ report:
 // runs it and in DATA/protection.json for other processes, marked stopped
 // at the end; the report reads it back.
 func TestProtectionRecorded(t *testing.T) {
-	clk := &reportClock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	a, err := Open(context.Background(), Options{DataDir: t.TempDir(), Stderr: &bytes.Buffer{}, Now: clk.Now, LogLevel: "error"})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +173,7 @@ func TestProtectionRecorded(t *testing.T) {
 // ReportReuseFor; a new audit entry or the passing of that time makes a
 // new one.
 func TestReportReusedForAPI(t *testing.T) {
-	clk := &reportClock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := clocktest.New(time.Now().UTC().Truncate(time.Second))
 	ctx := context.Background()
 	a, err := Open(ctx, Options{DataDir: t.TempDir(), Stderr: &bytes.Buffer{}, Now: clk.Now, LogLevel: "error"})
 	if err != nil {

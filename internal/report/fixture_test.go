@@ -5,9 +5,10 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/bulwarkhq/bulwark/internal/clocktest"
 
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/audit"
@@ -27,24 +28,6 @@ var ctx = context.Background()
 
 // epoch is the fixed clock of the prepared inputs.
 var epoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-
-// clock is a settable time source shared by the capabilities of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 func must(t testing.TB, err error) {
 	t.Helper()
@@ -102,7 +85,7 @@ func migrations() []store.Migrations {
 // and the sources of a report.
 type fixture struct {
 	db       *store.DB
-	clock    *clock
+	clock    *clocktest.Clock
 	bus      *events.Bus
 	history  *continuity.History
 	identity *identity.Service
@@ -115,7 +98,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
-	f := &fixture{db: db, clock: &clock{t: epoch}}
+	f := &fixture{db: db, clock: clocktest.New(epoch)}
 	f.bus = events.NewBus(db, events.Options{Now: f.clock.Now})
 	t.Cleanup(func() { f.bus.Close(context.Background()) })
 	f.history = continuity.NewHistory(db)

@@ -125,7 +125,7 @@ func TestBrowserPasswordAndTOTP(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('#recovery-codes li').length`); n != 10 {
 		t.Errorf("%d recovery codes shown, want 10", n)
 	}
-	s.clock.Add(time.Minute) // the next codes are new ones
+	s.clock.Advance(time.Minute) // the next codes are new ones
 	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#username")))
 	do(t, ctx, "password step", append(signInSteps(s, "admin", adminPassword), chromedp.WaitVisible(chromedp.CSS("#code")))...)
 	do(t, ctx, "wrong code", chromedp.SendKeys(chromedp.CSS("#code"), "000000"), chromedp.Submit(chromedp.CSS("#code")),

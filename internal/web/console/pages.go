@@ -156,21 +156,11 @@ func (c *Console) backups(w http.ResponseWriter, r *http.Request, s *session) er
 	return nil
 }
 
-type snapshotRow struct {
-	ID       string    `json:"id"`
-	ShortID  string    `json:"short_id"`
-	Time     time.Time `json:"time"`
-	Hostname string    `json:"hostname"`
-	Paths    []string  `json:"paths"`
-	Tags     []string  `json:"tags"`
-	Source   string    `json:"source"`
-}
-
 type policyData struct {
 	P         policyRow
 	Runs      []continuity.Run
 	RunsPart  part
-	Snapshots []snapshotRow
+	Snapshots []continuity.SnapshotInfo
 	SnapPart  part
 }
 
@@ -184,7 +174,7 @@ func (c *Console) policy(w http.ResponseWriter, r *http.Request, s *session) err
 	var runs list[continuity.Run]
 	d.RunsPart = c.get(r, s, "/api/v1/policies/"+url.PathEscape(name)+"/runs?limit=50", &runs)
 	d.Runs = runs.Items
-	var snaps list[snapshotRow]
+	var snaps list[continuity.SnapshotInfo]
 	d.SnapPart = c.get(r, s, "/api/v1/policies/"+url.PathEscape(name)+"/snapshots?limit=100", &snaps)
 	d.Snapshots = snaps.Items
 	c.render(w, r, http.StatusOK, "policy", &view{Title: "Policy " + name, S: s, Data: d})
@@ -242,21 +232,10 @@ func (c *Console) banRemove(r *http.Request, s *session) (string, error) {
 
 // ---- Integrity ----
 
-type finding struct {
-	Path       string    `json:"path"`
-	Kind       string    `json:"kind"`
-	Severity   string    `json:"severity"`
-	Type       string    `json:"type"`
-	Attributes []string  `json:"attributes"`
-	Reasons    []string  `json:"reasons"`
-	Package    string    `json:"package"`
-	Time       time.Time `json:"time"`
-}
-
 type integrityData struct {
 	Status   integrity.Status
 	Part     part
-	Findings []finding
+	Findings []integrity.CurrentFinding
 	FindPart part
 }
 
@@ -264,7 +243,7 @@ func (c *Console) integrity(w http.ResponseWriter, r *http.Request, s *session) 
 	d := integrityData{}
 	d.Part = c.get(r, s, "/api/v1/integrity/status", &d.Status)
 	if !d.Part.Off {
-		var l list[finding]
+		var l list[integrity.CurrentFinding]
 		d.FindPart = c.get(r, s, "/api/v1/integrity/findings?limit=500", &l)
 		d.Findings = l.Items
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwarkhq/bulwark/internal/clocktest"
+
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/app"
 	"github.com/bulwarkhq/bulwark/internal/identity"
@@ -24,24 +26,6 @@ import (
 )
 
 const adminPassword = "console test admin password 7"
-
-// clock is the stack's settable clock (sessions, TOTP steps, grants).
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // stack is the whole product behind the console on a loopback port, over
 // plain HTTP at http://localhost:PORT (a secure context for browsers, so
@@ -55,7 +39,7 @@ type stack struct {
 	data   string
 	config string
 	env    map[string]string
-	clock  *clock
+	clock  *clocktest.Clock
 }
 
 func startStack(t *testing.T) *stack {
@@ -118,7 +102,7 @@ continuity:
 	}
 	s := &stack{t: t, url: fmt.Sprintf("http://localhost:%d", port), data: data, config: cfg,
 		env:   map[string]string{"BULWARK_ADMIN_PASSWORD": adminPassword, "REPO_PW": repotest.Password, "BULWARK_PASSWORD": repotest.Password, "BULWARK_CACHE_DIR": filepath.Join(base, "cache")},
-		clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
+		clock: clocktest.New(time.Now().UTC().Truncate(time.Second))}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Open(ctx, app.Options{ConfigPath: cfg, DataDir: data, Listen: "127.0.0.1:0", LogLevel: "error",
 		Getenv: func(k string) string { return s.env[k] }, Stderr: testWriter{t}, Now: s.clock.Now})
