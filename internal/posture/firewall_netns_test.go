@@ -62,9 +62,39 @@ table inet extra {
 	ns.Nft(t, "add", "rule", "inet", "extra", "input", "counter", "reject", "with", "icmpx", "type", "admin-prohibited")
 	check(Pass, []string{"table inet extra, chain input: hook input, policy accept, last rule an unconditional reject"})
 
-	// A rule after the reject makes it no longer final.
+	// A rule after the reject never runs: the reject still decides.
 	ns.Nft(t, "add", "rule", "inet", "extra", "input", "udp", "dport", "53", "accept")
-	check(Fail, []string{"IPv6 (ip6): no input chain drops by default"})
+	check(Pass, []string{"table inet extra, chain input: hook input, policy accept, rule 2 (handle 3) an unconditional reject"})
+
+	// An accept of everything inserted before it: IPv6 is open again.
+	ns.Nft(t, "insert", "rule", "inet", "extra", "input", "counter", "accept")
+	check(Fail, []string{"table inet extra, chain input: hook input, policy accept, rule 1 (handle 5) accepts every packet",
+		"IPv6 (ip6): no input chain drops by default"}, "IPv4 (ip): no input chain")
+
+	// Policy drop with an accept of everything before any drop, the
+	// accept reached through a jump.
+	ns.Nft(t, "flush", "ruleset")
+	ns.NftFile(t, `
+table inet filter {
+	chain allow_all {
+		log prefix "all: " counter accept
+	}
+	chain input {
+		type filter hook input priority filter; policy drop;
+		iif "lo" accept
+		ct state established,related accept
+		tcp dport 22 accept
+		jump allow_all
+		counter drop
+	}
+}
+`)
+	check(Fail, []string{"table inet filter, chain input: hook input, policy drop, rule 4 (handle 7) jumps to chain allow_all: rule 1 (handle 3) accepts every packet: the policy is never reached",
+		"IPv4 (ip): no input chain drops by default", "IPv6 (ip6): no input chain drops by default"})
+
+	// The same chain made conditional: only loopback goes there.
+	ns.Nft(t, "replace", "rule", "inet", "filter", "input", "handle", "7", "iif", "lo", "jump", "allow_all")
+	check(Pass, []string{"table inet filter, chain input: hook input, policy drop, last rule an unconditional drop: rule 5 (handle 8)"}, "accepts every packet")
 
 	ns.Nft(t, "flush", "ruleset")
 	check(Fail, []string{"every incoming packet is accepted"})

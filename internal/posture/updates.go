@@ -75,6 +75,11 @@ func (a *Auditor) securityUpdates() (Status, []string) {
 // package lists and run unattended-upgrade.
 var periodicKeys = []string{"APT::Periodic::Update-Package-Lists", "APT::Periodic::Unattended-Upgrade"}
 
+// aptTimers are the systemd timers that run apt.systemd.daily: apt-daily
+// refreshes the package lists (Update-Package-Lists), apt-daily-upgrade
+// runs unattended-upgrade (Unattended-Upgrade).
+var aptTimers = []string{"apt-daily.timer", "apt-daily-upgrade.timer"}
+
 func (a *Auditor) automaticUpdates() (Status, []string) {
 	if !a.exists("/usr/bin/apt-get") {
 		return Skipped, []string{notDebian}
@@ -87,9 +92,29 @@ func (a *Auditor) automaticUpdates() (Status, []string) {
 		ok = false
 		ev = append(ev, "unattended-upgrades is not installed (no /usr/bin/unattended-upgrade)")
 	}
+	timersOK, timersEv := a.aptTimers()
+	ok = ok && timersOK
 	conf, err := a.aptConf()
 	if err != nil {
-		return Unknown, append(ev, "apt's configuration: "+err.Error())
+		ev = append(append(ev, timersEv...), "apt's configuration: "+err.Error())
+		if !ok { // a failure stands even when the configuration cannot be read
+			return Fail, ev
+		}
+		return Unknown, ev
+	}
+	// apt.systemd.daily exits at once when APT::Periodic::Enable is 0
+	// (`[ $AutoAptEnable -eq 0 ]`; unset, it is 1).
+	const enable = "APT::Periodic::Enable"
+	switch s, set := conf[strings.ToLower(enable)]; {
+	case !set:
+		ev = append(ev, enable+" is not set (apt's default: on)")
+	case s.cleared:
+		ev = append(ev, fmt.Sprintf("%s is cleared (#clear, %s): apt's default, on", enable, s.where))
+	case periodicDisabled(s.value):
+		ok = false
+		ev = append(ev, fmt.Sprintf("%s %q (%s): apt's daily job is disabled, apt.systemd.daily exits at once", enable, s.value, s.where))
+	default:
+		ev = append(ev, fmt.Sprintf("%s %q (%s)", enable, s.value, s.where))
 	}
 	for _, k := range periodicKeys {
 		s, set := conf[strings.ToLower(k)]
@@ -107,10 +132,103 @@ func (a *Auditor) automaticUpdates() (Status, []string) {
 			ev = append(ev, fmt.Sprintf("%s %q (%s): off", k, s.value, s.where))
 		}
 	}
+	ev = append(ev, timersEv...)
 	if ok {
 		return Pass, ev
 	}
 	return Fail, ev
+}
+
+// periodicDisabled reports whether APT::Periodic::Enable turns apt's
+// daily job off: apt.systemd.daily tests it with `[ $AutoAptEnable -eq 0
+// ]`, so an integer 0 does ("0", "00", " 0 "); anything else, "false"
+// included, makes that test fail and the job run.
+func periodicDisabled(v string) bool {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	return err == nil && n == 0
+}
+
+// Where systemd finds unit files, in its order of precedence, and the
+// directories that hold its own units: without them the system has no
+// systemd.
+var (
+	unitDirs    = []string{"/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
+	systemdDirs = []string{"/usr/lib/systemd/system", "/lib/systemd/system"}
+)
+
+// aptTimers checks that apt's timers are enabled and that neither they
+// nor their services are masked. Without systemd (a container, an image
+// without it) apt's daily job is cron's: the timers are not checked.
+func (a *Auditor) aptTimers() (bool, []string) {
+	systemd := false
+	for _, d := range systemdDirs {
+		if fi, err := os.Stat(a.path(d)); err == nil && fi.IsDir() {
+			systemd = true
+		}
+	}
+	if !systemd {
+		return true, []string{"no systemd (no /lib/systemd/system): apt's timers are not checked"}
+	}
+	ok := true
+	var ev []string
+	for _, timer := range aptTimers {
+		service := strings.TrimSuffix(timer, ".timer") + ".service"
+		file, masked := a.unitFile(timer)
+		if masked {
+			ok = false
+			ev = append(ev, fmt.Sprintf("%s is masked (%s is a link to /dev/null or empty): it never runs", timer, file))
+			continue
+		}
+		if sf, smasked := a.unitFile(service); smasked {
+			ok = false
+			ev = append(ev, fmt.Sprintf("%s is masked (%s is a link to /dev/null or empty): %s starts nothing", service, sf, timer))
+			continue
+		}
+		if file == "" {
+			ok = false
+			ev = append(ev, fmt.Sprintf("%s: no unit file in %s: nothing runs apt's daily job", timer, strings.Join(unitDirs, ", ")))
+			continue
+		}
+		if link := a.wantedBy("timers.target", timer); link != "" {
+			ev = append(ev, fmt.Sprintf("%s is enabled (%s)", timer, link))
+			continue
+		}
+		ok = false
+		ev = append(ev, fmt.Sprintf("%s (%s) is not enabled: no link in /etc/systemd/system/timers.target.wants", timer, file))
+	}
+	return ok, ev
+}
+
+// unitFile finds a unit the way systemd does: the first of unitDirs that
+// has it. A unit linked to /dev/null, or an empty file, is masked.
+// Links are read, not followed: an audited image's absolute links point
+// into the image, not this host.
+func (a *Auditor) unitFile(unit string) (string, bool) {
+	for _, d := range unitDirs {
+		p := d + "/" + unit
+		fi, err := os.Lstat(a.path(p))
+		if err != nil {
+			continue
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(a.path(p))
+			return p, err == nil && target == "/dev/null"
+		}
+		return p, fi.Mode().IsRegular() && fi.Size() == 0
+	}
+	return "", false
+}
+
+// wantedBy returns the link that enables unit for target (in
+// TARGET.wants of a unit directory), or "".
+func (a *Auditor) wantedBy(target, unit string) string {
+	for _, d := range unitDirs {
+		p := d + "/" + target + ".wants/" + unit
+		if _, err := os.Lstat(a.path(p)); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // periodicOn reports whether an APT::Periodic interval runs its job:

@@ -140,6 +140,126 @@ apt {
 	expectEvidence(t, f, Skipped, []string{"not a Debian or Ubuntu system"})
 }
 
+// linkTree is tree with symbolic links (path -> target, written as is).
+func linkTree(t *testing.T, files, links map[string]string) string {
+	t.Helper()
+	root := tree(t, files)
+	for p, target := range links {
+		l := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(l), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// TestAutomaticUpdatesDisabled: apt's daily job switched off by
+// APT::Periodic::Enable, or its systemd timers masked or not enabled.
+func TestAutomaticUpdatesDisabled(t *testing.T) {
+	const (
+		auto  = "APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n"
+		d     = "etc/apt/apt.conf.d/"
+		lib   = "usr/lib/systemd/system/"
+		etc   = "etc/systemd/system/"
+		wants = "etc/systemd/system/timers.target.wants/"
+		unit  = "[Unit]\nDescription=Daily apt upgrade and clean activities\n\n[Timer]\nOnCalendar=*-*-* 6:00\n\n[Install]\nWantedBy=timers.target\n"
+	)
+	// Debian 12 as installed: merged /usr (lib -> usr/lib), apt's units
+	// in /usr/lib/systemd/system, enabled by absolute links in
+	// timers.target.wants (pointing into the image, not this host).
+	base := map[string]string{
+		"usr/bin/apt-get": "", "usr/bin/unattended-upgrade": "", d + "20auto-upgrades": auto,
+		lib + "apt-daily.timer": unit, lib + "apt-daily.service": unit, lib + "apt-daily-upgrade.timer": unit, lib + "apt-daily-upgrade.service": unit,
+	}
+	enabled := map[string]string{
+		"lib":                             "usr/lib",
+		wants + "apt-daily.timer":         "/lib/systemd/system/apt-daily.timer",
+		wants + "apt-daily-upgrade.timer": "/lib/systemd/system/apt-daily-upgrade.timer",
+	}
+	without := func(m map[string]string, keys ...string) map[string]string {
+		out := with(m, nil)
+		for _, k := range keys {
+			delete(out, k)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name     string
+		files    map[string]string
+		links    map[string]string
+		st       Status
+		want     []string
+		unwanted []string
+	}{
+		{"enabled", base, enabled, Pass,
+			[]string{"apt-daily-upgrade.timer is enabled (/etc/systemd/system/timers.target.wants/apt-daily-upgrade.timer)",
+				"apt-daily.timer is enabled (/etc/systemd/system/timers.target.wants/apt-daily.timer)",
+				"APT::Periodic::Enable is not set (apt's default: on)"}, []string{"masked", "not enabled", "no systemd", "off"}},
+		{"APT::Periodic::Enable 0", with(base, map[string]string{d + "99disable": "APT::Periodic::Enable \"0\";\n"}), enabled, Fail,
+			[]string{`APT::Periodic::Enable "0" (/etc/apt/apt.conf.d/99disable:1): apt's daily job is disabled, apt.systemd.daily exits at once`,
+				`APT::Periodic::Unattended-Upgrade "1"`}, nil},
+		{"APT::Periodic::Enable in a scope", with(base, map[string]string{"etc/apt/apt.conf": "APT {\n  Periodic {\n    enable 00;\n  };\n};\n"}), enabled, Fail,
+			[]string{`APT::Periodic::Enable "00" (/etc/apt/apt.conf:3): apt's daily job is disabled`}, nil},
+		{"APT::Periodic::Enable 1", with(base, map[string]string{d + "10periodic": "APT::Periodic::Enable \"1\";\n"}), enabled, Pass,
+			[]string{`APT::Periodic::Enable "1" (/etc/apt/apt.conf.d/10periodic:1)`}, nil},
+		// A later file turns it back on; #clear makes it apt's default.
+		{"APT::Periodic::Enable overridden", with(base, map[string]string{d + "10off": "APT::Periodic::Enable \"0\";\n", d + "99on": "APT::Periodic::Enable \"1\";\n"}), enabled, Pass,
+			[]string{`APT::Periodic::Enable "1" (/etc/apt/apt.conf.d/99on:1)`}, []string{"10off"}},
+		{"APT::Periodic::Enable cleared", with(base, map[string]string{d + "10off": "APT::Periodic::Enable \"0\";\n", d + "99clear": "#clear APT::Periodic::Enable;\n"}), enabled, Pass,
+			[]string{"APT::Periodic::Enable is cleared (#clear, /etc/apt/apt.conf.d/99clear:1): apt's default, on"}, nil},
+		{"timer masked", base, with(enabled, map[string]string{etc + "apt-daily-upgrade.timer": "/dev/null"}), Fail,
+			[]string{"apt-daily-upgrade.timer is masked (/etc/systemd/system/apt-daily-upgrade.timer is a link to /dev/null or empty): it never runs",
+				"apt-daily.timer is enabled"}, []string{"apt-daily-upgrade.timer is enabled"}},
+		{"service masked at runtime", base, with(enabled, map[string]string{"run/systemd/system/apt-daily-upgrade.service": "/dev/null"}), Fail,
+			[]string{"apt-daily-upgrade.service is masked (/run/systemd/system/apt-daily-upgrade.service is a link to /dev/null or empty): apt-daily-upgrade.timer starts nothing"}, nil},
+		{"timer masked by an empty file", with(base, map[string]string{etc + "apt-daily.timer": ""}), enabled, Fail,
+			[]string{"apt-daily.timer is masked (/etc/systemd/system/apt-daily.timer is a link to /dev/null or empty)"}, nil},
+		{"timer not enabled", base, without(enabled, wants+"apt-daily-upgrade.timer"), Fail,
+			[]string{"apt-daily-upgrade.timer (/usr/lib/systemd/system/apt-daily-upgrade.timer) is not enabled: no link in /etc/systemd/system/timers.target.wants",
+				"apt-daily.timer is enabled"}, nil},
+		// An edited copy in /etc overrides the packaged unit.
+		{"a local unit", with(base, map[string]string{etc + "apt-daily-upgrade.timer": unit}), without(enabled, wants+"apt-daily-upgrade.timer"), Fail,
+			[]string{"apt-daily-upgrade.timer (/etc/systemd/system/apt-daily-upgrade.timer) is not enabled"}, nil},
+		// Enabled by the distribution: the link ships with the unit.
+		{"enabled by a packaged link", base, with(without(enabled, wants+"apt-daily-upgrade.timer"), map[string]string{lib + "timers.target.wants/apt-daily-upgrade.timer": "../apt-daily-upgrade.timer"}), Pass,
+			[]string{"apt-daily-upgrade.timer is enabled (/usr/lib/systemd/system/timers.target.wants/apt-daily-upgrade.timer)"}, nil},
+		{"no timer unit", without(base, lib+"apt-daily-upgrade.timer"), without(enabled, wants+"apt-daily-upgrade.timer"), Fail,
+			[]string{"apt-daily-upgrade.timer: no unit file in /etc/systemd/system, /run/systemd/system, /usr/lib/systemd/system, /lib/systemd/system: nothing runs apt's daily job"}, nil},
+		// Not merged /usr: units in /lib/systemd/system.
+		{"units in /lib", map[string]string{"usr/bin/apt-get": "", "usr/bin/unattended-upgrade": "", d + "20auto-upgrades": auto,
+			"lib/systemd/system/apt-daily.timer": unit, "lib/systemd/system/apt-daily-upgrade.timer": unit},
+			map[string]string{wants + "apt-daily.timer": "/lib/systemd/system/apt-daily.timer"}, Fail,
+			[]string{"apt-daily-upgrade.timer (/lib/systemd/system/apt-daily-upgrade.timer) is not enabled", "apt-daily.timer is enabled"}, nil},
+		// No systemd (a container): cron runs apt's daily job.
+		{"no systemd", map[string]string{"usr/bin/apt-get": "", "usr/bin/unattended-upgrade": "", d + "20auto-upgrades": auto}, nil, Pass,
+			[]string{"no systemd (no /lib/systemd/system): apt's timers are not checked"}, nil},
+		// The configuration cannot be read, but a masked timer fails.
+		{"masked and unreadable", with(base, map[string]string{d + "99broken": "APT::Periodic::Enable \"0;\n"}), with(enabled, map[string]string{etc + "apt-daily.timer": "/dev/null"}), Fail,
+			[]string{"apt-daily.timer is masked", "apt's configuration: /etc/apt/apt.conf.d/99broken:1: unterminated quote"}, nil},
+		{"unreadable", with(base, map[string]string{d + "99broken": "APT::Periodic::Enable \"0;\n"}), enabled, Unknown,
+			[]string{"apt-daily.timer is enabled", "unterminated quote"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := finding(t, Auditor{Root: linkTree(t, tt.files, tt.links)}.Audit(), "updates.automatic")
+			expectEvidence(t, f, tt.st, tt.want, tt.unwanted...)
+		})
+	}
+}
+
+func TestPeriodicDisabled(t *testing.T) {
+	for v, want := range map[string]bool{
+		"0": true, "00": true, " 0 ": true, "-0": true,
+		"1": false, "2": false, "": false, "false": false, "no": false, "0x0": false, "0 1": false, "always": false,
+	} {
+		if got := periodicDisabled(v); got != want {
+			t.Errorf("periodicDisabled(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
 func TestPeriodicOn(t *testing.T) {
 	for v, want := range map[string]bool{
 		"1": true, "7": true, "true": true, "TRUE": true, "always": true, "1d": true, "12h": true, "30m": true, " 2 ": true,
