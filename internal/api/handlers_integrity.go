@@ -64,12 +64,24 @@ func (s *Server) integrityFindings(w http.ResponseWriter, r *http.Request, c *Ca
 
 // integrityAcceptRequest folds reviewed changes into the baseline.
 type integrityAcceptRequest struct {
-	// Paths are absolute and clean; each covers everything below it.
-	// None accepts every change.
+	// Paths are absolute and clean. Each is accepted exactly (itself,
+	// nothing below it) and only in the state its current finding
+	// reports; none: every current finding, each as reported.
 	Paths []string `json:"paths"`
+	// Recursive makes each path cover everything below it as a new scan
+	// finds it (the command line's accept); none: every change.
+	Recursive bool `json:"recursive,omitempty"`
+	// States pins paths (each one of Paths, not with Recursive) to the
+	// state of the finding reviewed (its "state"): a path reported again
+	// since is skipped.
+	States map[string]string `json:"states,omitempty"`
 	// Comment says why (required, at most 1,000 bytes).
 	Comment string `json:"comment"`
 }
+
+// acceptAuditItems is how many skipped paths and scan errors the audit
+// entry of an accept names (their totals count them all).
+const acceptAuditItems = 5
 
 func (s *Server) integrityAccept(w http.ResponseWriter, r *http.Request, c *Call) error {
 	c.Resource = "integrity"
@@ -84,21 +96,27 @@ func (s *Server) integrityAccept(w http.ResponseWriter, r *http.Request, c *Call
 	if req.Paths == nil {
 		req.Paths = []string{}
 	}
-	if err := integrity.CheckAccept(req.Paths, req.Comment); err != nil {
-		return err
-	}
-	c.Details = map[string]any{"baseline": svc.BaselinePath(), "paths": req.Paths, "comment": req.Comment}
 	// The baseline's header names who accepted as the audit log does.
 	by := "user:" + c.Principal.Username
 	if c.Principal.TokenID != "" {
 		by += " token:" + c.Principal.TokenID
 	}
-	res, err := svc.Accept(r.Context(), req.Paths, by, req.Comment)
+	ar := integrity.AcceptRequest{Paths: req.Paths, Recursive: req.Recursive, States: req.States, By: by, Comment: req.Comment}
+	if err := ar.Check(); err != nil {
+		return err
+	}
+	c.Details = map[string]any{"baseline": svc.BaselinePath(), "paths": req.Paths, "recursive": req.Recursive, "comment": req.Comment}
+	if len(req.States) > 0 {
+		c.Details["states"] = len(req.States)
+	}
+	res, err := svc.Accept(r.Context(), ar)
 	if err != nil {
 		return err
 	}
 	c.Details["changes"], c.Details["entries"] = res.Accepted, res.Entries
 	c.Details["previous_digest"], c.Details["digest"] = res.PreviousDigest, res.Digest
+	c.Details["skipped_total"], c.Details["skipped"] = res.SkippedTotal, res.Skipped[:min(len(res.Skipped), acceptAuditItems)]
+	c.Details["scan_errors_total"], c.Details["scan_errors"] = res.ScanErrorsTotal, res.ScanErrors[:min(len(res.ScanErrors), acceptAuditItems)]
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/integrity"
 	"github.com/bulwarkhq/bulwark/internal/signkey"
 	"github.com/bulwarkhq/bulwark/internal/store/storetest"
+	"golang.org/x/sys/unix"
 )
 
 // TestIntegrityStatusAPI: a reader of module integrity gets the control's
@@ -113,17 +114,21 @@ type findingsBody struct {
 		Reasons    []string  `json:"reasons"`
 		Package    *string   `json:"package"`
 		Time       time.Time `json:"time"`
+		State      string    `json:"state"`
 	} `json:"items"`
 	Total int `json:"total"`
 }
 
-func (b findingsBody) has(path string) bool {
+func (b findingsBody) has(path string) bool { return b.state(path) != "" }
+
+// state is the state of path's finding ("" when there is none).
+func (b findingsBody) state(path string) string {
 	for _, f := range b.Items {
 		if f.Path == path {
-			return true
+			return f.State
 		}
 	}
-	return false
+	return ""
 }
 
 // TestIntegrityFindingsAndAcceptAPI: the paths that differ now, with what
@@ -203,7 +208,7 @@ func TestIntegrityFindingsAndAcceptAPI(t *testing.T) {
 	}
 
 	// Who may accept: write on the whole module only.
-	good := map[string]any{"paths": []string{filepath.Join(tree, "conf")}, "comment": "new config reviewed"}
+	good := map[string]any{"paths": []string{filepath.Join(tree, "conf")}, "recursive": true, "comment": "new config reviewed"}
 	e.want(e.do("POST", "/api/v1/integrity/accept", operator, good), 403)
 	e.want(e.do("POST", "/api/v1/integrity/accept", viewer, good), 403)
 	e.want(e.do("POST", "/api/v1/integrity/accept", scoped, good), 403)
@@ -283,7 +288,8 @@ func TestIntegrityFindingsAndAcceptAPI(t *testing.T) {
 	}
 	d := es[0].Details
 	if es[0].Actor != "user:hids2" || es[0].Resource != "integrity" || d["comment"] != "new config reviewed" || d["digest"] != res.Digest ||
-		d["previous_digest"] != digest || fmt.Sprint(d["changes"]) != fmt.Sprint(res.Accepted) || fmt.Sprint(d["paths"]) != fmt.Sprint([]any{filepath.Join(tree, "conf")}) {
+		d["previous_digest"] != digest || fmt.Sprint(d["changes"]) != fmt.Sprint(res.Accepted) || fmt.Sprint(d["paths"]) != fmt.Sprint([]any{filepath.Join(tree, "conf")}) ||
+		d["recursive"] != true || fmt.Sprint(d["skipped_total"]) != "0" || fmt.Sprint(d["scan_errors_total"]) != "0" {
 		t.Errorf("audit entry: %+v", es[0])
 	}
 	if n := e.auditCount("integrity.accept", "denied"); n != 3 {
@@ -355,5 +361,262 @@ func TestIntegrityAcceptOtherKeyAPI(t *testing.T) {
 	}
 	if string(before) != string(after) || svc.Status().Differences == 0 || e.auditCount("integrity.accept", "failed") != 1 {
 		t.Error("a refused accept changed the baseline or the findings, or was not audited")
+	}
+}
+
+// acceptBody is POST /api/v1/integrity/accept's answer.
+type acceptBody struct {
+	Accepted       int    `json:"accepted"`
+	Entries        int    `json:"entries"`
+	Digest         string `json:"digest"`
+	PreviousDigest string `json:"previous_digest"`
+	Recursive      *bool  `json:"recursive"`
+	Skipped        []struct {
+		Path   string `json:"path"`
+		Reason string `json:"reason"`
+	} `json:"skipped"`
+	SkippedTotal *int `json:"skipped_total"`
+	ScanErrors   []struct {
+		Path  string `json:"path"`
+		Error string `json:"error"`
+	} `json:"scan_errors"`
+	ScanErrorsTotal *int `json:"scan_errors_total"`
+}
+
+// settled waits until each of paths has a finding whose state holds
+// still, and returns their states.
+func settled(t *testing.T, e *env, token string, paths ...string) map[string]string {
+	t.Helper()
+	var last map[string]string
+	waitFor(t, "settled findings", func() bool {
+		var b findingsBody
+		e.want(e.do("GET", "/api/v1/integrity/findings", token, nil), 200).json(t, &b)
+		cur := map[string]string{}
+		for _, p := range paths {
+			if cur[p] = b.state(p); cur[p] == "" {
+				return false
+			}
+		}
+		same := fmt.Sprint(cur) == fmt.Sprint(last)
+		last = cur
+		if !same {
+			time.Sleep(150 * time.Millisecond)
+		}
+		return same
+	})
+	return last
+}
+
+// lastAccept is the details of the last successful integrity.accept.
+func lastAccept(t *testing.T, e *env) map[string]any {
+	t.Helper()
+	es, err := e.audit.Query(context.Background(), audit.Filter{Action: "integrity.accept", Result: "ok", Limit: 1, Desc: true})
+	if err != nil || len(es) != 1 {
+		t.Fatalf("audited accepts: %+v %v", es, err)
+	}
+	return es[0].Details
+}
+
+// TestIntegrityAcceptExactAPI, with an attacker's eye: a reviewer ticks
+// the harmless finding of a directory (its mode) and an edit of passwd.
+// Before the accept, an attacker adds a file below the directory (it is
+// reported) and rewrites passwd through a hard link from outside the
+// watched tree (inotify does not see it: it is never reported). An accept
+// of the two paths pinned to the states reviewed folds neither; without
+// states the directory is folded as its current finding reports it, the
+// file below it is not, and passwd is skipped as changed since its
+// finding. recursive: true folds the subtree as before. Bad states are
+// refused naming the field.
+func TestIntegrityAcceptExactAPI(t *testing.T) {
+	e, _, tree := integrityEnv(t, t.TempDir(), nil)
+	admin := e.login("admin", adminPassword)
+	conf, passwd, evil := filepath.Join(tree, "conf"), filepath.Join(tree, "passwd"), filepath.Join(tree, "conf", "evil.conf")
+
+	if err := os.Chmod(conf, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passwd, []byte("root:x:0:0\nops:x:1000:1000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reviewed := settled(t, e, admin, conf, passwd)
+
+	// The attacker, after the review.
+	outside := filepath.Join(t.TempDir(), "passwd")
+	if err := os.Link(passwd, outside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(outside, []byte("root::0:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(evil, []byte("include /tmp/x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := settled(t, e, admin, conf, evil, passwd)
+	if now[conf] == reviewed[conf] || now[passwd] != reviewed[passwd] {
+		t.Fatalf("states reviewed %v, now %v: the test does not test", reviewed, now)
+	}
+	ok := e.auditCount("integrity.accept", "ok")
+
+	// Bad requests name their field and change nothing.
+	for _, c := range []struct {
+		body  any
+		field string
+	}{
+		{map[string]any{"paths": []string{conf}, "recursive": true, "states": map[string]string{conf: reviewed[conf]}, "comment": "x"}, "states"},
+		{map[string]any{"paths": []string{conf}, "states": map[string]string{passwd: reviewed[passwd]}, "comment": "x"}, "states"},
+		{map[string]any{"states": map[string]string{conf: reviewed[conf]}, "comment": "x"}, "states"},
+		{map[string]any{"paths": []string{conf}, "states": map[string]string{conf: "not a state"}, "comment": "x"}, "states"},
+		{map[string]any{"paths": []string{conf}, "states": []string{conf}, "comment": "x"}, "states"},
+		{map[string]any{"paths": []string{conf}, "recursive": "yes", "comment": "x"}, "recursive"},
+	} {
+		if r := e.do("POST", "/api/v1/integrity/accept", admin, c.body); r.Status != 400 || r.errField() != c.field {
+			t.Errorf("accept %v: %d %s, want 400 naming %s", c.body, r.Status, r.Body, c.field)
+		}
+	}
+	if e.auditCount("integrity.accept", "ok") != ok {
+		t.Fatal("a refused accept was made")
+	}
+
+	// Pinned to the states reviewed: nothing is folded.
+	var res acceptBody
+	r := e.want(e.do("POST", "/api/v1/integrity/accept", admin, map[string]any{"paths": []string{conf, passwd}, "states": reviewed, "comment": "mode and ops account"}), 200)
+	r.json(t, &res)
+	why := map[string]string{}
+	for _, s := range res.Skipped {
+		why[s.Path] = s.Reason
+	}
+	if res.Accepted != 0 || res.Recursive == nil || *res.Recursive || res.SkippedTotal == nil || *res.SkippedTotal != 2 || len(why) != 2 ||
+		why[passwd] != "changed again since the finding was reported" || !strings.HasPrefix(why[conf], "changed again since it was reviewed") ||
+		res.ScanErrorsTotal == nil || *res.ScanErrorsTotal != 0 || !strings.Contains(string(r.Body), `"scan_errors": []`) {
+		t.Errorf("pinned accept: %s", r.Body)
+	}
+
+	// As reported now: the directory only.
+	res = acceptBody{}
+	r = e.want(e.do("POST", "/api/v1/integrity/accept", admin, map[string]any{"paths": []string{conf, passwd}, "comment": "mode and ops account"}), 200)
+	r.json(t, &res)
+	if res.Accepted != 1 || *res.Recursive || len(res.Skipped) != 1 || res.Skipped[0].Path != passwd {
+		t.Errorf("exact accept: %s", r.Body)
+	}
+	var fb findingsBody
+	e.want(e.do("GET", "/api/v1/integrity/findings", admin, nil), 200).json(t, &fb)
+	if fb.has(conf) || !fb.has(evil) || fb.state(passwd) != reviewed[passwd] {
+		t.Errorf("findings after the exact accept: %+v", fb.Items)
+	}
+	d := lastAccept(t, e)
+	if d["recursive"] != false || fmt.Sprint(d["changes"]) != "1" || fmt.Sprint(d["skipped_total"]) != "1" ||
+		fmt.Sprint(d["skipped"]) != fmt.Sprint([]any{map[string]any{"path": passwd, "reason": "changed again since the finding was reported"}}) {
+		t.Errorf("audit details: %+v", d)
+	}
+
+	// Recursive: the subtree as it is now.
+	res = acceptBody{}
+	r = e.want(e.do("POST", "/api/v1/integrity/accept", admin, map[string]any{"paths": []string{conf}, "recursive": true, "comment": "evil.conf is ours"}), 200)
+	r.json(t, &res)
+	if res.Accepted < 1 || !*res.Recursive || len(res.Skipped) != 0 {
+		t.Errorf("recursive accept: %s", r.Body)
+	}
+	fb = findingsBody{}
+	e.want(e.do("GET", "/api/v1/integrity/findings", admin, nil), 200).json(t, &fb)
+	if fb.has(evil) || !fb.has(passwd) {
+		t.Errorf("findings after the recursive accept: %+v", fb.Items)
+	}
+	if d := lastAccept(t, e); d["recursive"] != true {
+		t.Errorf("audit details: %+v", d)
+	}
+}
+
+// deepDirs makes below dir a chain of directories down to one whose
+// children's paths are PATH_MAX (4096 bytes) long, and n such children:
+// the scanner lists the chain but cannot read those by their path
+// (ENAMETOOLONG), a real error that needs no privilege dropped. The chain
+// is made aside and moved in at once, so that a watch finds it whole.
+func deepDirs(t *testing.T, dir string, n int) (parent string, unreadable []string) {
+	t.Helper()
+	aside := t.TempDir()
+	if len(aside) != len(dir) {
+		t.Fatalf("%s and %s differ in length", aside, dir)
+	}
+	fd, err := unix.Open(aside, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { unix.Close(fd) }()
+	path, top := dir, ""
+	for 4096-len(path)-1 > 255 {
+		name := strings.Repeat("d", min(200, 4096-len(path)-1-100))
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+		fd, path = next, path+"/"+name
+		if top == "" {
+			top = name
+		}
+	}
+	for i := range n {
+		name := fmt.Sprintf("%02d", i) + strings.Repeat("x", 4096-len(path)-1-2)
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		unreadable = append(unreadable, path+"/"+name)
+	}
+	if err := os.Rename(filepath.Join(aside, top), filepath.Join(dir, top)); err != nil {
+		t.Fatal(err)
+	}
+	return path, unreadable
+}
+
+// TestIntegrityAcceptScanErrorsAPI: what the accept's scan could not read
+// is said in the answer (the first 20, and how many) and in the audit
+// entry (how many, and the first 5), and is not folded: a recursive
+// accept leaves those paths differing, an exact one skips them.
+func TestIntegrityAcceptScanErrorsAPI(t *testing.T) {
+	e, _, tree := integrityEnv(t, t.TempDir(), nil)
+	admin := e.login("admin", adminPassword)
+	parent, unreadable := deepDirs(t, tree, 25)
+	settled(t, e, admin, unreadable...)
+
+	var res acceptBody
+	r := e.want(e.do("POST", "/api/v1/integrity/accept", admin, map[string]any{"paths": []string{tree}, "recursive": true, "comment": "deep tree"}), 200)
+	r.json(t, &res)
+	if res.ScanErrorsTotal == nil || *res.ScanErrorsTotal < 25 || len(res.ScanErrors) != 20 || res.Accepted < 1 {
+		t.Fatalf("accept: %.2000s", r.Body)
+	}
+	for _, se := range res.ScanErrors {
+		if !strings.HasPrefix(se.Path, parent+"/") || !strings.Contains(se.Error, "file name too long") {
+			t.Errorf("scan error %.60s...: %s", se.Path[len(parent):], se.Error)
+		}
+	}
+	var fb findingsBody
+	e.want(e.do("GET", "/api/v1/integrity/findings", admin, nil), 200).json(t, &fb)
+	if fb.Total != 25 {
+		t.Errorf("%d findings after the recursive accept, want the 25 unreadable directories", fb.Total)
+	}
+	for _, p := range unreadable {
+		if !fb.has(p) {
+			t.Errorf("an unreadable directory was folded: ...%s", p[len(parent):])
+		}
+	}
+	d := lastAccept(t, e)
+	if first, _ := d["scan_errors"].([]any); fmt.Sprint(d["scan_errors_total"]) != fmt.Sprint(*res.ScanErrorsTotal) || len(first) != 5 {
+		t.Errorf("audit details: total %v, %d listed", d["scan_errors_total"], len(first))
+	}
+
+	// Every finding exactly: the unreadable ones are skipped.
+	res = acceptBody{}
+	r = e.want(e.do("POST", "/api/v1/integrity/accept", admin, map[string]any{"comment": "everything"}), 200)
+	r.json(t, &res)
+	if res.Accepted != 0 || res.SkippedTotal == nil || *res.SkippedTotal != 25 || len(res.Skipped) != 25 {
+		t.Fatalf("exact accept: %d accepted, %d skipped", res.Accepted, len(res.Skipped))
+	}
+	for _, s := range res.Skipped {
+		if !strings.HasPrefix(s.Reason, "could not be read: ") || !strings.Contains(s.Reason, "file name too long") {
+			t.Errorf("skipped: %s", s.Reason)
+		}
 	}
 }

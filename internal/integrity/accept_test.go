@@ -71,23 +71,28 @@ func TestServiceFindingsAndAccept(t *testing.T) {
 	ctx := context.Background()
 
 	for _, c := range []struct {
-		paths   []string
-		comment string
-		field   string
+		req   AcceptRequest
+		field string
 	}{
-		{[]string{"etc"}, "ok", "paths"},
-		{[]string{root + "/etc/../usr"}, "ok", "paths"},
-		{[]string{root + "/etc/"}, "ok", "paths"},
-		{[]string{""}, "ok", "paths"},
-		{make([]string, MaxAcceptPaths+1), "ok", "paths"},
-		{nil, "", "comment"},
-		{nil, "  \n", "comment"},
-		{nil, strings.Repeat("x", MaxAcceptComment+1), "comment"},
-		{nil, "bell\a", "comment"},
+		{AcceptRequest{Paths: []string{"etc"}, Comment: "ok"}, "paths"},
+		{AcceptRequest{Paths: []string{root + "/etc/../usr"}, Comment: "ok"}, "paths"},
+		{AcceptRequest{Paths: []string{root + "/etc/"}, Comment: "ok"}, "paths"},
+		{AcceptRequest{Paths: []string{""}, Comment: "ok"}, "paths"},
+		{AcceptRequest{Paths: make([]string, MaxAcceptPaths+1), Comment: "ok"}, "paths"},
+		{AcceptRequest{Paths: make([]string, MaxAcceptPaths+1), Recursive: true, Comment: "ok"}, "paths"},
+		{AcceptRequest{}, "comment"},
+		{AcceptRequest{Comment: "  \n"}, "comment"},
+		{AcceptRequest{Comment: strings.Repeat("x", MaxAcceptComment+1)}, "comment"},
+		{AcceptRequest{Comment: "bell\a"}, "comment"},
+		{AcceptRequest{Paths: []string{root + "/etc"}, States: map[string]string{root + "/etc": strings.Repeat("a", 32)}, Recursive: true, Comment: "ok"}, "states"},
+		{AcceptRequest{Paths: []string{root + "/etc"}, States: map[string]string{root + "/usr": strings.Repeat("a", 32)}, Comment: "ok"}, "states"},
+		{AcceptRequest{States: map[string]string{root + "/usr": strings.Repeat("a", 32)}, Comment: "ok"}, "states"},
+		{AcceptRequest{Paths: []string{root + "/etc"}, States: map[string]string{root + "/etc": "abc"}, Comment: "ok"}, "states"},
+		{AcceptRequest{Paths: []string{root + "/etc"}, States: map[string]string{root + "/etc": strings.Repeat("A", 32)}, Comment: "ok"}, "states"},
 	} {
 		var ia *InvalidAcceptError
-		if _, err := svc.Accept(ctx, c.paths, "user:t", c.comment); !errors.As(err, &ia) || ia.Field != c.field {
-			t.Errorf("Accept(%q, %q): %v, want an error naming %s", c.paths, c.comment, err, c.field)
+		if _, err := svc.Accept(ctx, c.req); !errors.As(err, &ia) || ia.Field != c.field {
+			t.Errorf("Accept(%+v): %v, want an error naming %s", c.req, err, c.field)
 		}
 	}
 	first := svc.Status().Digest
@@ -111,7 +116,7 @@ func TestServiceFindingsAndAccept(t *testing.T) {
 	}
 	f := findingOf(fs, passwd)
 	if f.Kind != KindChanged || f.Severity != SeverityHigh || f.Type != "file" || !slices.Contains(f.Attributes, "hash") ||
-		len(f.Reasons) == 0 || f.Time.IsZero() || f.Partial || f.Source == "" {
+		len(f.Reasons) == 0 || f.Time.IsZero() || f.Partial || f.Source == "" || len(f.State) != 32 {
 		t.Errorf("passwd finding: %+v", f)
 	}
 	if n := findingOf(fs, root+"/usr/bin/new"); n.Kind != KindAdded || n.Severity != SeverityHigh || n.Attributes == nil {
@@ -131,7 +136,7 @@ func TestServiceFindingsAndAccept(t *testing.T) {
 	}
 
 	// Accept /etc: the passwd change goes, the new program stays.
-	res, err := svc.Accept(ctx, []string{root + "/etc"}, "user:alice", "passwd reviewed: ticket 7")
+	res, err := svc.Accept(ctx, AcceptRequest{Paths: []string{root + "/etc"}, Recursive: true, By: "user:alice", Comment: "passwd reviewed: ticket 7"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +153,8 @@ func TestServiceFindingsAndAccept(t *testing.T) {
 	b, err := ReadFile(svc.BaselinePath(), pub)
 	must(t, err)
 	if a := b.Header.Accepted; b.Digest != res.Digest || a == nil || a.By != "user:alice" || a.Comment != "passwd reviewed: ticket 7" ||
-		!slices.Equal(a.Paths, []string{root + "/etc"}) || a.Changes != res.Accepted || len(b.Entries) != res.Entries {
+		!slices.Equal(a.Paths, []string{root + "/etc"}) || a.Exact || a.Changes != res.Accepted || len(b.Entries) != res.Entries ||
+		!res.Recursive || res.Skipped == nil || res.SkippedTotal != 0 || res.ScanErrors == nil || res.ScanErrorsTotal != 0 {
 		t.Fatalf("new baseline: %+v %+v", b.Header, b.Header.Accepted)
 	}
 	// Scheduled rescans compare with the new baseline.
@@ -166,7 +172,7 @@ func TestServiceFindingsAndAccept(t *testing.T) {
 	})
 
 	// Accept everything: nothing differs.
-	res, err = svc.Accept(ctx, nil, "user:alice", "all reviewed")
+	res, err = svc.Accept(ctx, AcceptRequest{Recursive: true, By: "user:alice", Comment: "all reviewed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,19 +194,19 @@ func TestServiceFindingsAndAccept(t *testing.T) {
 	must(t, err)
 	_, err = WriteFile(svc.BaselinePath(), b.Header, b.Entries[1:], key)
 	must(t, err)
-	if _, err := svc.Accept(ctx, nil, "user:alice", "x"); !errors.Is(err, ErrBaselineChanged) {
+	if _, err := svc.Accept(ctx, AcceptRequest{By: "user:alice", Comment: "x"}); !errors.Is(err, ErrBaselineChanged) {
 		t.Errorf("accept over a replaced baseline file: %v", err)
 	}
 	edited := append([]byte{}, raw...)
 	edited[len(edited)/2] ^= 1
 	must(t, os.WriteFile(svc.BaselinePath(), edited, 0o600))
-	if _, err := svc.Accept(ctx, nil, "user:alice", "x"); !errors.Is(err, ErrBaselineChanged) {
+	if _, err := svc.Accept(ctx, AcceptRequest{By: "user:alice", Comment: "x"}); !errors.Is(err, ErrBaselineChanged) {
 		t.Errorf("accept over an edited baseline file: %v", err)
 	}
 	must(t, os.WriteFile(svc.BaselinePath(), raw, 0o600))
 
 	must(t, stop())
-	if _, err := svc.Accept(ctx, nil, "user:alice", "x"); !errors.Is(err, ErrNotWatching) {
+	if _, err := svc.Accept(ctx, AcceptRequest{By: "user:alice", Comment: "x"}); !errors.Is(err, ErrNotWatching) {
 		t.Errorf("accept with the service stopped: %v", err)
 	}
 }
@@ -232,7 +238,7 @@ func TestServiceAcceptOtherKey(t *testing.T) {
 	if !svc.Status().Watching {
 		t.Fatalf("not watching: %+v", svc.Status())
 	}
-	if _, err := svc.Accept(context.Background(), nil, "user:mallory", "looks fine"); !errors.Is(err, ErrNoKey) {
+	if _, err := svc.Accept(context.Background(), AcceptRequest{By: "user:mallory", Comment: "looks fine"}); !errors.Is(err, ErrNoKey) {
 		t.Errorf("accept without a key: %v", err)
 	}
 	must(t, stop())
@@ -244,7 +250,7 @@ func TestServiceAcceptOtherKey(t *testing.T) {
 	runService(t, svc)
 	writeFile(t, root+"/etc/passwd", "evil::0:0::/:/bin/sh\n")
 	waitUntil(t, "the change", func() bool { return svc.Status().Differences > 0 })
-	if _, err := svc.Accept(context.Background(), nil, "user:mallory", "looks fine"); !errors.Is(err, ErrOtherKey) {
+	if _, err := svc.Accept(context.Background(), AcceptRequest{By: "user:mallory", Comment: "looks fine"}); !errors.Is(err, ErrOtherKey) {
 		t.Errorf("accept of another key's baseline: %v", err)
 	}
 	after, err := os.ReadFile(cfg.Baseline)

@@ -84,11 +84,14 @@ func NewHeader(p Policy) Header {
 // Acceptance records an accept: who, when, and how many changes of which
 // paths.
 type Acceptance struct {
-	By      string    `json:"by"`
-	Time    time.Time `json:"time"`
-	Paths   []string  `json:"paths,omitempty"` // empty: every change
-	Changes int       `json:"changes"`
-	Comment string    `json:"comment,omitempty"`
+	By    string    `json:"by"`
+	Time  time.Time `json:"time"`
+	Paths []string  `json:"paths,omitempty"` // empty: every change (every finding when Exact)
+	// Exact: each path itself only, in the state its finding reported;
+	// otherwise each covers everything below it.
+	Exact   bool   `json:"exact,omitempty"`
+	Changes int    `json:"changes"`
+	Comment string `json:"comment,omitempty"`
 }
 
 // Baseline is a verified baseline file.

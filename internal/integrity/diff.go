@@ -1,6 +1,9 @@
 package integrity
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -123,7 +126,13 @@ func typeName(e *Entry) string {
 // Accept folds the changes of cur under paths (every change when paths is
 // empty) into base and returns the new entries, sorted, and how many
 // findings were folded. A path covers itself and everything below it.
-func Accept(base, cur []Entry, paths []string) ([]Entry, int) {
+//
+// What the scan could not read is never folded: at and below every path
+// of errs (the scan's errors) the entries of base are kept as they are
+// and nothing is added. A directory the scan could not open (EMFILE,
+// EACCES, EIO) leaves everything below it out of cur; that is not a
+// removal.
+func Accept(base, cur []Entry, paths []string, errs []ScanError) ([]Entry, int) {
 	covered := func(p string) bool {
 		if len(paths) == 0 {
 			return true
@@ -136,22 +145,24 @@ func Accept(base, cur []Entry, paths []string) ([]Entry, int) {
 		}
 		return false
 	}
+	u := newUnreadable(errs)
 	out := make([]Entry, 0, max(len(base), len(cur)))
 	n := 0
 	merge(base, cur, func(b, c *Entry) {
-		switch {
-		case c == nil:
-			if covered(b.Path) {
-				n++ // removal accepted: dropped
-			} else {
+		p := pathOf(b, c)
+		if !covered(p) || u.has(p) {
+			if b != nil {
 				out = append(out, *b)
 			}
+			return
+		}
+		switch {
+		case c == nil:
+			n++ // removal accepted: dropped
 		case b == nil:
-			if covered(c.Path) {
-				out = append(out, *c)
-				n++
-			}
-		case covered(c.Path) && len(compare(b, c)) > 0:
+			out = append(out, *c)
+			n++
+		case len(compare(b, c)) > 0:
 			out = append(out, *c)
 			n++
 		default:
@@ -159,4 +170,150 @@ func Accept(base, cur []Entry, paths []string) ([]Entry, int) {
 		}
 	})
 	return slices.Clip(out), n
+}
+
+// Reviewed is a finding as it was reviewed: its path, its kind (added,
+// removed, changed) and its state (CurrentFinding.State).
+type Reviewed struct {
+	Path, Kind, State string
+}
+
+// Skipped is a path an accept was asked for and did not fold, and why.
+type Skipped struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// AcceptExact folds into base the changes of cur at exactly the paths of
+// want (nothing below them), each only when it still differs from base as
+// its finding reported: the same kind, and the same state (stateOf: every
+// attribute recorded). A path that changed again since, that no longer
+// differs, or that the scan could not read (errs, at the path or above
+// it) keeps its entry of base and is listed in skipped, sorted by path.
+// It returns the new entries, sorted, and how many were folded.
+func AcceptExact(base, cur []Entry, want []Reviewed, errs []ScanError) ([]Entry, int, []Skipped) {
+	byPath := make(map[string]Reviewed, len(want))
+	for _, r := range want {
+		byPath[r.Path] = r
+	}
+	u := newUnreadable(errs)
+	seen := make(map[string]bool, len(byPath))
+	var skipped []Skipped
+	out := make([]Entry, 0, max(len(base), len(cur)))
+	n := 0
+	merge(base, cur, func(b, c *Entry) {
+		p := pathOf(b, c)
+		r, ok := byPath[p]
+		if ok {
+			seen[p] = true
+			why := exactSkip(r, b, c, u)
+			if why == "" {
+				if c != nil { // added or changed; a removal is dropped
+					out = append(out, *c)
+				}
+				n++
+				return
+			}
+			skipped = append(skipped, Skipped{Path: p, Reason: why})
+		}
+		if b != nil {
+			out = append(out, *b)
+		}
+	})
+	for p, r := range byPath {
+		if !seen[p] { // in neither: gone, and not in the baseline
+			skipped = append(skipped, Skipped{Path: p, Reason: exactSkip(r, nil, nil, u)})
+		}
+	}
+	slices.SortFunc(skipped, func(a, b Skipped) int { return strings.Compare(a.Path, b.Path) })
+	return slices.Clip(out), n, skipped
+}
+
+// exactSkip says why r is not folded, b and c being its entries in the
+// baseline and the scan (nil: none), or "" when it is folded.
+func exactSkip(r Reviewed, b, c *Entry, u unreadable) string {
+	if at, why, ok := u.of(r.Path); ok {
+		if at == r.Path {
+			return "could not be read: " + why
+		}
+		return "below " + at + ", which could not be read: " + why
+	}
+	kind, _ := difference(b, c)
+	switch {
+	case kind == "":
+		return "no longer differs from the baseline"
+	case kind != r.Kind:
+		return fmt.Sprintf("changed again since the finding: now %s, reported %s", kind, r.Kind)
+	case r.State == "":
+		return "the state its finding reported is not known"
+	case stateOf(kind, c) != r.State:
+		return "changed again since the finding was reported"
+	}
+	return ""
+}
+
+// stateOf is a token of the state a finding reports: its kind and, unless
+// removed, every attribute recorded of the entry (SHA-256 of its baseline
+// record; 128 bits, hex). Two reports of one path have the same token
+// exactly when they report the same.
+func stateOf(kind string, e *Entry) string {
+	h := sha256.New()
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	if e != nil && kind != KindRemoved {
+		h.Write(appendRecord(nil, e))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// pathOf is the path of the entries merge passes (one may be nil).
+func pathOf(b, c *Entry) string {
+	if c != nil {
+		return c.Path
+	}
+	return b.Path
+}
+
+// unreadable maps the paths a scan could not (fully) read to why (the
+// first error of each).
+type unreadable map[string]string
+
+func newUnreadable(errs []ScanError) unreadable {
+	if len(errs) == 0 {
+		return nil
+	}
+	u := make(unreadable, len(errs))
+	for _, e := range errs {
+		if _, ok := u[e.Path]; !ok {
+			u[e.Path] = e.Error
+		}
+	}
+	return u
+}
+
+// of finds p or the nearest of its ancestors that could not be read: that
+// path and why.
+func (u unreadable) of(p string) (at, why string, ok bool) {
+	if len(u) == 0 {
+		return "", "", false
+	}
+	for q := p; ; {
+		if why, ok := u[q]; ok {
+			return q, why, true
+		}
+		i := strings.LastIndexByte(q, '/')
+		switch {
+		case i < 0 || q == "/":
+			return "", "", false
+		case i == 0:
+			q = "/"
+		default:
+			q = q[:i]
+		}
+	}
+}
+
+func (u unreadable) has(p string) bool {
+	_, _, ok := u.of(p)
+	return ok
 }

@@ -23,6 +23,10 @@ type CurrentFinding struct {
 	// after an accept).
 	Source string    `json:"source"`
 	Time   time.Time `json:"time"`
+	// State is a token of the state reported (the kind and every
+	// attribute recorded of the entry): an accept given it (states)
+	// folds the path only if it is still in that state.
+	State string `json:"state"`
 	// Partial is set when only the kind, severity and time are kept:
 	// more than MaxFindingDetails paths differed when it was reported.
 	Partial bool `json:"partial,omitempty"`
@@ -52,7 +56,7 @@ func (s *Service) Findings(severity string, limit int) ([]CurrentFinding, int) {
 		if severity != "" && d.severity != severity {
 			continue
 		}
-		f := CurrentFinding{Path: p, Kind: d.kind, Severity: d.severity, Source: d.source, Time: d.time, Partial: d.f == nil}
+		f := CurrentFinding{Path: p, Kind: d.kind, Severity: d.severity, Source: d.source, Time: d.time, State: d.state, Partial: d.f == nil}
 		if d.f != nil {
 			// Kept slices are never changed, only replaced: shared.
 			f.Type, f.Attributes, f.Reasons, f.Package, f.Expected = d.f.Type, d.f.Attributes, d.f.Reasons, d.f.Package, d.f.Expected

@@ -447,14 +447,14 @@ func TestAccept(t *testing.T) {
 	if n := Diff(base.Entries, cur.Entries, Grading{}).Count(); n < 3 {
 		t.Fatalf("%d findings", n)
 	}
-	next, n := Accept(base.Entries, cur.Entries, []string{root + "/etc"})
+	next, n := Accept(base.Entries, cur.Entries, []string{root + "/etc"}, nil)
 	rep := Diff(next, cur.Entries, Grading{})
 	// /etc's changes (passwd, the removed sshd_config and /etc/ssh's own
 	// times) are folded; /usr/bin's are not.
 	if n < 2 || len(rep.Changed)+len(rep.Removed) > 1 || len(rep.Added) != 1 || rep.Added[0].Path != root+"/usr/bin/new" {
 		t.Errorf("after accepting %s/etc (%d folded): %+v", root, n, rep)
 	}
-	all, _ := Accept(base.Entries, cur.Entries, nil)
+	all, _ := Accept(base.Entries, cur.Entries, nil, nil)
 	if rep := Diff(all, cur.Entries, Grading{}); !rep.Clean() {
 		t.Errorf("after accepting everything: %+v", rep)
 	}

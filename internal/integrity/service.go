@@ -63,8 +63,11 @@ const MaxFindingDetails = 10000
 // differing is what is known of a path that differs now.
 type differing struct {
 	kind, severity, source string
-	time                   time.Time
-	f                      *Finding // nil beyond MaxFindingDetails; without Changes
+	// state is the token of the state reported (stateOf), kept for every
+	// path: an exact accept folds that state only.
+	state string
+	time  time.Time
+	f     *Finding // nil beyond MaxFindingDetails; without Changes
 }
 
 // Status is the evidence of the integrity control.
@@ -377,7 +380,7 @@ func (s *Service) remember(ev WatchEvent) {
 		d = &differing{}
 		s.differ[f.Path] = d
 	}
-	d.kind, d.severity, d.source, d.time = ev.Kind, f.Severity, ev.Source, ev.Time
+	d.kind, d.severity, d.source, d.state, d.time = ev.Kind, f.Severity, ev.Source, ev.state, ev.Time
 	if d.f == nil && s.detailed >= MaxFindingDetails {
 		return
 	}

@@ -21,6 +21,9 @@ type WatchEvent struct {
 	DelayMS *float64     `json:"delay_ms,omitempty"`
 	Scan    *ScanSummary `json:"scan,omitempty"`
 	Message string       `json:"message,omitempty"`
+	// state is the token of what an added, removed or changed finding
+	// reports (stateOf): an exact accept folds that state only.
+	state string
 }
 
 // ScanSummary describes one full scan of a watch.

@@ -799,7 +799,7 @@ func (w *watcher) evaluate(path string, cur *Entry, source string) {
 		w.reported[path] = nil
 	}
 	f := newFinding(w.grading, kind, base, cur, changes)
-	ev := WatchEvent{Kind: kind, Finding: &f, Source: source}
+	ev := WatchEvent{Kind: kind, Finding: &f, Source: source, state: stateOf(kind, cur)}
 	if cur != nil && source == "inotify" {
 		at := cur.Ctime
 		if cur.Attrs&AttrCtime == 0 {

@@ -44,7 +44,34 @@ func TestIntegrityPageAccept(t *testing.T) {
 	if op := s.get(s.signIn("olivia", "operator password 8 long"), "/integrity", 200); strings.Contains(op, `name="path"`) || !strings.Contains(op, conf) {
 		t.Errorf("operator's integrity page: checkboxes offered or finding hidden:\n%.3000s", op)
 	}
-	res := postForm(t, admin, s.url+"/integrity/accept", url.Values{"csrf": {field(page, "csrf")}, "path": {conf}, "comment": {"port moved to 8080"}}, nil)
+	// The form carries the state each change was shown in: a change made
+	// after the page was drawn is not accepted unseen.
+	state := field(page, "state:"+conf)
+	if len(state) != 32 {
+		t.Fatalf("no state for %s in the form: %q", conf, state)
+	}
+	if err := os.WriteFile(conf, []byte("port = 9090\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		fs, _ := s.app.Integrity.Findings("", 10)
+		if len(fs) == 1 && fs[0].State != state {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("the second change was not reported: %+v", fs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res := postForm(t, admin, s.url+"/integrity/accept", url.Values{"csrf": {field(page, "csrf")}, "path": {conf}, "state:" + conf: {state}, "comment": {"port moved to 8080"}}, nil)
+	if res.StatusCode != 303 {
+		t.Fatalf("stale accept: %d", res.StatusCode)
+	}
+	if stale := s.get(admin, "/integrity", 200); !strings.Contains(stale, "Accepted 0 change") || !strings.Contains(stale, "Not accepted, 1") {
+		t.Errorf("a change made after the page was drawn was accepted:\n%.3000s", stale)
+	}
+	page = s.get(admin, "/integrity", 200)
+	res = postForm(t, admin, s.url+"/integrity/accept", url.Values{"csrf": {field(page, "csrf")}, "path": {conf}, "state:" + conf: {field(page, "state:"+conf)}, "comment": {"port moved to 9090"}}, nil)
 	if res.StatusCode != 303 {
 		t.Fatalf("accept: %d", res.StatusCode)
 	}
@@ -56,7 +83,7 @@ func TestIntegrityPageAccept(t *testing.T) {
 		t.Errorf("still %d differences after accepting", st.Differences)
 	}
 	es, err := s.app.Audit.Query(context.Background(), audit.Filter{Action: "integrity.accept", Limit: 10})
-	if err != nil || len(es) != 1 || es[0].Actor != "user:admin" || es[0].Result != audit.ResultOK {
+	if err != nil || len(es) != 2 || es[1].Actor != "user:admin" || es[1].Result != audit.ResultOK {
 		t.Errorf("audit of the accept: %v %+v", err, es)
 	}
 }

@@ -253,18 +253,34 @@ func (c *Console) integrity(w http.ResponseWriter, r *http.Request, s *session) 
 
 func (c *Console) integrityAccept(r *http.Request, s *session) (string, error) {
 	paths := r.PostForm["path"]
-	if len(paths) == 0 && r.PostForm.Get("all") != "true" {
-		return "", errors.New("choose the changes to accept, or accept all")
+	if len(paths) == 0 {
+		return "", errors.New("choose the changes to accept")
 	}
-	var out struct {
-		Accepted int    `json:"accepted"`
-		Entries  int    `json:"entries"`
-		Digest   string `json:"digest"`
+	// Each change is accepted as it was shown: the API skips a path that
+	// changed again since (its state differs).
+	states := map[string]string{}
+	for _, p := range paths {
+		if st := r.PostForm.Get("state:" + p); st != "" {
+			states[p] = st
+		}
 	}
-	if err := c.call(r, s.token, http.MethodPost, "/api/v1/integrity/accept", map[string]any{"paths": paths, "comment": r.PostForm.Get("comment")}, &out); err != nil {
+	var out integrity.AcceptResult
+	in := map[string]any{"paths": paths, "comment": r.PostForm.Get("comment"), "states": states}
+	if err := c.call(r, s.token, http.MethodPost, "/api/v1/integrity/accept", in, &out); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Accepted %d change(s); the baseline now holds %d entries.", out.Accepted, out.Entries), nil
+	msg := fmt.Sprintf("Accepted %d change(s); the baseline now holds %d entries.", out.Accepted, out.Entries)
+	if out.SkippedTotal > 0 {
+		var why []string
+		for _, sk := range out.Skipped {
+			why = append(why, sk.Path+" ("+sk.Reason+")")
+		}
+		msg += fmt.Sprintf(" Not accepted, %d: %s.", out.SkippedTotal, strings.Join(why, "; "))
+	}
+	if out.ScanErrorsTotal > 0 {
+		msg += fmt.Sprintf(" %d path(s) could not be read and were kept as they were.", out.ScanErrorsTotal)
+	}
+	return msg, nil
 }
 
 // ---- Monitoring ----
