@@ -105,6 +105,9 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "ban.add", Summary: "Ban an address or network for a duration, with a reason; enforced at once by the guard and the firewall.", Handler: s.addBan, Request: banRequest{}, Response: detect.Ban{}},
 		{Method: "DELETE", Pattern: "/api/v1/bans", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "ban.remove", Summary: "Lift the bans in force on exactly ?net=ADDR|CIDR; the decisions stay in the history.", Handler: s.removeBan, Response: List[detect.Ban]{}},
 
+		// What the guard protects and refuses (handlers_guard_status.go).
+		{Method: "GET", Pattern: "/api/v1/guard/status", Unscoped: true, Auth: Perm, Module: G, Level: R, Summary: "The guard's sites (hosts, upstreams without credentials and whether each is in rotation, request inspection, rate), the edge's enforcement (proxy, detection, bans mirrored into nftables) and the connections and requests refused since start, by reason.", Handler: s.guardStatus, Response: guardStatus{}},
+
 		// The guard's runtime lists and shaping rules (handlers_guard.go).
 		{Method: "GET", Pattern: "/api/v1/guard/lists", Unscoped: true, Auth: Perm, Module: G, Level: R, Summary: "Allow and deny list entries added at run time (?list=allow|deny; ?expired=true includes expired ones). The config's static entries are not listed.", Handler: s.listEntries, Response: List[rules.Entry]{}},
 		{Method: "POST", Pattern: "/api/v1/guard/lists", Unscoped: true, Auth: Perm, Module: G, Level: O, Action: "guard.list.add", Summary: "Add an address or network to the allow or deny list, with a reason and an optional duration; applied at once, replacing an entry for the same network.", Handler: s.addEntry, Request: listEntryRequest{}, Response: rules.Entry{}},

@@ -26,6 +26,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/internal/access"
 	"github.com/bulwarkhq/bulwark/internal/audit"
+	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/continuity"
 	"github.com/bulwarkhq/bulwark/internal/detect"
 	"github.com/bulwarkhq/bulwark/internal/events"
@@ -87,7 +88,11 @@ type Deps struct {
 	// is the public page of the practices published at /trust (nil or
 	// none published: 404).
 	Report func(ctx context.Context) (report.Report, error)
-	Trust  *TrustPage
+	// Guard is the guard's configuration and Protection the edge's last
+	// recorded state (nil: none), for GET /api/v1/guard/status.
+	Guard      config.Guard
+	Protection func() (*report.Protection, error)
+	Trust      *TrustPage
 }
 
 // Server is the API's http.Handler.

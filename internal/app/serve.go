@@ -95,6 +95,8 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		StatusPages:    a.statusHandler(),
 		Rules:          a.Rules,
 		GuardHost:      a.Config.Guard.HasHost,
+		Guard:          a.Config.Guard,
+		Protection:     a.Protection,
 		Report:         a.reportForAPI,
 		Trust:          &api.TrustPage{Publish: a.Config.Report.Publish},
 	})

@@ -21,7 +21,7 @@ func TestPagesRender(t *testing.T) {
 		"/":            "Security practices",
 		"/backups":     `<h2 id="policy-web">`,
 		"/backups/web": "Snapshots",
-		"/guard":       "Ban an address or network",
+		"/guard":       "Protected sites",
 		"/integrity":   "File integrity",
 		"/monitoring":  "Host, last 6 hours",
 		"/access":      "Add a user",

@@ -195,9 +195,37 @@ func (c *Console) policyJob(path, what string) actionFunc {
 // ---- Guard ----
 
 type guardData struct {
-	Bans []detect.Ban
-	Part part
-	All  bool
+	Bans       []detect.Ban
+	Part       part
+	All        bool
+	Status     guardStatus
+	StatusPart part
+}
+
+// guardStatus is GET /api/v1/guard/status.
+type guardStatus struct {
+	Enabled   bool   `json:"enabled"`
+	Listen    string `json:"listen"`
+	ListenTLS string `json:"listen_tls"`
+	Sites     []struct {
+		Hosts     []string `json:"hosts"`
+		Upstreams []struct {
+			URL string `json:"url"`
+			Up  *bool  `json:"up"`
+		} `json:"upstreams"`
+		WAF  string `json:"waf"`
+		Rate int    `json:"rate_per_second"`
+	} `json:"sites"`
+	Enforcement *report.Protection `json:"enforcement"`
+	Blocks      []struct {
+		Reason string  `json:"reason"`
+		Count  float64 `json:"count"`
+	} `json:"blocks"`
+	Requests []struct {
+		Site  string  `json:"site"`
+		Code  string  `json:"code"`
+		Count float64 `json:"count"`
+	} `json:"requests"`
 }
 
 func (c *Console) guard(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -209,6 +237,7 @@ func (c *Console) guard(w http.ResponseWriter, r *http.Request, s *session) erro
 	}
 	d.Part = c.get(r, s, q, &l)
 	d.Bans = l.Items
+	d.StatusPart = c.get(r, s, "/api/v1/guard/status", &d.Status)
 	c.render(w, r, http.StatusOK, "guard", &view{Title: "Guard", S: s, Data: d})
 	return nil
 }
