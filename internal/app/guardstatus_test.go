@@ -36,7 +36,9 @@ func TestGuardStatusAPI(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := Open(ctx, Options{ConfigPath: cfg, DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", LogLevel: "error", Stderr: io.Discard,
-		Getenv: func(k string) string { return map[string]string{"BULWARK_ADMIN_PASSWORD": "guard status test password"}[k] }})
+		Getenv: func(k string) string {
+			return map[string]string{"BULWARK_ADMIN_PASSWORD": "guard status test password"}[k]
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
