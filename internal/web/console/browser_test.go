@@ -289,3 +289,32 @@ func TestBrowserScreenshots(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", dir)
 }
+
+// In Chromium, an operator's Access page has no Delete button, and a
+// forged POST made from the page (no form token) is refused; the user is
+// still there.
+func TestBrowserOperatorCannotDelete(t *testing.T) {
+	s := startStack(t)
+	s.mkuser("olivia", "operator password 8 long", "operator")
+	s.mkuser("victim", "victim password 8 long", "auditor")
+	ctx := browser(t, 1280, 900)
+	do(t, ctx, "sign in", append(signInSteps(s, "olivia", "operator password 8 long"), chromedp.WaitVisible(chromedp.CSS("#practices")))...)
+	do(t, ctx, "access page", chromedp.Navigate(s.url+"/access"), chromedp.WaitVisible(chromedp.CSS("#users-h")))
+	if n := eval[int](t, ctx, `Array.from(document.querySelectorAll('button')).filter(b => /delete|remove|revoke/i.test(b.textContent)).length`); n != 0 {
+		t.Errorf("the operator sees %d delete, remove or revoke buttons", n)
+	}
+	if !strings.Contains(text(t, ctx, "#users-h + .scroll"), "victim") {
+		t.Error("the operator does not see the users")
+	}
+	st, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch('/access/users/victim/delete', {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'x=1'}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil || st != 403 {
+		t.Errorf("forged POST from the page: %d, %v", st, err)
+	}
+	api, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch('/api/v1/users/victim', {method: 'DELETE'}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil || api != 403 {
+		t.Errorf("DELETE through the API from the page: %d, %v", api, err)
+	}
+	if _, err := s.app.Identity.GetUser(context.Background(), "victim"); err != nil {
+		t.Fatalf("victim was deleted: %v", err)
+	}
+}
