@@ -19,7 +19,7 @@ out=${1:-/dev/stdout}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$root"
-BULWARK_CONSOLE_BENCH="$tmp/pages.md" go test -count=1 -run '^TestBenchPages$' -timeout 20m ./internal/web/console/ >"$tmp/log" 2>&1 || {
+BULWARK_CONSOLE_BENCH="$tmp/pages.md" go test -v -count=1 -run '^TestBenchPages$' -timeout 20m ./internal/web/console/ >"$tmp/log" 2>&1 || {
 	tail -40 "$tmp/log" >&2
 	echo "(bench-console failed; see above)" >"$out"
 	exit 1
@@ -27,7 +27,7 @@ BULWARK_CONSOLE_BENCH="$tmp/pages.md" go test -count=1 -run '^TestBenchPages$' -
 {
 	echo "Each page fetched ${CONSOLE_BENCH_ROUNDS:-20} times by a signed-in administrator, with"
 	echo "${CONSOLE_BENCH_EVENTS:-10000} events in the store and ${CONSOLE_BENCH_SNAPSHOTS:-1000} snapshots in the policy's repository."
-	grep -o 'seeded .*' "$tmp/log" | head -1 | sed 's/^/(/; s/$/.)/'
+	{ grep -o 'seeded .*' "$tmp/log" || true; } | head -1 | sed 's/^/(The seeding: /; s/$/.)/'
 	echo
 	cat "$tmp/pages.md"
 } >"$out"
