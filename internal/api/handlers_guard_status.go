@@ -9,6 +9,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/redact"
 	"github.com/bulwarkhq/bulwark/internal/report"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // guardStatus is GET /api/v1/guard/status: what the guard protects and
@@ -54,9 +55,12 @@ type guardCount struct {
 func (s *Server) guardStatus(w http.ResponseWriter, r *http.Request, c *Call) error {
 	g := s.d.Guard
 	out := guardStatus{Enabled: g.Enabled(), Listen: g.Listen, ListenTLS: g.ListenTLS, Sites: []guardSite{}, Blocks: []guardCount{}, Requests: []guardCount{}}
-	metrics, err := s.d.Registry.Gather()
-	if err != nil {
-		s.log.Warn("guard status: gather metrics", "err", err)
+	var metrics []*dto.MetricFamily
+	if s.d.GuardMetrics != nil {
+		var err error
+		if metrics, err = s.d.GuardMetrics.Gather(); err != nil {
+			s.log.Warn("guard status: gather metrics", "err", err)
+		}
 	}
 	up := map[[2]string]bool{}
 	for _, mf := range metrics {

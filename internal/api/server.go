@@ -92,7 +92,10 @@ type Deps struct {
 	// recorded state (nil: none), for GET /api/v1/guard/status.
 	Guard      config.Guard
 	Protection func() (*report.Protection, error)
-	Trust      *TrustPage
+	// GuardMetrics gathers the guard's own series only (nil: none), so
+	// the status does not run every collector of Registry (host metrics).
+	GuardMetrics prometheus.Gatherer
+	Trust        *TrustPage
 }
 
 // Server is the API's http.Handler.

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/internal/access"
@@ -31,6 +32,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/monitor"
 	"github.com/bulwarkhq/bulwark/internal/notify"
 	"github.com/bulwarkhq/bulwark/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Migrations lists every capability's schema in dependency order.
@@ -101,6 +103,9 @@ type App struct {
 	protection protectionState
 	// reportCache is the API's last report (report.go).
 	reportCache reportCache
+	// guardMetrics is the guard's collector alone (serve.go).
+	guardMetrics     *prometheus.Registry
+	guardMetricsOnce sync.Once
 }
 
 // DefaultDataDir is used when neither --data nor data_dir is given.

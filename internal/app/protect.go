@@ -130,6 +130,9 @@ func (a *App) startProtection(ctx context.Context, so ServeOptions, reg *prometh
 		}
 		stops = append(stops, func() { closer.Close() })
 		reg.MustRegister(g.Collector())
+		gc := g.Collector()
+		a.guardRegistry().MustRegister(gc)
+		stops = append(stops, func() { a.guardRegistry().Unregister(gc) })
 		if err := g.Start(); err != nil {
 			return nil, err
 		}

@@ -97,6 +97,7 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 		GuardHost:      a.Config.Guard.HasHost,
 		Guard:          a.Config.Guard,
 		Protection:     a.Protection,
+		GuardMetrics:   a.guardRegistry(),
 		Report:         a.reportForAPI,
 		Trust:          &api.TrustPage{Publish: a.Config.Report.Publish},
 	})
@@ -106,6 +107,14 @@ func (a *App) Handler(reg *prometheus.Registry) *api.Server {
 // and every other path served by the API.
 func (a *App) Console(reg *prometheus.Registry) http.Handler {
 	return console.New(console.Options{API: a.Handler(reg), Now: a.now, Logger: a.Logger, Key: a.consoleKey()})
+}
+
+// guardRegistry holds the guard's collector alone (startProtection adds
+// it), for the API's guard status: the full registry would also take a
+// host-metrics sample at every look.
+func (a *App) guardRegistry() *prometheus.Registry {
+	a.guardMetricsOnce.Do(func() { a.guardMetrics = prometheus.NewRegistry() })
+	return a.guardMetrics
 }
 
 // consoleKey is the key the console signs its form tokens with: derived
