@@ -76,25 +76,12 @@ func (c *Console) navFor(s *session) []navItem {
 var funcs = template.FuncMap{
 	"ago":      ago,
 	"when":     when,
-	"bytes":    humanBytes,
-	"dur":      humanDuration,
 	"seconds":  func(s float64) string { return humanDuration(time.Duration(s * float64(time.Second))) },
 	"join":     strings.Join,
-	"lower":    strings.ToLower,
-	"query":    url.QueryEscape,
 	"path":     url.PathEscape,
-	"pct":      func(f float64) string { return fmt.Sprintf("%.1f%%", f) },
 	"tagsText": tagsText,
-	"add":      func(a, b int) int { return a + b },
 	"list":     func(v ...string) []string { return v },
-	"dict": func(kv ...any) map[string]any {
-		m := map[string]any{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[fmt.Sprint(kv[i])] = kv[i+1]
-		}
-		return m
-	},
-	"svg": func(s string) template.HTML { return template.HTML(s) }, // charts built by chart.go, escaped there
+	"svg":      func(s string) template.HTML { return template.HTML(s) }, // charts built by chart.go, escaped there
 }
 
 // parseTemplates parses the layout with each page's file.
@@ -315,19 +302,6 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%.1f h", d.Hours())
 	}
 	return fmt.Sprintf("%.0f days", math.Floor(d.Hours()/24))
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func tagsText(tags map[string]string) string {
