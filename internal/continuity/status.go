@@ -44,9 +44,13 @@ type SourceInfo struct {
 // ResourceTags are the tags a policy carries for access control and on
 // its events: policy=NAME and every key=value snapshot tag of the policy
 // that events accept (letters, digits, '.', '_', '/', '-').
-func ResourceTags(p config.Policy) map[string]string {
-	tags := map[string]string{"policy": p.Name}
-	for _, t := range p.Tags {
+func ResourceTags(p config.Policy) map[string]string { return TagsOf(p.Name, p.Tags) }
+
+// TagsOf is ResourceTags of the policy called name with snapshot tags
+// (a PolicySummary's Name and Tags give the same as its policy's).
+func TagsOf(name string, snapshotTags []string) map[string]string {
+	tags := map[string]string{"policy": name}
+	for _, t := range snapshotTags {
 		k, v, ok := strings.Cut(t, "=")
 		if ok && k != "policy" && events.ValidTag(k, v) && len(tags) < events.MaxTags {
 			tags[k] = v

@@ -120,21 +120,11 @@ type rpoAnswer struct {
 	Repositories []continuity.RPOStatus `json:"repositories"`
 }
 
-func policyTags(p continuity.PolicySummary) map[string]string {
-	tags := map[string]string{"policy": p.Name}
-	for _, t := range p.Tags {
-		if k, v, ok := strings.Cut(t, "="); ok && k != "policy" {
-			tags[k] = v
-		}
-	}
-	return tags
-}
-
 func (c *Console) backups(w http.ResponseWriter, r *http.Request, s *session) error {
 	var l list[continuity.PolicySummary]
 	d := backupsData{Part: c.get(r, s, "/api/v1/policies", &l)}
 	for _, p := range l.Items {
-		row := policyRow{PolicySummary: p, Tags: policyTags(p)}
+		row := policyRow{PolicySummary: p, Tags: continuity.TagsOf(p.Name, p.Tags)}
 		if p.RPOSeconds > 0 && s.CanOn("continuity", "read", row.Tags) {
 			var ra rpoAnswer
 			row.RPOPart = c.get(r, s, "/api/v1/policies/"+url.PathEscape(p.Name)+"/rpo", &ra)
@@ -170,7 +160,7 @@ func (c *Console) policy(w http.ResponseWriter, r *http.Request, s *session) err
 	if err := c.call(r, s.token, http.MethodGet, "/api/v1/policies/"+url.PathEscape(name), nil, &p); err != nil {
 		return err
 	}
-	d := policyData{P: policyRow{PolicySummary: p, Tags: policyTags(p)}}
+	d := policyData{P: policyRow{PolicySummary: p, Tags: continuity.TagsOf(p.Name, p.Tags)}}
 	var runs list[continuity.Run]
 	d.RunsPart = c.get(r, s, "/api/v1/policies/"+url.PathEscape(name)+"/runs?limit=50", &runs)
 	d.Runs = runs.Items
