@@ -4,9 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strings"
 
-	"github.com/bulwarkhq/bulwark/internal/config"
 	"github.com/bulwarkhq/bulwark/internal/redact"
 	"github.com/bulwarkhq/bulwark/internal/report"
 	dto "github.com/prometheus/client_model/go"
@@ -89,7 +87,7 @@ func (s *Server) guardStatus(w http.ResponseWriter, r *http.Request, c *Call) er
 		for _, u := range site.Upstreams {
 			gu := guardUpstream{URL: redact.String(u, false)}
 			if pu, err := url.Parse(u); err == nil {
-				if v, ok := up[[2]string{siteName(site), pu.Host}]; ok {
+				if v, ok := up[[2]string{site.Name(), pu.Host}]; ok {
 					gu.Up = &v
 				}
 			}
@@ -113,13 +111,4 @@ func orOff(s string) string {
 		return "off"
 	}
 	return s
-}
-
-// siteName is the site label of the guard's metrics: its first host,
-// lower case, without a final dot (as internal/guard names it).
-func siteName(s config.GuardSite) string {
-	if len(s.Hosts) == 0 {
-		return ""
-	}
-	return strings.ToLower(strings.TrimSuffix(s.Hosts[0], "."))
 }

@@ -206,6 +206,15 @@ type GuardWAFExclusion struct {
 	Path string `yaml:"path"`
 }
 
+// Name is the site's name in the guard's metrics and logs: its first host,
+// lower case, without a final dot.
+func (s GuardSite) Name() string {
+	if len(s.Hosts) == 0 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(s.Hosts[0], "."))
+}
+
 // GuardSiteLimits are a site's per-source limits.
 type GuardSiteLimits struct {
 	// Rate is requests per second per source to this site.

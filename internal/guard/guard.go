@@ -214,7 +214,7 @@ func New(cfg config.Guard, opt Options) (*Guard, error) {
 }
 
 func (g *Guard) newSite(sc config.GuardSite, transport http.RoundTripper, buffers httputil.BufferPool, opts limit.Options) (*site, error) {
-	s := &site{name: normalHost(sc.Hosts[0]), hosts: sc.Hosts, account: sc.AccountHeaderName()}
+	s := &site{name: sc.Name(), hosts: sc.Hosts, account: sc.AccountHeaderName()}
 	p, err := newPool(sc.Upstreams, g.cfg.Upstreams.FailAfter, g.cfg.Upstreams.FailTimeout.D(), g.now, transport)
 	if err != nil {
 		return nil, err
